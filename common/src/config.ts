@@ -1,0 +1,91 @@
+/**
+ * Every port, address, timeout and retry bound of the system, in one place.
+ * Values that differ between deployments come from the environment (parsed with zod, a bad value
+ * stops the process); the rest are named constants.
+ */
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import { z } from "zod";
+
+export type ServiceName = "order" | "stock" | "payment";
+export const SERVICES: readonly ServiceName[] = ["order", "stock", "payment"];
+
+/** Default ports of the local stack. Replica i (1-based) of a service listens on base + i. */
+export const DEFAULT_PORTS = {
+  gateway: 8000,
+  serviceBase: { order: 8100, stock: 8200, payment: 8300 } satisfies Record<ServiceName, number>,
+  redis: { order: 6381, stock: 6382, payment: 6383 } satisfies Record<ServiceName, number>,
+} as const;
+
+/** The repository root: common/src/config.ts is two folders below it. */
+export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
+
+const port = z.coerce.number().int().min(1).max(65535);
+const urlList = z
+  .string()
+  .transform((s) => s.split(",").map((u) => u.trim()).filter(Boolean))
+  .pipe(z.array(z.url()).min(1));
+
+const envSchema = z.object({
+  PORT: port.optional(),
+  REDIS_HOST: z.string().min(1).default("127.0.0.1"),
+  REDIS_PORT: port.optional(),
+  LOG_DIR: z.string().min(1).default(resolve(REPO_ROOT, "logging")),
+  STOCK_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.stock + 1}`]),
+  PAYMENT_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.payment + 1}`]),
+  INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
+  REDIS_POOL_SIZE: z.coerce.number().int().min(1).max(1024).default(64),
+  /** Test-only: the name of a crash point at which the process exits abruptly (see faults.ts). */
+  FAULT_POINT: z.string().optional(),
+});
+
+export type ServiceConfig = {
+  service: ServiceName;
+  port: number;
+  redis: { host: string; port: number };
+  logDir: string;
+  stockUrls: string[];
+  paymentUrls: string[];
+  instanceId: string;
+  redisPoolSize: number;
+  faultPoint: string | undefined;
+};
+
+export function loadConfig(service: ServiceName, env: Record<string, string | undefined> = process.env): ServiceConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    console.error(`[${service}] invalid environment:\n${z.prettifyError(parsed.error)}`);
+    process.exit(2);
+  }
+  const e = parsed.data;
+  return {
+    service,
+    port: e.PORT ?? DEFAULT_PORTS.serviceBase[service] + 1,
+    redis: { host: e.REDIS_HOST, port: e.REDIS_PORT ?? DEFAULT_PORTS.redis[service] },
+    logDir: e.LOG_DIR,
+    stockUrls: e.STOCK_URLS,
+    paymentUrls: e.PAYMENT_URLS,
+    instanceId: e.INSTANCE_ID,
+    redisPoolSize: e.REDIS_POOL_SIZE,
+    faultPoint: e.FAULT_POINT,
+  };
+}
+
+/** Timeouts and retry bounds, named so that a reader can find and reason about each one. */
+export const TIMING = {
+  /** A single service-to-service HTTP call; a slower answer is treated as "outcome unknown". */
+  peerCallTimeoutMs: 2_000,
+  /** How long a saga keeps retrying a forward step whose outcome is unknown before it compensates. */
+  forwardStepDeadlineMs: 10_000,
+  /** How long a checkout request waits for its saga's outcome before answering 503. */
+  checkoutAnswerDeadlineMs: 45_000,
+  /** A saga driver owns its saga for this long after each renewal; a dead driver's saga is taken over after it. */
+  sagaLeaseMs: 3_000,
+  /** How often each order process looks for sagas whose driver is gone. */
+  sagaSweepIntervalMs: 1_000,
+  /** How long an optimistic transaction keeps retrying after WATCH conflicts before giving up (503). */
+  transactionBudgetMs: 10_000,
+  /** Log lines committed to Redis but not yet written to the log for this long are re-appended by any process. */
+  orphanLogLineAgeMs: 1_000,
+  orphanLogSweepIntervalMs: 1_000,
+} as const;
