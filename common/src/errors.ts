@@ -1,0 +1,50 @@
+/**
+ * The one error type of the system. Its `code` is the same string in the JSON body, the log and the
+ * tests; `status` is the HTTP status it becomes in the one error handler (http.ts).
+ */
+export type ErrorCode =
+  | "invalid_input"
+  | "not_found"
+  | "unknown_item"
+  | "unknown_user"
+  | "unknown_order"
+  | "insufficient_stock"
+  | "insufficient_credit"
+  | "checkout_in_progress"
+  | "order_already_paid"
+  | "operation_cancelled"
+  | "amount_too_large"
+  | "peer_unavailable"
+  | "redis_unavailable"
+  | "transaction_contention"
+  | "internal_error";
+
+export type ErrorStatus = 400 | 404 | 409 | 500 | 503;
+
+export class AppError extends Error {
+  constructor(
+    readonly status: ErrorStatus,
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "AppError";
+  }
+
+  toJSON(): { error: ErrorCode; message: string } {
+    return { error: this.code, message: this.message };
+  }
+}
+
+export const badInput = (message: string) => new AppError(400, "invalid_input", message);
+
+/** Business refusals: the request was fine, the rules say no. Never a 5xx. */
+export const refused = (code: ErrorCode, message: string) => new AppError(409, code, message);
+
+export const notFound = (code: ErrorCode, message: string) => new AppError(404, code, message);
+
+/** A refusal that the saga must treat as definite (as opposed to "the outcome is unknown"). */
+export function isDefiniteRefusal(status: number): boolean {
+  return status === 404 || status === 409;
+}

@@ -1,0 +1,72 @@
+/**
+ * What every service's HTTP layer shares: the app factory with the one error handler, and the
+ * validators of path parameters.
+ */
+import { zValidator } from "@hono/zod-validator";
+import { Hono } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { z } from "zod";
+import { AppError, badInput } from "./errors";
+import type { ServiceName } from "./config";
+
+/** The largest integer the API accepts: beyond it JSON numbers lose precision. */
+export const MAX_INTEGER = Number.MAX_SAFE_INTEGER;
+
+export function createApp(service: ServiceName): Hono {
+  const app = new Hono();
+  app.onError((err, c) => {
+    const appError = toAppError(err);
+    if (appError.status >= 500) console.error(`[${service}] ${appError.code}: ${err instanceof Error ? err.stack : err}`);
+    return c.json(appError.toJSON(), appError.status as ContentfulStatusCode);
+  });
+  app.notFound((c) => c.json({ error: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  return app;
+}
+
+/** Redis connection failures are the service's own infrastructure failing: 503, never a business answer. */
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (/ECONNREFUSED|ECONNRESET|Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|LOADING|EPIPE/i.test(message)) {
+    return new AppError(503, "redis_unavailable", "the service's database is unreachable; retry later", { cause: err });
+  }
+  return new AppError(500, "internal_error", "unexpected error", { cause: err });
+}
+
+/** A path segment that must be a non-negative integer no larger than MAX_INTEGER. */
+export function nonNegativeInteger(name: string, min = 0) {
+  return z.string().transform((raw, ctx) => {
+    if (!/^-?\d+$/.test(raw)) {
+      ctx.addIssue({ code: "custom", message: `${name} must be an integer, got "${raw}"` });
+      return z.NEVER;
+    }
+    const value = Number(raw);
+    if (value < min) {
+      ctx.addIssue({ code: "custom", message: `${name} must be at least ${min}, got ${raw}` });
+      return z.NEVER;
+    }
+    if (value > MAX_INTEGER) {
+      ctx.addIssue({ code: "custom", message: `${name} must be at most ${MAX_INTEGER}, got ${raw}` });
+      return z.NEVER;
+    }
+    return value;
+  });
+}
+
+/** Ids are opaque strings; this bounds them so a key can never be huge or contain separators. */
+export const entityId = (name: string) =>
+  z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, `${name} must be 1-64 letters, digits, '-' or '_'`);
+
+/** Validates path parameters; a failure is a 400 with the first problem named. */
+export function validParams<T extends z.ZodType>(schema: T) {
+  return zValidator("param", schema, (result) => {
+    if (!result.success) throw badInput(result.error.issues.map((i) => i.message).join("; "));
+  });
+}
+
+/** Validates a JSON body (internal endpoints); a failure is a 400. */
+export function validJson<T extends z.ZodType>(schema: T) {
+  return zValidator("json", schema, (result) => {
+    if (!result.success) throw badInput(result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+  });
+}

@@ -1,0 +1,24 @@
+/**
+ * The internal saga-step endpoints' shared shapes. They live under /internal/, which the gateway
+ * never forwards: only the order service calls them, directly.
+ */
+import type { Context } from "hono";
+import { z } from "zod";
+import { MAX_INTEGER } from "./http";
+import type { StepAnswer } from "./saga-step";
+
+/** An operation id: `<order id>:<saga attempt>`. */
+export const opIdParam = z.object({ op_id: z.string().regex(/^[A-Za-z0-9_-]{1,64}:\d{1,9}$/, "op_id must be <order id>:<attempt>") });
+
+const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const count = z.number().int().min(1).max(MAX_INTEGER);
+const amount = z.number().int().min(0).max(MAX_INTEGER);
+
+export const demandBody = z.object({ items: z.array(z.tuple([id, count])).min(1).max(1_000) });
+export const chargeBody = z.object({ user_id: id, amount });
+
+/** 200 with the outcome, or the refusal's own 4xx: the saga reads 4xx as definite, anything else as unknown. */
+export function stepResponse(c: Context, answer: StepAnswer) {
+  if (answer.ok) return c.json({ outcome: answer.outcome });
+  return c.json(answer.error.toJSON(), answer.error.status as 404 | 409);
+}

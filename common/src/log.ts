@@ -1,0 +1,96 @@
+/**
+ * The append-only, human-readable service log: one line per committed state change, carrying the
+ * sequence number and the absolute resulting state of every key the change wrote. That is all a
+ * replay needs (see replay.ts), and replaying a line twice, or out of order, changes nothing.
+ *
+ *   <seq> <ISO time> <operation> <JSON: { key: { field: value, ... }, ... }>
+ *   17 2026-11-26T05:12:01.004Z stock.take {"item:3":{"stock":"9","price":"5"},"op:a1:1":{"state":"taken",...}}
+ */
+import { mkdirSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import type { ServiceName } from "./config";
+
+/** A Redis hash as stored: every value a string. */
+export type Hash = Record<string, string>;
+/** The absolute state of every key a change wrote. */
+export type Writes = Record<string, Hash>;
+
+export type LogRecord = { seq: number; at: string; op: string; writes: Writes };
+
+/** The hash field holding the sequence number of the change that last wrote the key. */
+export const VERSION_FIELD = "v";
+
+export function logPath(logDir: string, service: ServiceName): string {
+  return join(logDir, `${service}_log.txt`);
+}
+
+export function formatRecord(record: LogRecord): string {
+  return `${record.seq} ${record.at} ${record.op} ${JSON.stringify(record.writes)}\n`;
+}
+
+/** Parses one line; a torn or foreign line (e.g. the tail of a crash) yields null and is skipped. */
+export function parseRecord(line: string): LogRecord | null {
+  const m = /^(\d+) (\S+) (\S+) (\{.*\})$/.exec(line.trimEnd());
+  if (!m) return null;
+  try {
+    const writes = JSON.parse(m[4]!) as unknown;
+    if (typeof writes !== "object" || writes === null || Array.isArray(writes)) return null;
+    for (const hash of Object.values(writes)) {
+      if (typeof hash !== "object" || hash === null) return null;
+    }
+    return { seq: Number(m[1]), at: m[2]!, op: m[3]!, writes: writes as Writes };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Appends lines durably, group-committed: while one write+fdatasync is in flight, new lines queue,
+ * and the next flush writes them all with one write and one fdatasync. `append` resolves only once
+ * the line is on disk, so a caller that answers after it never answers for a change the log lacks.
+ * Several processes may append to one file: O_APPEND makes each write land whole at the end.
+ */
+export class LogWriter {
+  private queued: string[] = [];
+  private waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
+  private flushing = false;
+
+  private constructor(private readonly file: FileHandle) {}
+
+  static async open(path: string): Promise<LogWriter> {
+    mkdirSync(join(path, ".."), { recursive: true });
+    return new LogWriter(await open(path, "a"));
+  }
+
+  append(lines: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queued.push(lines);
+      this.waiters.push({ resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    while (this.queued.length > 0) {
+      const text = this.queued.join("");
+      const waiters = this.waiters;
+      this.queued = [];
+      this.waiters = [];
+      try {
+        await this.file.write(text);
+        await this.file.datasync();
+        for (const w of waiters) w.resolve();
+      } catch (err) {
+        for (const w of waiters) w.reject(err);
+      }
+    }
+    this.flushing = false;
+  }
+
+  async close(): Promise<void> {
+    while (this.flushing || this.queued.length > 0) await Bun.sleep(1);
+    await this.file.close();
+  }
+}

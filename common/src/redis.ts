@@ -1,0 +1,95 @@
+/**
+ * Redis connections. One shared, auto-pipelined client serves plain reads; every optimistic
+ * transaction borrows a connection of its own from the pool, because WATCH belongs to a connection
+ * and would interleave with other requests' transactions on a shared one.
+ */
+import { Redis, type RedisOptions } from "ioredis";
+
+/** How long to wait between reconnection attempts to a Redis that went away (it is restarting). */
+const RECONNECT_DELAY_MS = 100;
+
+/**
+ * Settings for every connection. A command in flight when the connection drops is NOT resent: an
+ * EXEC resent on a new connection would run without its WATCH, so its outcome is reported as unknown
+ * instead. With the offline queue off, commands issued while Redis is down fail at once (503).
+ */
+export function connectionOptions(host: string, port: number): RedisOptions {
+  return {
+    host,
+    port,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => RECONNECT_DELAY_MS,
+    connectTimeout: 2_000,
+    lazyConnect: false,
+  };
+}
+
+export function connect(host: string, port: number, extra: RedisOptions = {}): Redis {
+  const client = new Redis({ ...connectionOptions(host, port), ...extra });
+  // Errors surface on the commands that hit them; the event would otherwise print on every retry.
+  client.on("error", () => {});
+  return client;
+}
+
+/** A fixed-size pool of dedicated connections, handed out one transaction at a time. */
+export class ConnectionPool {
+  private readonly idle: Redis[] = [];
+  private readonly waiting: Array<(conn: Redis) => void> = [];
+  private readonly all: Redis[] = [];
+
+  constructor(host: string, port: number, size: number) {
+    for (let i = 0; i < size; i++) {
+      const conn = connect(host, port);
+      this.all.push(conn);
+      this.idle.push(conn);
+    }
+  }
+
+  acquire(): Promise<Redis> {
+    const conn = this.idle.pop();
+    if (conn) return Promise.resolve(conn);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(conn: Redis): void {
+    const next = this.waiting.shift();
+    if (next) next(conn);
+    else this.idle.push(conn);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all.map((c) => c.quit().catch(() => c.disconnect())));
+  }
+}
+
+/**
+ * In-process queue per key: transactions on the same key run one after another inside a process
+ * instead of racing and failing their WATCH. Across processes WATCH still arbitrates.
+ */
+export class KeyedQueue {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async lock(keys: readonly string[]): Promise<() => void> {
+    const releases: Array<() => void> = [];
+    // A fixed order of acquisition means two multi-key transactions can never wait on each other.
+    for (const key of [...new Set(keys)].sort()) releases.push(await this.lockOne(key));
+    return () => {
+      for (const release of releases) release();
+    };
+  }
+
+  private async lockOne(key: string): Promise<() => void> {
+    const previous = this.tails.get(key);
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous ? previous.then(() => mine) : mine;
+    this.tails.set(key, tail);
+    if (previous) await previous;
+    return () => {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    };
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Rebuilding a Redis from its service log. Each log line holds the absolute state of the keys it
+ * wrote and its sequence number, and every stored hash remembers the number that last wrote it (`v`).
+ * So the rule is one comparison: a key takes a line's state exactly when the line is newer than what
+ * the key holds. Replaying any part of the log, twice, or out of order, gives the same result.
+ */
+import type { Redis } from "ioredis";
+import type { ServiceName } from "./config";
+import { indexChanges, keys } from "./keyspace";
+import { parseRecord, VERSION_FIELD, type Hash, type LogRecord } from "./log";
+
+export type LatestState = { seq: number; hash: Hash };
+
+/** Keys' newest states among the records (pure). */
+export function foldLatest(records: Iterable<LogRecord>, into = new Map<string, LatestState>()): Map<string, LatestState> {
+  for (const record of records) {
+    for (const [key, hash] of Object.entries(record.writes)) {
+      const known = into.get(key);
+      if (!known || known.seq < record.seq) into.set(key, { seq: record.seq, hash });
+    }
+  }
+  return into;
+}
+
+/** Whether a key whose stored version is `stored` (null: no such key) must take a line numbered `seq`. */
+export function isNewer(seq: number, stored: number | null): boolean {
+  return stored === null || stored < seq;
+}
+
+/** Splits a log's text into records, skipping torn or foreign lines; returns where the last whole line ends. */
+export function parseLog(text: string): { records: LogRecord[]; consumed: number; skipped: number } {
+  const end = text.lastIndexOf("\n") + 1;
+  const records: LogRecord[] = [];
+  let skipped = 0;
+  for (const line of text.slice(0, end).split("\n")) {
+    if (line === "") continue;
+    const record = parseRecord(line);
+    if (record) records.push(record);
+    else skipped++;
+  }
+  return { records, consumed: end, skipped };
+}
+
+/** Keys per round trip while replaying. */
+const REPLAY_CHUNK = 5_000;
+
+export type ReplayStats = { keysInLog: number; keysApplied: number; maxSeq: number };
+
+/** Applies the newest state of every key to `redis` where Redis holds an older one (or none). */
+export async function applyLatest(redis: Redis, service: ServiceName, latest: Map<string, LatestState>): Promise<ReplayStats> {
+  const entries = [...latest.entries()];
+  let applied = 0;
+  let maxSeq = 0;
+  for (let start = 0; start < entries.length; start += REPLAY_CHUNK) {
+    const chunk = entries.slice(start, start + REPLAY_CHUNK);
+    const versions = await redis.pipeline(chunk.map(([key]) => ["hget", key, VERSION_FIELD])).exec();
+    const write = redis.multi();
+    chunk.forEach(([key, { seq, hash }], i) => {
+      maxSeq = Math.max(maxSeq, seq);
+      const stored = versions?.[i]?.[1];
+      if (!isNewer(seq, stored == null ? null : Number(stored))) return;
+      applied++;
+      write.del(key);
+      write.hset(key, { ...hash, [VERSION_FIELD]: String(seq) });
+      for (const [set, member, belongs] of indexChanges(service, key, hash)) {
+        if (belongs) write.sadd(set, member);
+        else write.srem(set, member);
+      }
+    });
+    await write.exec();
+  }
+  // The allocation counter must never hand out a number the log already holds.
+  const current = Number((await redis.get(keys.seq)) ?? 0);
+  if (maxSeq > current) await redis.set(keys.seq, String(maxSeq));
+  return { keysInLog: entries.length, keysApplied: applied, maxSeq };
+}

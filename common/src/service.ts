@@ -1,0 +1,41 @@
+/** Start-up shared by the three services: config, store, health, serve, and a clean stop. */
+import type { Hono } from "hono";
+import { loadConfig, type ServiceConfig, type ServiceName } from "./config";
+import { armFaults } from "./faults";
+import { Store } from "./store";
+
+/** How long a stopping service lets requests in flight finish before it exits anyway. */
+const SHUTDOWN_GRACE_MS = 5_000;
+
+export type ServiceParts = { app: Hono; onStarted?: () => void; onStopping?: () => Promise<void> | void };
+
+export async function runService(
+  service: ServiceName,
+  build: (config: ServiceConfig, store: Store) => ServiceParts | Promise<ServiceParts>,
+): Promise<void> {
+  const config = loadConfig(service);
+  armFaults(config.faultPoint, config.logDir, config.instanceId);
+  const store = await Store.open(config);
+  const parts = await build(config, store);
+  parts.app.get("/health", async (c) =>
+    (await store.healthy()) ? c.json({ status: "ok", service }) : c.json({ error: "redis_unavailable", message: "Redis is not reachable" }, 503),
+  );
+  const server = Bun.serve({ port: config.port, hostname: "0.0.0.0", fetch: parts.app.fetch, idleTimeout: 120 });
+  store.startOrphanSweep();
+  parts.onStarted?.();
+  console.log(`[${config.instanceId}] ${service} service listening on :${server.port}`);
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    const forced = setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS);
+    await parts.onStopping?.();
+    await server.stop();
+    await store.close();
+    clearTimeout(forced);
+    process.exit(0);
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}

@@ -1,0 +1,272 @@
+/**
+ * The one way a service changes its Redis: an optimistic transaction (WATCH the keys, read them,
+ * decide with a pure function, MULTI/EXEC the writes, retry on conflict), followed by a durable log
+ * append before the caller may answer.
+ *
+ * Crash safety of one change, step by step:
+ *  1. WATCH + read + INCR meta:seq: nothing written yet (a burnt sequence number is harmless).
+ *  2. EXEC writes the new hashes AND the log line into `log:pending`, atomically. If the process dies
+ *     before EXEC, nothing happened; if EXEC's reply is lost, the outcome is unknown and reported as
+ *     an error (the saga retries idempotently; a public caller got no answer).
+ *  3. The line is appended to the log and fdatasync'ed (group commit). If the process dies before
+ *     that, the line waits in `log:pending`: any process of the service appends lines older than
+ *     TIMING.orphanLogLineAgeMs (orphan sweep), and recovery appends them before replaying.
+ *  4. Only then does the caller answer, and the pending entry is dropped.
+ */
+import type { Redis } from "ioredis";
+import { TIMING, type ServiceConfig, type ServiceName } from "./config";
+import { AppError } from "./errors";
+import { crashPoint } from "./faults";
+import { indexChanges, keys } from "./keyspace";
+import { formatRecord, logPath, LogWriter, parseRecord, VERSION_FIELD, type Hash, type Writes } from "./log";
+import { connect, ConnectionPool, KeyedQueue } from "./redis";
+
+/** What a transaction read: each watched key's hash, or null where the key does not exist. */
+export type Snapshot = ReadonlyMap<string, Hash | null>;
+
+/** How an entity is stored as a hash. */
+export type Codec<T> = { encode: (value: T) => Hash; decode: (hash: Hash) => T };
+
+/** What a pure decision returns: the answer, and the absolute new state of each key to write (if any). */
+export type Decision<R> = { result: R; writes?: Writes };
+
+/** Items or users per MULTI in a bulk write (batch_init): large enough to amortise round trips, small enough not to stall Redis. */
+const BULK_CHUNK = 2_000;
+/** Backoff after a WATCH conflict: jittered, doubling from the first up to the cap. */
+const CONFLICT_BACKOFF_FIRST_MS = 1;
+const CONFLICT_BACKOFF_CAP_MS = 50;
+
+export function conflictBackoffMs(attempt: number, random = Math.random()): number {
+  const ceiling = Math.min(CONFLICT_BACKOFF_CAP_MS, CONFLICT_BACKOFF_FIRST_MS * 2 ** attempt);
+  return ceiling * (0.5 + random / 2);
+}
+
+type AttemptOutcome<R> = { committed: false } | { committed: true; result: R; seq: number; line: string | null };
+
+export class Store {
+  private readonly queue = new KeyedQueue();
+  private pendingDone: string[] = [];
+  private sweepTimer: ReturnType<typeof setInterval> | undefined;
+
+  private constructor(
+    readonly service: ServiceName,
+    /** Shared, auto-pipelined: for plain reads and bookkeeping, never for WATCH. */
+    readonly client: Redis,
+    private readonly pool: ConnectionPool,
+    private readonly log: LogWriter,
+  ) {}
+
+  static async open(config: ServiceConfig): Promise<Store> {
+    const client = connect(config.redis.host, config.redis.port, { enableAutoPipelining: true });
+    const pool = new ConnectionPool(config.redis.host, config.redis.port, config.redisPoolSize);
+    const log = await LogWriter.open(logPath(config.logDir, config.service));
+    return new Store(config.service, client, pool, log);
+  }
+
+  /** Appends the lines other processes committed but never logged, now and periodically. */
+  startOrphanSweep(): void {
+    const sweep = () => this.appendOrphanedLines().catch(() => {});
+    sweep();
+    this.sweepTimer = setInterval(sweep, TIMING.orphanLogSweepIntervalMs);
+  }
+
+  async read(key: string): Promise<Hash | null> {
+    const hash = await this.client.hgetall(key);
+    return Object.keys(hash).length === 0 ? null : hash;
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      return (await this.client.ping()) === "PONG";
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Runs `decide` on a consistent snapshot of `watched` and commits what it returns, retrying on
+   * conflicts until TIMING.transactionBudgetMs. `decide` must be pure: it may run several times.
+   */
+  async transact<R>(op: string, watched: readonly string[], decide: (snapshot: Snapshot) => Decision<R>): Promise<R> {
+    const unlock = await this.queue.lock(watched);
+    let locked = true;
+    try {
+      const deadline = Date.now() + TIMING.transactionBudgetMs;
+      for (let attempt = 0; ; attempt++) {
+        const conn = await this.pool.acquire();
+        let outcome: AttemptOutcome<R>;
+        try {
+          outcome = await this.attempt(conn, op, watched, decide);
+        } finally {
+          this.pool.release(conn);
+        }
+        if (outcome.committed) {
+          // The next transaction on these keys may start now; this one still waits for its log line.
+          unlock();
+          locked = false;
+          if (outcome.line !== null) {
+            crashPoint(`${this.service}.committed_not_logged`);
+            await this.logDurably([outcome.seq], outcome.line);
+            crashPoint(`${this.service}.logged_not_answered`);
+          }
+          return outcome.result;
+        }
+        if (Date.now() > deadline) {
+          throw new AppError(503, "transaction_contention", `could not commit ${op} within ${TIMING.transactionBudgetMs} ms of conflicts`);
+        }
+        await Bun.sleep(conflictBackoffMs(attempt));
+      }
+    } finally {
+      if (locked) unlock();
+    }
+  }
+
+  private async attempt<R>(
+    conn: Redis,
+    op: string,
+    watched: readonly string[],
+    decide: (snapshot: Snapshot) => Decision<R>,
+  ): Promise<AttemptOutcome<R>> {
+    // UNWATCH first: a connection comes back to the pool clean even if a previous user threw mid-way.
+    const read = conn.pipeline().unwatch().watch(...watched);
+    for (const key of watched) read.hgetall(key);
+    // The sequence number is taken after the reads: a change that commits after another on the same
+    // key has read it, so it also holds a higher number, and replay by number is replay in commit order.
+    read.incr(keys.seq);
+    const replies = throwOnReplyError(await read.exec());
+    const snapshot = new Map<string, Hash | null>();
+    watched.forEach((key, i) => {
+      const hash = replies[i + 2] as Hash;
+      snapshot.set(key, Object.keys(hash).length === 0 ? null : hash);
+    });
+    const seq = Number(replies[replies.length - 1]);
+
+    const decision = decide(snapshot);
+    if (!decision.writes || Object.keys(decision.writes).length === 0) {
+      await conn.unwatch();
+      return { committed: true, result: decision.result, seq, line: null };
+    }
+    const line = formatRecord({ seq, at: new Date().toISOString(), op, writes: decision.writes });
+    const tx = conn.multi();
+    this.addWrites(tx, decision.writes, seq);
+    tx.hset(keys.pendingLog, String(seq), line);
+    const committed = await tx.exec();
+    if (committed === null) return { committed: false };
+    throwOnReplyError(committed);
+    return { committed: true, result: decision.result, seq, line };
+  }
+
+  private addWrites(tx: ReturnType<Redis["multi"]>, writes: Writes, seq: number): void {
+    for (const [key, hash] of Object.entries(writes)) {
+      tx.hset(key, { ...hash, [VERSION_FIELD]: String(seq) });
+      for (const [set, member, belongs] of indexChanges(this.service, key, hash)) {
+        if (belongs) tx.sadd(set, member);
+        else tx.srem(set, member);
+      }
+    }
+  }
+
+  /**
+   * The common single-entity change: read one hash, let `change` compute the entity's next state or
+   * refuse (an AppError, thrown after the transaction), write it back.
+   */
+  async change<T>(op: string, key: string, codec: Codec<T>, change: (current: T | null) => T | AppError): Promise<T> {
+    const result = await this.transact<T | AppError>(op, [key], (snapshot) => {
+      const hash = snapshot.get(key);
+      const next = change(hash ? codec.decode(hash) : null);
+      return next instanceof AppError ? { result: next } : { result: next, writes: { [key]: codec.encode(next) } };
+    });
+    if (result instanceof AppError) throw result;
+    return result;
+  }
+
+  /**
+   * Blind writes of many keys (batch_init): no reads, so nothing to WATCH; chunked MULTIs, each
+   * with its lines in `log:pending` like any transaction.
+   */
+  async writeMany(op: string, entries: ReadonlyArray<readonly [string, Hash]>): Promise<void> {
+    for (let start = 0; start < entries.length; start += BULK_CHUNK) {
+      const chunk = entries.slice(start, start + BULK_CHUNK);
+      const lastSeq = await this.client.incrby(keys.seq, chunk.length);
+      const firstSeq = lastSeq - chunk.length + 1;
+      const at = new Date().toISOString();
+      const conn = await this.pool.acquire();
+      const seqs: number[] = [];
+      let lines = "";
+      try {
+        const tx = conn.multi();
+        const pending: Record<string, string> = {};
+        chunk.forEach(([key, hash], i) => {
+          const seq = firstSeq + i;
+          const line = formatRecord({ seq, at, op, writes: { [key]: hash } });
+          seqs.push(seq);
+          lines += line;
+          pending[String(seq)] = line;
+          this.addWrites(tx, { [key]: hash }, seq);
+        });
+        tx.hset(keys.pendingLog, pending);
+        throwOnReplyError(await tx.exec());
+      } finally {
+        this.pool.release(conn);
+      }
+      await this.logDurably(seqs, lines);
+    }
+  }
+
+  /**
+   * Called when an operation's earlier outcome is returned again: if its line is still pending (its
+   * process died between EXEC and the log), it is appended now, before the outcome is repeated.
+   */
+  async ensureLogged(seq: number): Promise<void> {
+    const line = await this.client.hget(keys.pendingLog, String(seq));
+    if (line !== null) await this.logDurably([seq], line);
+  }
+
+  private async logDurably(seqs: number[], lines: string): Promise<void> {
+    await this.log.append(lines);
+    for (const seq of seqs) this.pendingDone.push(String(seq));
+    if (this.pendingDone.length === seqs.length) queueMicrotask(() => this.dropPending());
+  }
+
+  /** One HDEL for all lines made durable since the last one; a lost HDEL only means a duplicate line later. */
+  private dropPending(): void {
+    const done = this.pendingDone;
+    this.pendingDone = [];
+    if (done.length > 0) this.client.hdel(keys.pendingLog, ...done).catch(() => {});
+  }
+
+  async appendOrphanedLines(now = Date.now()): Promise<number> {
+    const pending = await this.client.hgetall(keys.pendingLog);
+    const orphans = orphanedLines(pending, now, TIMING.orphanLogLineAgeMs);
+    if (orphans.length === 0) return 0;
+    await this.logDurably(
+      orphans.map(([seq]) => Number(seq)),
+      orphans.map(([, line]) => line).join(""),
+    );
+    return orphans.length;
+  }
+
+  async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.dropPending();
+    await this.log.close();
+    await this.pool.close();
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+}
+
+/** Pending lines older than `maxAgeMs`: their process has had ample time to append them itself. */
+export function orphanedLines(pending: Record<string, string>, now: number, maxAgeMs: number): Array<[string, string]> {
+  return Object.entries(pending).filter(([, line]) => {
+    const record = parseRecord(line);
+    return record === null ? false : now - Date.parse(record.at) > maxAgeMs;
+  });
+}
+
+function throwOnReplyError(replies: Array<[Error | null, unknown]> | null): unknown[] {
+  if (replies === null) throw new Error("pipeline returned no replies");
+  return replies.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}

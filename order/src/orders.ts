@@ -1,0 +1,189 @@
+/**
+ * Orders and the durable record of their checkout saga: pure rules over an order, and the state
+ * changes on Redis that apply them. The saga itself (which step, what to call) is in saga.ts.
+ */
+import { AppError, badInput, notFound, refused, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
+import { MAX_INTEGER } from "@checkout/common/http";
+import { keys, UNFINISHED_SAGA_STATUSES } from "@checkout/common/keyspace";
+import type { Codec, Decision, Store } from "@checkout/common/store";
+
+export type SagaStatus = "none" | "running" | "compensating" | "failed" | "done";
+
+/**
+ * The checkout saga of an order, as recorded before each step. `step` is the index of the step begun
+ * (running) or of the last step whose effect may need undoing (compensating; -1: none).
+ */
+export type SagaRecord = {
+  status: SagaStatus;
+  attempt: number;
+  step: number;
+  /** Why the attempt failed, as answered to every checkout request that waited for it. */
+  error: { status: ErrorStatus; code: ErrorCode; message: string } | null;
+  /** The process driving the saga, until `leaseUntil` (ms since the epoch) unless it renews. */
+  owner: string;
+  leaseUntil: number;
+};
+
+export type Order = {
+  userId: string;
+  items: Array<[string, number]>;
+  totalCost: number;
+  paid: boolean;
+  saga: SagaRecord;
+};
+
+const NO_SAGA: SagaRecord = { status: "none", attempt: 0, step: -1, error: null, owner: "", leaseUntil: 0 };
+
+export const orderCodec: Codec<Order> = {
+  encode: (o) => ({
+    user_id: o.userId,
+    items: JSON.stringify(o.items),
+    total_cost: String(o.totalCost),
+    paid: o.paid ? "true" : "false",
+    saga_status: o.saga.status,
+    saga_attempt: String(o.saga.attempt),
+    saga_step: String(o.saga.step),
+    saga_error: o.saga.error ? JSON.stringify(o.saga.error) : "",
+    lease_owner: o.saga.owner,
+    lease_until: String(o.saga.leaseUntil),
+  }),
+  decode: (h) => ({
+    userId: h.user_id ?? "",
+    items: JSON.parse(h.items ?? "[]") as Array<[string, number]>,
+    totalCost: Number(h.total_cost),
+    paid: h.paid === "true",
+    saga: {
+      status: (h.saga_status ?? "none") as SagaStatus,
+      attempt: Number(h.saga_attempt ?? 0),
+      step: Number(h.saga_step ?? -1),
+      error: h.saga_error ? (JSON.parse(h.saga_error) as SagaRecord["error"]) : null,
+      owner: h.lease_owner ?? "",
+      leaseUntil: Number(h.lease_until ?? 0),
+    },
+  }),
+};
+
+export const newOrder = (userId: string, items: Array<[string, number]> = [], totalCost = 0): Order => ({
+  userId,
+  items,
+  totalCost,
+  paid: false,
+  saga: NO_SAGA,
+});
+
+export const isUnfinished = (saga: SagaRecord) => UNFINISHED_SAGA_STATUSES.has(saga.status);
+
+const unknownOrder = (id: string) => notFound("unknown_order", `order ${id} does not exist`);
+
+// ---- pure rules ----
+
+export function withItem(order: Order | null, orderId: string, itemId: string, quantity: number, price: number): Order | AppError {
+  if (!order) return unknownOrder(orderId);
+  if (order.paid) return refused("order_already_paid", `order ${orderId} is paid; items can no longer be added`);
+  if (isUnfinished(order.saga)) return refused("checkout_in_progress", `order ${orderId} is being checked out`);
+  const totalCost = order.totalCost + quantity * price;
+  if (!Number.isSafeInteger(totalCost) || totalCost > MAX_INTEGER) return badInput(`total cost of order ${orderId} would exceed ${MAX_INTEGER}`);
+  return { ...order, items: [...order.items, [itemId, quantity]], totalCost };
+}
+
+/** What a checkout request finds when it arrives, and the claim it makes. */
+export type CheckoutStart =
+  | { kind: "paid" }
+  | { kind: "drive"; order: Order }
+  | { kind: "wait"; attempt: number };
+
+export function startCheckout(order: Order | null, orderId: string, me: string, now: number, leaseMs: number): Decision<CheckoutStart | AppError> & { order?: Order } {
+  if (!order) return { result: unknownOrder(orderId) };
+  if (order.paid) return { result: { kind: "paid" } };
+  const saga = order.saga;
+  if (isUnfinished(saga)) {
+    if (saga.leaseUntil > now && saga.owner !== me) return { result: { kind: "wait", attempt: saga.attempt } };
+    // Its driver is gone (lease expired): take the saga over where it stands.
+    const claimed = { ...order, saga: { ...saga, owner: me, leaseUntil: now + leaseMs } };
+    return { result: { kind: "drive", order: claimed }, order: claimed };
+  }
+  const started: Order = {
+    ...order,
+    saga: { status: "running", attempt: saga.attempt + 1, step: 0, error: null, owner: me, leaseUntil: now + leaseMs },
+  };
+  return { result: { kind: "drive", order: started }, order: started };
+}
+
+/** A saga transition is only valid for its driver's attempt, while the driver still holds it. */
+export function ownsSaga(order: Order | null, attempt: number, me: string): order is Order {
+  return order !== null && order.saga.attempt === attempt && order.saga.owner === me && isUnfinished(order.saga);
+}
+
+export type SagaChange = (saga: SagaRecord, order: Order) => Partial<Order> & { saga: SagaRecord };
+
+export const sagaChanges = {
+  beginStep: (step: number, now: number, leaseMs: number): SagaChange => (saga) => ({ saga: { ...saga, step, leaseUntil: now + leaseMs } }),
+  renewLease: (now: number, leaseMs: number): SagaChange => (saga) => ({ saga: { ...saga, leaseUntil: now + leaseMs } }),
+  paid: (): SagaChange => (saga) => ({ paid: true, saga: { ...saga, status: "done", owner: "", leaseUntil: 0 } }),
+  compensate: (fromStep: number, error: AppError, now: number, leaseMs: number): SagaChange => (saga) => ({
+    saga: { ...saga, status: "compensating", step: fromStep, error: { status: error.status, code: error.code, message: error.message }, leaseUntil: now + leaseMs },
+  }),
+  failed: (): SagaChange => (saga) => ({ saga: { ...saga, status: "failed", owner: "", leaseUntil: 0 } }),
+};
+
+// ---- state changes ----
+
+export function createOrders(store: Store, instanceId: string, leaseMs: number) {
+  const change = (op: string, id: string, rule: (order: Order | null) => Order | AppError) => store.change(op, keys.order(id), orderCodec, rule);
+
+  return {
+    async create(userId: string): Promise<string> {
+      const id = crypto.randomUUID();
+      await change("order.create", id, () => newOrder(userId));
+      return id;
+    },
+
+    async find(id: string): Promise<Order> {
+      const hash = await store.read(keys.order(id));
+      if (!hash) throw unknownOrder(id);
+      return orderCodec.decode(hash);
+    },
+
+    addItem: (orderId: string, itemId: string, quantity: number, price: number) =>
+      change("order.add_item", orderId, (order) => withItem(order, orderId, itemId, quantity, price)),
+
+    async batchInit(count: number, itemCount: number, userCount: number, itemPrice: number, random = Math.random): Promise<void> {
+      const pick = (n: number) => String(Math.floor(random() * n));
+      const entries = Array.from({ length: count }, (_, i) => {
+        const order = newOrder(pick(userCount), [[pick(itemCount), 1], [pick(itemCount), 1]], 2 * itemPrice);
+        return [keys.order(String(i)), orderCodec.encode(order)] as const;
+      });
+      await store.writeMany("order.batch_init", entries);
+    },
+
+    /** Claims the order's checkout: starts a new saga attempt, takes over an orphaned one, or says whom to wait for. */
+    async startCheckout(id: string): Promise<CheckoutStart> {
+      const key = keys.order(id);
+      const result = await store.transact("order.checkout", [key], (snapshot) => {
+        const hash = snapshot.get(key);
+        const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs);
+        return order ? { result, writes: { [key]: orderCodec.encode(order) } } : { result };
+      });
+      if (result instanceof AppError) throw result;
+      return result;
+    },
+
+    /** Records a saga transition; returns the order after it, or null if this process no longer drives that attempt. */
+    async recordSaga(op: string, id: string, attempt: number, sagaChange: SagaChange): Promise<Order | null> {
+      const key = keys.order(id);
+      return store.transact(op, [key], (snapshot) => {
+        const hash = snapshot.get(key);
+        const order = hash ? orderCodec.decode(hash) : null;
+        if (!ownsSaga(order, attempt, instanceId)) return { result: null };
+        const next = { ...order, ...sagaChange(order.saga, order) };
+        return { result: next, writes: { [key]: orderCodec.encode(next) } };
+      });
+    },
+
+    async unfinishedSagas(): Promise<string[]> {
+      return store.client.smembers(keys.activeSagas);
+    },
+  };
+}
+
+export type OrderStore = ReturnType<typeof createOrders>;

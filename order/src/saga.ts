@@ -1,0 +1,224 @@
+/**
+ * Checkout, as the API describes it, driven by the order service:
+ *   1. take the stock of every item of the order (stock sums the quantities of one item);
+ *   2. charge the order's total to its user;
+ *   3. mark the order paid, and answer 200.
+ * If a step is refused, every step already done is undone in reverse order (restore stock, refund),
+ * and the answer is 409.
+ *
+ * What makes it crash-proof:
+ * - The saga's state is recorded in the order (Redis + log) BEFORE each step; whoever drives it
+ *   next knows where it stood.
+ * - Each step and each compensation carries the operation id `<order>:<attempt>`: the participant
+ *   applies it once, answers a repeat with the first outcome, and a compensation fences its step.
+ *   So a step whose outcome is unknown (timeout, crash) is simply sent again.
+ * - A driver holds a lease on the saga; when it dies, any order process takes the saga over once
+ *   the lease has expired (the sweep below, or a checkout request for that order) and finishes it.
+ * - 200 is answered only once the order is durably paid; 409 only once the decision to compensate
+ *   is durable (compensations then finish, whoever drives them).
+ */
+import { TIMING } from "@checkout/common/config";
+import { AppError } from "@checkout/common/errors";
+import { crashPoint } from "@checkout/common/faults";
+import { isUnfinished, sagaChanges, type Order, type OrderStore, type SagaChange } from "./orders";
+import type { PeerAnswer, Peers } from "./peers";
+
+type SagaStep = {
+  name: string;
+  forward: () => Promise<PeerAnswer>;
+  compensate: () => Promise<PeerAnswer>;
+};
+
+export function checkoutSteps(orderId: string, order: Order, peers: Peers): SagaStep[] {
+  const opId = `${orderId}:${order.saga.attempt}`;
+  const items = { items: order.items };
+  const charge = { user_id: order.userId, amount: order.totalCost };
+  const nothingToDo = async (): Promise<PeerAnswer> => ({ kind: "ok", body: {} });
+  return [
+    {
+      name: "take_stock",
+      forward: order.items.length ? () => peers.stock.post(`/internal/take/${opId}`, items) : nothingToDo,
+      compensate: order.items.length ? () => peers.stock.post(`/internal/restore/${opId}`, items) : nothingToDo,
+    },
+    {
+      name: "charge_credit",
+      forward: () => peers.payment.post(`/internal/charge/${opId}`, charge),
+      compensate: () => peers.payment.post(`/internal/refund/${opId}`, charge),
+    },
+  ];
+}
+
+export type CheckoutOutcome = { paid: true } | { paid: false; error: AppError };
+
+/** Every refused checkout answers 409, naming the refusal that caused it. */
+const failedCheckout = (error: { code: AppError["code"]; message: string }): CheckoutOutcome => ({
+  paid: false,
+  error: new AppError(409, error.code, error.message),
+});
+
+/** Waiting for another driver's saga: first poll after FIRST ms, then doubling up to CAP. */
+const POLL_FIRST_MS = 5;
+const POLL_CAP_MS = 100;
+/** Retrying a step whose outcome is unknown: doubling from FIRST up to CAP. */
+const RETRY_FIRST_MS = 20;
+const RETRY_CAP_MS = 1_000;
+
+const backoff = (attempt: number, first: number, cap: number) => Math.min(cap, first * 2 ** attempt);
+
+export function createCheckout(orders: OrderStore, peers: Peers, timing = TIMING) {
+  /** Sagas this process drives: their outcome, once decided. */
+  const driving = new Map<string, Promise<CheckoutOutcome>>();
+  let sweepTimer: ReturnType<typeof setInterval> | undefined;
+
+  async function checkout(orderId: string): Promise<CheckoutOutcome> {
+    const local = driving.get(orderId);
+    if (local) return local;
+    const start = await orders.startCheckout(orderId);
+    if (start.kind === "paid") return { paid: true };
+    if (start.kind === "wait") return awaitOutcome(orderId, start.attempt);
+    return drive(orderId, start.order);
+  }
+
+  function drive(orderId: string, order: Order): Promise<CheckoutOutcome> {
+    const outcome = Promise.withResolvers<CheckoutOutcome>();
+    let decided = false;
+    const decide = (result: CheckoutOutcome) => {
+      decided = true;
+      outcome.resolve(result);
+    };
+    driving.set(orderId, outcome.promise);
+    runSaga(orderId, order, decide)
+      .catch((err) => console.error(`[saga] ${orderId}: driver stopped, the sweep will resume it: ${err}`))
+      .finally(() => {
+        driving.delete(orderId);
+        // Taken over, or stopped before deciding: whoever waits learns the outcome from the durable record.
+        if (!decided) outcome.resolve(awaitOutcome(orderId, order.saga.attempt));
+      });
+    return outcome.promise;
+  }
+
+  async function runSaga(orderId: string, claimed: Order, decide: (outcome: CheckoutOutcome) => void): Promise<void> {
+    const attempt = claimed.saga.attempt;
+    const steps = checkoutSteps(orderId, claimed, peers);
+    let order: Order = claimed;
+
+    /** Records a transition; false when another process has taken the saga over (it finishes it). */
+    const record = async (op: string, change: SagaChange): Promise<boolean> => {
+      const next = await retryUntilRecorded(() => orders.recordSaga(op, orderId, attempt, change));
+      if (next) order = next;
+      return next !== null;
+    };
+    const keepLease = async () => {
+      if (order.saga.leaseUntil - Date.now() < timing.sagaLeaseMs / 2) {
+        if (!(await record("order.saga_lease", sagaChanges.renewLease(Date.now(), timing.sagaLeaseMs)))) throw new Error("saga taken over");
+      }
+    };
+
+    if (order.saga.status === "running") {
+      const deadline = Date.now() + timing.forwardStepDeadlineMs;
+      for (let k = order.saga.step; k < steps.length; k++) {
+        const step = steps[k]!;
+        if (k !== order.saga.step && !(await record("order.saga_step", sagaChanges.beginStep(k, Date.now(), timing.sagaLeaseMs)))) return;
+        const answer = await untilKnown(step.forward, deadline, keepLease);
+        if (answer.kind === "ok") {
+          crashPoint(`after_${step.name}`);
+          continue;
+        }
+        // A refused step changed nothing; one whose outcome stayed unknown may have, so it is undone too.
+        const error = answer.kind === "refused" ? answer.error : new AppError(409, "peer_unavailable", `${step.name}: ${answer.reason}`);
+        const undoFrom = answer.kind === "refused" ? k - 1 : k;
+        if (!(await record("order.saga_compensate", sagaChanges.compensate(undoFrom, error, Date.now(), timing.sagaLeaseMs)))) return;
+        break;
+      }
+      if (order.saga.status === "running") {
+        if (await record("order.saga_paid", sagaChanges.paid())) decide({ paid: true });
+        return;
+      }
+    }
+
+    // Compensating: the failure is decided and durable, so the answer can go out now.
+    decide(failedCheckout(order.saga.error ?? { code: "internal_error", message: "checkout failed" }));
+    for (let k = order.saga.step; k >= 0; k--) {
+      await untilKnown(steps[k]!.compensate, Infinity, keepLease);
+      crashPoint(`after_undo_${steps[k]!.name}`);
+    }
+    await record("order.saga_failed", sagaChanges.failed());
+  }
+
+  /** Sends a step until its outcome is known or the deadline passes (compensations: no deadline). */
+  async function untilKnown(call: () => Promise<PeerAnswer>, deadline: number, keepLease: () => Promise<void>): Promise<PeerAnswer> {
+    for (let attempt = 0; ; attempt++) {
+      const answer = await call();
+      if (answer.kind !== "unknown" || Date.now() > deadline) return answer;
+      await Bun.sleep(backoff(attempt, RETRY_FIRST_MS, RETRY_CAP_MS));
+      await keepLease();
+    }
+  }
+
+  /** Redis of the order service unreachable (restarting): keep trying, within the answer deadline. */
+  async function retryUntilRecorded<T>(write: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + timing.checkoutAnswerDeadlineMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await Bun.sleep(backoff(attempt, RETRY_FIRST_MS, RETRY_CAP_MS));
+      }
+    }
+  }
+
+  /** Waits for the outcome of attempt `attempt`, driven elsewhere; takes the saga over if its driver is gone. */
+  async function awaitOutcome(orderId: string, attempt: number): Promise<CheckoutOutcome> {
+    const deadline = Date.now() + timing.checkoutAnswerDeadlineMs;
+    for (let poll = 0; ; poll++) {
+      const local = driving.get(orderId);
+      if (local) return local;
+      const order = await orders.find(orderId).catch((err) => (err instanceof AppError && err.status === 404 ? Promise.reject(err) : null));
+      if (order) {
+        const saga = order.saga;
+        if (order.paid) return { paid: true };
+        if (saga.attempt === attempt && (saga.status === "compensating" || saga.status === "failed")) {
+          return failedCheckout(saga.error ?? { code: "internal_error", message: "checkout failed" });
+        }
+        if (saga.attempt > attempt || (saga.attempt === attempt && !isUnfinished(saga))) {
+          return failedCheckout({ code: "checkout_in_progress", message: "this checkout attempt failed; a newer one has started" });
+        }
+        if (saga.leaseUntil < Date.now()) return checkout(orderId);
+      }
+      if (Date.now() > deadline) {
+        throw new AppError(503, "peer_unavailable", `the outcome of checkout ${orderId} is not known yet; retry the checkout to learn it`);
+      }
+      await Bun.sleep(backoff(poll, POLL_FIRST_MS, POLL_CAP_MS));
+    }
+  }
+
+  /** Finds unfinished sagas whose driver's lease has expired and drives them to their end. */
+  async function sweep(): Promise<void> {
+    const ids = await orders.unfinishedSagas();
+    for (const id of ids) {
+      if (driving.has(id)) continue;
+      const order = await orders.find(id).catch(() => null);
+      if (order && isUnfinished(order.saga) && order.saga.leaseUntil < Date.now()) {
+        checkout(id).catch(() => {});
+      }
+    }
+  }
+
+  return {
+    checkout,
+    sweep,
+    startSweeping() {
+      const run = () => sweep().catch(() => {});
+      run();
+      sweepTimer = setInterval(run, timing.sagaSweepIntervalMs);
+    },
+    stopSweeping() {
+      if (sweepTimer) clearInterval(sweepTimer);
+    },
+    /** Sagas in flight in this process (for a clean stop). */
+    inFlight: () => driving.size,
+  };
+}
+
+export type Checkout = ReturnType<typeof createCheckout>;

@@ -1,0 +1,56 @@
+/** Payment routes: validation and HTTP shapes only; the rules live in payment.ts. */
+import { createApp, entityId, nonNegativeInteger, validJson, validParams } from "@checkout/common/http";
+import { chargeBody, opIdParam, stepResponse } from "@checkout/common/internal";
+import { z } from "zod";
+import type { PaymentService } from "./payment";
+
+const userId = z.object({ user_id: entityId("user_id") });
+const userAmount = z.object({ user_id: entityId("user_id"), amount: nonNegativeInteger("amount") });
+
+export function paymentApp(payment: PaymentService) {
+  const app = createApp("payment");
+
+  app.post("/create_user", async (c) => c.json({ user_id: await payment.create() }));
+
+  app.get("/find_user/:user_id", validParams(userId), async (c) => {
+    const { user_id } = c.req.valid("param");
+    return c.json({ user_id, credit: (await payment.find(user_id)).credit });
+  });
+
+  app.post("/add_funds/:user_id/:amount", validParams(userAmount), async (c) => {
+    const { user_id, amount } = c.req.valid("param");
+    return c.json({ done: true, credit: (await payment.addFunds(user_id, amount)).credit });
+  });
+
+  app.post("/pay/:user_id/:amount", validParams(userAmount), async (c) => {
+    const { user_id, amount } = c.req.valid("param");
+    return c.json({ user_id, credit: (await payment.pay(user_id, amount)).credit });
+  });
+
+  app.post(
+    "/batch_init/:n/:starting_money",
+    validParams(
+      z.object({
+        n: nonNegativeInteger("n").pipe(z.number().max(1_000_000, "n must be at most 1000000")),
+        starting_money: nonNegativeInteger("starting_money"),
+      }),
+    ),
+    async (c) => {
+      const { n, starting_money } = c.req.valid("param");
+      await payment.batchInit(n, starting_money);
+      return c.json({ msg: `${n} users created with credit ${starting_money}` });
+    },
+  );
+
+  app.post("/internal/charge/:op_id", validParams(opIdParam), validJson(chargeBody), async (c) => {
+    const { user_id, amount } = c.req.valid("json");
+    return stepResponse(c, await payment.charge(c.req.valid("param").op_id, user_id, amount));
+  });
+
+  app.post("/internal/refund/:op_id", validParams(opIdParam), validJson(chargeBody), async (c) => {
+    const { user_id, amount } = c.req.valid("json");
+    return stepResponse(c, await payment.refund(c.req.valid("param").op_id, user_id, amount));
+  });
+
+  return app;
+}

@@ -1,0 +1,5 @@
+import { runService } from "@checkout/common/service";
+import { paymentApp } from "./app";
+import { createPayment } from "./payment";
+
+await runService("payment", (_config, store) => ({ app: paymentApp(createPayment(store)) }));

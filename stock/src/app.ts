@@ -1,0 +1,57 @@
+/** Stock routes: validation and HTTP shapes only; the rules live in stock.ts. */
+import { createApp, entityId, nonNegativeInteger, validJson, validParams } from "@checkout/common/http";
+import { demandBody, opIdParam, stepResponse } from "@checkout/common/internal";
+import { z } from "zod";
+import type { StockService } from "./stock";
+
+const itemId = z.object({ item_id: entityId("item_id") });
+const itemAmount = z.object({ item_id: entityId("item_id"), amount: nonNegativeInteger("amount") });
+
+export function stockApp(stock: StockService) {
+  const app = createApp("stock");
+
+  app.post("/item/create/:price", validParams(z.object({ price: nonNegativeInteger("price") })), async (c) =>
+    c.json({ item_id: await stock.create(c.req.valid("param").price) }),
+  );
+
+  app.get("/find/:item_id", validParams(itemId), async (c) => {
+    const item = await stock.find(c.req.valid("param").item_id);
+    return c.json({ stock: item.stock, price: item.price });
+  });
+
+  app.post("/add/:item_id/:amount", validParams(itemAmount), async (c) => {
+    const { item_id, amount } = c.req.valid("param");
+    return c.json({ item_id, stock: (await stock.add(item_id, amount)).stock });
+  });
+
+  app.post("/subtract/:item_id/:amount", validParams(itemAmount), async (c) => {
+    const { item_id, amount } = c.req.valid("param");
+    return c.json({ item_id, stock: (await stock.subtract(item_id, amount)).stock });
+  });
+
+  app.post(
+    "/batch_init/:n/:starting_stock/:item_price",
+    validParams(
+      z.object({
+        n: nonNegativeInteger("n").pipe(z.number().max(1_000_000, "n must be at most 1000000")),
+        starting_stock: nonNegativeInteger("starting_stock"),
+        item_price: nonNegativeInteger("item_price"),
+      }),
+    ),
+    async (c) => {
+      const { n, starting_stock, item_price } = c.req.valid("param");
+      await stock.batchInit(n, starting_stock, item_price);
+      return c.json({ msg: `${n} items created with stock ${starting_stock} and price ${item_price}` });
+    },
+  );
+
+  app.post("/internal/take/:op_id", validParams(opIdParam), validJson(demandBody), async (c) =>
+    stepResponse(c, await stock.take(c.req.valid("param").op_id, c.req.valid("json").items)),
+  );
+
+  app.post("/internal/restore/:op_id", validParams(opIdParam), validJson(demandBody), async (c) =>
+    stepResponse(c, await stock.restore(c.req.valid("param").op_id, c.req.valid("json").items)),
+  );
+
+  return app;
+}

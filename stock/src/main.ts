@@ -1,0 +1,5 @@
+import { runService } from "@checkout/common/service";
+import { stockApp } from "./app";
+import { createStock } from "./stock";
+
+await runService("stock", (_config, store) => ({ app: stockApp(createStock(store)) }));
