@@ -35,6 +35,8 @@ const envSchema = z.object({
   PAYMENT_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.payment + 1}`]),
   INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   REDIS_POOL_SIZE: z.coerce.number().int().min(1).max(1024).default(64),
+  /** The log is compacted into the snapshot once it grows past this many bytes. */
+  LOG_COMPACT_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
   /** Test-only: the name of a crash point at which the process exits abruptly (see faults.ts). */
   FAULT_POINT: z.string().optional(),
 });
@@ -48,6 +50,7 @@ export type ServiceConfig = {
   paymentUrls: string[];
   instanceId: string;
   redisPoolSize: number;
+  logCompactBytes: number;
   faultPoint: string | undefined;
 };
 
@@ -67,6 +70,7 @@ export function loadConfig(service: ServiceName, env: Record<string, string | un
     paymentUrls: e.PAYMENT_URLS,
     instanceId: e.INSTANCE_ID,
     redisPoolSize: e.REDIS_POOL_SIZE,
+    logCompactBytes: e.LOG_COMPACT_BYTES,
     faultPoint: e.FAULT_POINT,
   };
 }
@@ -88,4 +92,8 @@ export const TIMING = {
   /** Log lines committed to Redis but not yet written to the log for this long are re-appended by any process. */
   orphanLogLineAgeMs: 1_000,
   orphanLogSweepIntervalMs: 1_000,
+  /** How often each process checks whether its service log has outgrown LOG_COMPACT_BYTES. */
+  compactionCheckIntervalMs: 10_000,
+  /** A compaction holds its service-wide lock at most this long (a crashed compactor's lock expires). */
+  compactionLockMs: 300_000,
 } as const;

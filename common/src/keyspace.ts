@@ -10,6 +10,8 @@ export const keys = {
   seq: "meta:seq",
   /** Log lines committed to Redis whose append to the log file is not yet confirmed, by sequence number. */
   pendingLog: "log:pending",
+  /** Held by the one process compacting the service log (compact.ts). */
+  compactionLock: "log:compaction_lock",
   item: (id: string) => `item:${id}`,
   user: (id: string) => `user:${id}`,
   order: (id: string) => `order:${id}`,

@@ -6,7 +6,7 @@
  *   <seq> <ISO time> <operation> <JSON: { key: { field: value, ... }, ... }>
  *   17 2026-11-26T05:12:01.004Z stock.take {"item:3":{"stock":"9","price":"5"},"op:a1:1":{"state":"taken",...}}
  */
-import { mkdirSync } from "node:fs";
+import { fstatSync, mkdirSync, statSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { ServiceName } from "./config";
@@ -23,6 +23,21 @@ export const VERSION_FIELD = "v";
 
 export function logPath(logDir: string, service: ServiceName): string {
   return join(logDir, `${service}_log.txt`);
+}
+
+/** The log being folded into the snapshot by a compaction (compact.ts). */
+export function compactingPath(logDir: string, service: ServiceName): string {
+  return join(logDir, `${service}_log.compacting.txt`);
+}
+
+/** The newest state of every key up to the last compaction, in the log's own line format. */
+export function snapshotPath(logDir: string, service: ServiceName): string {
+  return join(logDir, `${service}_snapshot.txt`);
+}
+
+/** Every file that holds log lines, in the order recovery reads them (any order gives the same state). */
+export function logFiles(logDir: string, service: ServiceName): string[] {
+  return [snapshotPath(logDir, service), compactingPath(logDir, service), logPath(logDir, service)];
 }
 
 export function formatRecord(record: LogRecord): string {
@@ -50,17 +65,24 @@ export function parseRecord(line: string): LogRecord | null {
  * and the next flush writes them all with one write and one fdatasync. `append` resolves only once
  * the line is on disk, so a caller that answers after it never answers for a change the log lacks.
  * Several processes may append to one file: O_APPEND makes each write land whole at the end.
+ *
+ * A compaction renames the log away while writers keep their descriptors. So after each write a
+ * writer checks that the path still names its file; if not, its lines may have landed after the
+ * compaction read the old file, and it writes them again to the new log (a duplicate is harmless).
  */
 export class LogWriter {
   private queued: string[] = [];
   private waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
   private flushing = false;
 
-  private constructor(private readonly file: FileHandle) {}
+  private constructor(
+    private readonly path: string,
+    private file: FileHandle,
+  ) {}
 
   static async open(path: string): Promise<LogWriter> {
     mkdirSync(join(path, ".."), { recursive: true });
-    return new LogWriter(await open(path, "a"));
+    return new LogWriter(path, await open(path, "a"));
   }
 
   append(lines: string): Promise<void> {
@@ -79,14 +101,32 @@ export class LogWriter {
       this.queued = [];
       this.waiters = [];
       try {
-        await this.file.write(text);
-        await this.file.datasync();
+        await this.writeDurably(text);
+        if (this.rotatedAway()) {
+          const old = this.file;
+          this.file = await open(this.path, "a");
+          await old.close();
+          await this.writeDurably(text);
+        }
         for (const w of waiters) w.resolve();
       } catch (err) {
         for (const w of waiters) w.reject(err);
       }
     }
     this.flushing = false;
+  }
+
+  private async writeDurably(text: string): Promise<void> {
+    await this.file.write(text);
+    await this.file.datasync();
+  }
+
+  private rotatedAway(): boolean {
+    try {
+      return statSync(this.path).ino !== fstatSync(this.file.fd).ino;
+    } catch {
+      return true;
+    }
   }
 
   async close(): Promise<void> {

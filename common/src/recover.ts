@@ -2,15 +2,17 @@
  * Recovery of one service's Redis from its log, run by start_redis_with_recovery.sh while Redis is
  * reachable only through a private Unix socket (REDIS_SOCKET):
  *  1. lines committed to Redis but never logged (`log:pending`, if the data survived) are appended;
- *  2. the log is replayed: every key takes its newest logged state where Redis holds an older one;
+ *  2. the snapshot and the log are replayed: every key takes its newest logged state where Redis
+ *     holds an older one;
  *  3. the log is read again until it stops growing for RECOVERY_SETTLE_MS, so that a line a service
  *     appended just after the crash (its EXEC answered, its fsync not yet done) is not missed.
  */
 import { Redis } from "ioredis";
+import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { REPO_ROOT, SERVICES, type ServiceName } from "./config";
 import { keys } from "./keyspace";
-import { logPath, LogWriter } from "./log";
+import { logFiles, logPath, LogWriter } from "./log";
 import { applyLatest, foldLatest, parseLog, type LatestState } from "./replay";
 import { resolve } from "node:path";
 
@@ -28,10 +30,19 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
   await redis.del(keys.pendingLog);
 
   const latest = new Map<string, LatestState>();
-  let offset = 0;
   let records = 0;
   let applied = 0;
   let skipped = 0;
+  // The snapshot and an interrupted compaction's file first (they do not grow), then the live log.
+  for (const older of logFiles(logDir, service).filter((f) => f !== path)) {
+    if (!existsSync(older)) continue;
+    const parsed = parseLog(await Bun.file(older).text());
+    records += parsed.records.length;
+    skipped += parsed.skipped;
+    foldLatest(parsed.records, latest);
+  }
+  applied += (await applyLatest(redis, service, latest)).keysApplied;
+  let offset = 0;
   for (let pass = 0; ; pass++) {
     const size = await fileSize(path);
     if (pass > 0 && size === offset) break;

@@ -38,6 +38,9 @@ export class ConnectionPool {
   private readonly idle: Redis[] = [];
   private readonly waiting: Array<(conn: Redis) => void> = [];
   private readonly all: Redis[] = [];
+  get connections(): readonly Redis[] {
+    return this.all;
+  }
 
   constructor(host: string, port: number, size: number) {
     for (let i = 0; i < size; i++) {

@@ -21,7 +21,7 @@ export async function runService(
     (await store.healthy()) ? c.json({ status: "ok", service }) : c.json({ error: "redis_unavailable", message: "Redis is not reachable" }, 503),
   );
   const server = Bun.serve({ port: config.port, hostname: "0.0.0.0", fetch: parts.app.fetch, idleTimeout: 120 });
-  store.startOrphanSweep();
+  store.startLogUpkeep(config.logDir, config.logCompactBytes, config.instanceId);
   parts.onStarted?.();
   console.log(`[${config.instanceId}] ${service} service listening on :${server.port}`);
 

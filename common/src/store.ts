@@ -14,6 +14,7 @@
  *  4. Only then does the caller answer, and the pending entry is dropped.
  */
 import type { Redis } from "ioredis";
+import { join } from "node:path";
 import { TIMING, type ServiceConfig, type ServiceName } from "./config";
 import { AppError } from "./errors";
 import { crashPoint } from "./faults";
@@ -46,7 +47,7 @@ type AttemptOutcome<R> = { committed: false } | { committed: true; result: R; se
 export class Store {
   private readonly queue = new KeyedQueue();
   private pendingDone: string[] = [];
-  private sweepTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly timers: Array<ReturnType<typeof setInterval>> = [];
 
   private constructor(
     readonly service: ServiceName,
@@ -60,14 +61,33 @@ export class Store {
     const client = connect(config.redis.host, config.redis.port, { enableAutoPipelining: true });
     const pool = new ConnectionPool(config.redis.host, config.redis.port, config.redisPoolSize);
     const log = await LogWriter.open(logPath(config.logDir, config.service));
+    // Start-up waits for Redis (it may still be replaying its log): a service is useless without it.
+    await Promise.all([client, ...pool.connections].map(untilReady));
     return new Store(config.service, client, pool, log);
   }
 
-  /** Appends the lines other processes committed but never logged, now and periodically. */
-  startOrphanSweep(): void {
+  /**
+   * Background upkeep of the log: appends the lines other processes committed but never logged, and
+   * compacts the log once it outgrows `compactBytes` (in a child process, so no request waits on it).
+   */
+  startLogUpkeep(logDir: string, compactBytes: number, instanceId: string): void {
     const sweep = () => this.appendOrphanedLines().catch(() => {});
     sweep();
-    this.sweepTimer = setInterval(sweep, TIMING.orphanLogSweepIntervalMs);
+    this.timers.push(setInterval(sweep, TIMING.orphanLogSweepIntervalMs));
+    this.timers.push(setInterval(() => this.compactIfLarge(logDir, compactBytes, instanceId).catch(() => {}), TIMING.compactionCheckIntervalMs));
+  }
+
+  private async compactIfLarge(logDir: string, compactBytes: number, instanceId: string): Promise<void> {
+    const size = Bun.file(logPath(logDir, this.service)).size;
+    if (size < compactBytes) return;
+    const locked = await this.client.set(keys.compactionLock, instanceId, "PX", TIMING.compactionLockMs, "NX");
+    if (locked !== "OK") return;
+    try {
+      const child = Bun.spawn(["bun", join(import.meta.dir, "compact.ts"), this.service, logDir], { stdout: "inherit", stderr: "inherit" });
+      await child.exited;
+    } finally {
+      await this.client.del(keys.compactionLock).catch(() => {});
+    }
   }
 
   async read(key: string): Promise<Hash | null> {
@@ -247,7 +267,7 @@ export class Store {
   }
 
   async close(): Promise<void> {
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const timer of this.timers) clearInterval(timer);
     this.dropPending();
     await this.log.close();
     await this.pool.close();
@@ -261,6 +281,11 @@ export function orphanedLines(pending: Record<string, string>, now: number, maxA
     const record = parseRecord(line);
     return record === null ? false : now - Date.parse(record.at) > maxAgeMs;
   });
+}
+
+function untilReady(client: Redis): Promise<void> {
+  if (client.status === "ready") return Promise.resolve();
+  return new Promise((resolve) => client.once("ready", () => resolve()));
 }
 
 function throwOnReplyError(replies: Array<[Error | null, unknown]> | null): unknown[] {

@@ -73,7 +73,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing = TIMING
   async function checkout(orderId: string): Promise<CheckoutOutcome> {
     const local = driving.get(orderId);
     if (local) return local;
-    const start = await orders.startCheckout(orderId);
+    const start = await untilReachable(() => orders.startCheckout(orderId));
     if (start.kind === "paid") return { paid: true };
     if (start.kind === "wait") return awaitOutcome(orderId, start.attempt);
     return drive(orderId, start.order);
@@ -104,7 +104,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing = TIMING
 
     /** Records a transition; false when another process has taken the saga over (it finishes it). */
     const record = async (op: string, change: SagaChange): Promise<boolean> => {
-      const next = await retryUntilRecorded(() => orders.recordSaga(op, orderId, attempt, change));
+      const next = await untilReachable(() => orders.recordSaga(op, orderId, attempt, change));
       if (next) order = next;
       return next !== null;
     };
@@ -155,14 +155,18 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing = TIMING
     }
   }
 
-  /** Redis of the order service unreachable (restarting): keep trying, within the answer deadline. */
-  async function retryUntilRecorded<T>(write: () => Promise<T>): Promise<T> {
+  /**
+   * The order service's own Redis unreachable (restarting, replaying its log): keep trying within the
+   * answer deadline rather than answer a 5xx for a checkout that will be decided in a moment.
+   */
+  async function untilReachable<T>(write: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + timing.checkoutAnswerDeadlineMs;
     for (let attempt = 0; ; attempt++) {
       try {
         return await write();
       } catch (err) {
-        if (Date.now() > deadline) throw err;
+        const decided = err instanceof AppError && err.status < 500;
+        if (decided || Date.now() > deadline) throw err;
         await Bun.sleep(backoff(attempt, RETRY_FIRST_MS, RETRY_CAP_MS));
       }
     }

@@ -1,0 +1,69 @@
+/**
+ * Log compaction: keeps recovery time bounded by the number of keys, not the age of the service.
+ *  1. The log is renamed to `<service>_log.compacting.txt`; writers notice on their next append and
+ *     continue in a new `<service>_log.txt` (a line that raced the rename is written again there).
+ *  2. The previous snapshot and the renamed log are folded into the newest state of each key, written
+ *     to a temporary file, fdatasync'ed, and renamed over `<service>_snapshot.txt`.
+ *  3. The renamed log is deleted.
+ * A crash at any point leaves files whose union still holds every line: recovery reads all three, and
+ * the next compaction starts by finishing an interrupted one.
+ */
+import { existsSync, renameSync, rmSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { dirname } from "node:path";
+import { SERVICES, type ServiceName } from "./config";
+import { compactingPath, formatRecord, logPath, snapshotPath } from "./log";
+import { foldLatest, parseLog } from "./replay";
+
+export type CompactionStats = { linesRead: number; keys: number; ms: number };
+
+export async function compact(logDir: string, service: ServiceName): Promise<CompactionStats> {
+  const started = performance.now();
+  const compacting = compactingPath(logDir, service);
+  const snapshot = snapshotPath(logDir, service);
+  if (!existsSync(compacting)) {
+    if (!existsSync(logPath(logDir, service))) return { linesRead: 0, keys: 0, ms: 0 };
+    renameSync(logPath(logDir, service), compacting);
+  }
+
+  let linesRead = 0;
+  const latest = new Map();
+  for (const path of [snapshot, compacting]) {
+    if (!existsSync(path)) continue;
+    const { records } = parseLog(await Bun.file(path).text());
+    linesRead += records.length;
+    foldLatest(records, latest);
+  }
+
+  const at = new Date().toISOString();
+  const lines = [...latest.entries()]
+    .sort(([, a], [, b]) => a.seq - b.seq)
+    .map(([key, { seq, hash }]) => formatRecord({ seq, at, op: "snapshot", writes: { [key]: hash } }));
+  const temporary = `${snapshot}.tmp`;
+  const file = await open(temporary, "w");
+  await file.write(lines.join(""));
+  await file.datasync();
+  await file.close();
+  renameSync(temporary, snapshot);
+  await syncDirectory(dirname(snapshot));
+  rmSync(compacting);
+  return { linesRead, keys: latest.size, ms: Math.round(performance.now() - started) };
+}
+
+/** Makes a rename durable: the directory entry, not only the file, must reach the disk. */
+async function syncDirectory(path: string): Promise<void> {
+  const dir = await open(path, "r");
+  await dir.sync();
+  await dir.close();
+}
+
+if (import.meta.main) {
+  const service = process.argv[2] as ServiceName;
+  const logDir = process.argv[3];
+  if (!SERVICES.includes(service) || !logDir) {
+    console.error(`usage: compact.ts <${SERVICES.join("|")}> <log dir>`);
+    process.exit(2);
+  }
+  const stats = await compact(logDir, service);
+  console.log(`[compact] ${service}: ${stats.linesRead} lines folded into ${stats.keys} keys in ${stats.ms} ms`);
+}
