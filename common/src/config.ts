@@ -97,3 +97,6 @@ export const TIMING = {
   /** A compaction holds its service-wide lock at most this long (a crashed compactor's lock expires). */
   compactionLockMs: 300_000,
 } as const;
+
+/** TIMING's shape with plain numbers, so tests can hand in shorter timeouts. */
+export type Timing = { readonly [K in keyof typeof TIMING]: number };

@@ -25,6 +25,11 @@ export function logPath(logDir: string, service: ServiceName): string {
   return join(logDir, `${service}_log.txt`);
 }
 
+async function endsWithNewline(path: string): Promise<boolean> {
+  const file = Bun.file(path);
+  return file.size === 0 || (await file.slice(file.size - 1).text()) === "\n";
+}
+
 /** The log being folded into the snapshot by a compaction (compact.ts). */
 export function compactingPath(logDir: string, service: ServiceName): string {
   return join(logDir, `${service}_log.compacting.txt`);
@@ -82,7 +87,11 @@ export class LogWriter {
 
   static async open(path: string): Promise<LogWriter> {
     mkdirSync(join(path, ".."), { recursive: true });
-    return new LogWriter(path, await open(path, "a"));
+    const file = await open(path, "a");
+    // A crash mid-append can leave a torn last line: end it, or our first line would be glued to it
+    // and lost with it. The fragment stays a line of its own that replay skips.
+    if (!(await endsWithNewline(path))) await file.write("\n");
+    return new LogWriter(path, file);
   }
 
   append(lines: string): Promise<void> {

@@ -43,9 +43,12 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
   }
   applied += (await applyLatest(redis, service, latest)).keysApplied;
   let offset = 0;
-  for (let pass = 0; ; pass++) {
+  let sizeBefore = -1;
+  for (;;) {
     const size = await fileSize(path);
-    if (pass > 0 && size === offset) break;
+    // Settled: the log did not grow while we waited (a torn last line stays unread, and stays torn).
+    if (size === sizeBefore) break;
+    sizeBefore = size;
     const text = await Bun.file(path).slice(offset, size).text();
     const parsed = parseLog(text);
     offset += Buffer.byteLength(text.slice(0, parsed.consumed));

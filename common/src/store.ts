@@ -201,36 +201,45 @@ export class Store {
   }
 
   /**
-   * Blind writes of many keys (batch_init): no reads, so nothing to WATCH; chunked MULTIs, each
-   * with its lines in `log:pending` like any transaction.
+   * Writes of many whole keys (batch_init), in chunked MULTIs, each with its lines in `log:pending`
+   * like any transaction. The chunk's keys are WATCHed from before their sequence numbers are taken,
+   * so a change that slips in between makes the chunk retry with newer numbers: a key's live state
+   * is always the one with the highest number, as replay assumes.
    */
   async writeMany(op: string, entries: ReadonlyArray<readonly [string, Hash]>): Promise<void> {
     for (let start = 0; start < entries.length; start += BULK_CHUNK) {
       const chunk = entries.slice(start, start + BULK_CHUNK);
-      const lastSeq = await this.client.incrby(keys.seq, chunk.length);
-      const firstSeq = lastSeq - chunk.length + 1;
-      const at = new Date().toISOString();
-      const conn = await this.pool.acquire();
-      const seqs: number[] = [];
-      let lines = "";
-      try {
-        const tx = conn.multi();
-        const pending: Record<string, string> = {};
-        chunk.forEach(([key, hash], i) => {
-          const seq = firstSeq + i;
-          const line = formatRecord({ seq, at, op, writes: { [key]: hash } });
-          seqs.push(seq);
-          lines += line;
-          pending[String(seq)] = line;
-          this.addWrites(tx, { [key]: hash }, seq);
-        });
-        tx.hset(keys.pendingLog, pending);
-        throwOnReplyError(await tx.exec());
-      } finally {
-        this.pool.release(conn);
-      }
-      await this.logDurably(seqs, lines);
+      while (!(await this.writeChunk(op, chunk))) await Bun.sleep(conflictBackoffMs(0));
     }
+  }
+
+  private async writeChunk(op: string, chunk: ReadonlyArray<readonly [string, Hash]>): Promise<boolean> {
+    const conn = await this.pool.acquire();
+    const seqs: number[] = [];
+    let lines = "";
+    try {
+      const reserved = throwOnReplyError(await conn.pipeline().unwatch().watch(...chunk.map(([key]) => key)).incrby(keys.seq, chunk.length).exec());
+      const firstSeq = Number(reserved[2]) - chunk.length + 1;
+      const at = new Date().toISOString();
+      const tx = conn.multi();
+      const pending: Record<string, string> = {};
+      chunk.forEach(([key, hash], i) => {
+        const seq = firstSeq + i;
+        const line = formatRecord({ seq, at, op, writes: { [key]: hash } });
+        seqs.push(seq);
+        lines += line;
+        pending[String(seq)] = line;
+        this.addWrites(tx, { [key]: hash }, seq);
+      });
+      tx.hset(keys.pendingLog, pending);
+      const committed = await tx.exec();
+      if (committed === null) return false;
+      throwOnReplyError(committed);
+    } finally {
+      this.pool.release(conn);
+    }
+    await this.logDurably(seqs, lines);
+    return true;
   }
 
   /**

@@ -114,16 +114,24 @@ export function ownsSaga(order: Order | null, attempt: number, me: string): orde
   return order !== null && order.saga.attempt === attempt && order.saga.owner === me && isUnfinished(order.saga);
 }
 
-export type SagaChange = (saga: SagaRecord, order: Order) => Partial<Order> & { saga: SagaRecord };
+/** A saga transition: the order's next state, or null where the saga is not in a state that allows it. */
+export type SagaChange = (saga: SagaRecord, order: Order) => (Partial<Order> & { saga: SagaRecord }) | null;
+
+const whileRunning = (saga: SagaRecord) => saga.status === "running";
 
 export const sagaChanges = {
-  beginStep: (step: number, now: number, leaseMs: number): SagaChange => (saga) => ({ saga: { ...saga, step, leaseUntil: now + leaseMs } }),
+  beginStep: (step: number, now: number, leaseMs: number): SagaChange => (saga) =>
+    whileRunning(saga) ? { saga: { ...saga, step, leaseUntil: now + leaseMs } } : null,
   renewLease: (now: number, leaseMs: number): SagaChange => (saga) => ({ saga: { ...saga, leaseUntil: now + leaseMs } }),
-  paid: (): SagaChange => (saga) => ({ paid: true, saga: { ...saga, status: "done", owner: "", leaseUntil: 0 } }),
-  compensate: (fromStep: number, error: AppError, now: number, leaseMs: number): SagaChange => (saga) => ({
-    saga: { ...saga, status: "compensating", step: fromStep, error: { status: error.status, code: error.code, message: error.message }, leaseUntil: now + leaseMs },
-  }),
-  failed: (): SagaChange => (saga) => ({ saga: { ...saga, status: "failed", owner: "", leaseUntil: 0 } }),
+  /** Only a running saga becomes paid: once compensation is decided, a late "charged" changes nothing. */
+  paid: (): SagaChange => (saga) => (whileRunning(saga) ? { paid: true, saga: { ...saga, status: "done", owner: "", leaseUntil: 0 } } : null),
+  compensate: (fromStep: number, error: AppError, now: number, leaseMs: number): SagaChange => (saga) =>
+    whileRunning(saga)
+      ? {
+          saga: { ...saga, status: "compensating", step: fromStep, error: { status: error.status, code: error.code, message: error.message }, leaseUntil: now + leaseMs },
+        }
+      : null,
+  failed: (): SagaChange => (saga) => (saga.status === "compensating" ? { saga: { ...saga, status: "failed", owner: "", leaseUntil: 0 } } : null),
 };
 
 // ---- state changes ----
@@ -175,7 +183,9 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
         const hash = snapshot.get(key);
         const order = hash ? orderCodec.decode(hash) : null;
         if (!ownsSaga(order, attempt, instanceId)) return { result: null };
-        const next = { ...order, ...sagaChange(order.saga, order) };
+        const changed = sagaChange(order.saga, order);
+        if (!changed) return { result: null };
+        const next = { ...order, ...changed };
         return { result: next, writes: { [key]: orderCodec.encode(next) } };
       });
     },

@@ -17,7 +17,7 @@
  * - 200 is answered only once the order is durably paid; 409 only once the decision to compensate
  *   is durable (compensations then finish, whoever drives them).
  */
-import { TIMING } from "@checkout/common/config";
+import { TIMING, type Timing } from "@checkout/common/config";
 import { AppError } from "@checkout/common/errors";
 import { crashPoint } from "@checkout/common/faults";
 import { isUnfinished, sagaChanges, type Order, type OrderStore, type SagaChange } from "./orders";
@@ -65,36 +65,48 @@ const RETRY_CAP_MS = 1_000;
 
 const backoff = (attempt: number, first: number, cap: number) => Math.min(cap, first * 2 ** attempt);
 
-export function createCheckout(orders: OrderStore, peers: Peers, timing = TIMING) {
+export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing = TIMING) {
   /** Sagas this process drives: their outcome, once decided. */
   const driving = new Map<string, Promise<CheckoutOutcome>>();
   let sweepTimer: ReturnType<typeof setInterval> | undefined;
 
-  async function checkout(orderId: string): Promise<CheckoutOutcome> {
+  /**
+   * One claim per order per process: a second checkout of the same order in this process shares the
+   * first one's outcome instead of claiming the saga again (it would look like its own to take over).
+   */
+  function checkout(orderId: string): Promise<CheckoutOutcome> {
     const local = driving.get(orderId);
     if (local) return local;
-    const start = await untilReachable(() => orders.startCheckout(orderId));
-    if (start.kind === "paid") return { paid: true };
-    if (start.kind === "wait") return awaitOutcome(orderId, start.attempt);
-    return drive(orderId, start.order);
-  }
-
-  function drive(orderId: string, order: Order): Promise<CheckoutOutcome> {
     const outcome = Promise.withResolvers<CheckoutOutcome>();
+    driving.set(orderId, outcome.promise);
     let decided = false;
     const decide = (result: CheckoutOutcome) => {
       decided = true;
       outcome.resolve(result);
     };
-    driving.set(orderId, outcome.promise);
-    runSaga(orderId, order, decide)
-      .catch((err) => console.error(`[saga] ${orderId}: driver stopped, the sweep will resume it: ${err}`))
+    let attempt = 0;
+    claimAndDrive(orderId, decide, (a) => (attempt = a))
+      .catch((err) => {
+        if (!decided) {
+          decided = true;
+          outcome.reject(err);
+        } else console.error(`[saga] ${orderId}: driver stopped, the sweep will resume it: ${err}`);
+      })
       .finally(() => {
         driving.delete(orderId);
-        // Taken over, or stopped before deciding: whoever waits learns the outcome from the durable record.
-        if (!decided) outcome.resolve(awaitOutcome(orderId, order.saga.attempt));
+        // Taken over by another process, or stopped before deciding: whoever waits learns the
+        // outcome from the durable record.
+        if (!decided) outcome.resolve(awaitOutcome(orderId, attempt));
       });
     return outcome.promise;
+  }
+
+  async function claimAndDrive(orderId: string, decide: (o: CheckoutOutcome) => void, claimed: (attempt: number) => void): Promise<void> {
+    const start = await untilReachable(() => orders.startCheckout(orderId));
+    if (start.kind === "paid") return decide({ paid: true });
+    if (start.kind === "wait") return claimed(start.attempt);
+    claimed(start.order.saga.attempt);
+    await runSaga(orderId, start.order, decide);
   }
 
   async function runSaga(orderId: string, claimed: Order, decide: (outcome: CheckoutOutcome) => void): Promise<void> {

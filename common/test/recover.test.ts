@@ -1,0 +1,179 @@
+/**
+ * Recovery of a service's Redis from its log: a mixed workload runs through a real stock service,
+ * then its log is replayed into other real redis-servers (empty, behind, up to date) and every key
+ * must come out exactly as the live Redis holds it.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { keys } from "@checkout/common/keyspace";
+import { formatRecord, logPath } from "@checkout/common/log";
+import { recover } from "@checkout/common/recover";
+import { parseLog } from "@checkout/common/replay";
+import { Store } from "@checkout/common/store";
+import { itemCodec } from "../../stock/src/stock";
+import { get, post } from "./support/http";
+import { startRedis, type RedisServer } from "./support/redis-server";
+import { redisState, type RedisState } from "./support/redis-state";
+import { serviceConfig, startService, type RunningService } from "./support/service";
+
+/** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
+setDefaultTimeout(30_000);
+
+/** A recovery that has not finished by then is stuck. */
+const RECOVERY_DEADLINE_MS = 3_000;
+/** Per-test limit: several recoveries (each waits RECOVERY_SETTLE_MS at least once) plus the deadline above. */
+const TEST_TIMEOUT_MS = 15_000;
+/** Keys that legitimately differ between a live Redis and its replay. */
+const NOT_REPLAYED = new Set<string>([keys.seq, keys.pendingLog]);
+
+const servers: RedisServer[] = [];
+const clients: Redis[] = [];
+const dirs: string[] = [];
+let live: RedisServer;
+let liveClient: Redis;
+let stock: RunningService;
+let logDir: string;
+
+async function redisServer(): Promise<{ server: RedisServer; client: Redis }> {
+  const server = await startRedis();
+  servers.push(server);
+  const client = new Redis({ port: server.port, host: "127.0.0.1", maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => null });
+  client.on("error", () => {});
+  clients.push(client);
+  await new Promise((resolve) => client.once("ready", resolve));
+  return { server, client };
+}
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "checkout-recover-"));
+  dirs.push(dir);
+  return dir;
+}
+
+const withoutBookkeeping = (s: RedisState): RedisState => Object.fromEntries(Object.entries(s).filter(([key]) => !NOT_REPLAYED.has(key)));
+
+/** recover(), bounded: a recovery that never ends fails the test instead of hanging it. */
+async function recoverWithin(redis: Redis, dir: string): Promise<void> {
+  const said: string[] = [];
+  const done = recover("stock", redis, dir, (line) => said.push(line));
+  const stuck = Bun.sleep(RECOVERY_DEADLINE_MS).then(() => {
+    throw new Error(`recover() did not finish within ${RECOVERY_DEADLINE_MS} ms`);
+  });
+  await Promise.race([done, stuck]);
+}
+
+async function untilNothingPending(): Promise<void> {
+  for (let i = 0; i < 100 && (await liveClient.hlen(keys.pendingLog)) > 0; i++) await Bun.sleep(10);
+}
+
+const stockUrl = (path: string) => `${stock.url}${path}`;
+
+async function workload(tag: string): Promise<void> {
+  const created: string[] = [];
+  for (const price of [1, 5, 9]) created.push((await post(stockUrl(`/item/create/${price}`))).body.item_id);
+  const [a, b, c] = created as [string, string, string];
+  expect((await post(stockUrl(`/add/${a}/10`))).status).toBe(200);
+  expect((await post(stockUrl(`/add/${b}/3`))).status).toBe(200);
+  expect((await post(stockUrl(`/subtract/${a}/4`))).status).toBe(200);
+  expect((await post(stockUrl(`/subtract/${b}/4`))).status).toBe(409);
+  expect((await post(stockUrl(`/internal/take/${tag}-ok:1`), { items: [[a, 2], [b, 1]] })).status).toBe(200);
+  expect((await post(stockUrl(`/internal/take/${tag}-short:1`), { items: [[a, 1], [c, 1]] })).status).toBe(409);
+  expect((await post(stockUrl(`/internal/take/${tag}-unknown:1`), { items: [["no-such-item", 1]] })).status).toBe(404);
+  expect((await post(stockUrl(`/internal/take/${tag}-undone:1`), { items: [[a, 1]] })).status).toBe(200);
+  expect((await post(stockUrl(`/internal/restore/${tag}-undone:1`), { items: [[a, 1]] })).status).toBe(200);
+  expect((await post(stockUrl(`/internal/restore/${tag}-never:1`), { items: [[b, 1]] })).status).toBe(200);
+  await Promise.all(Array.from({ length: 20 }, () => post(stockUrl(`/add/${c}/1`))));
+}
+
+beforeAll(async () => {
+  ({ server: live, client: liveClient } = await redisServer());
+  logDir = tempDir();
+  stock = await startService("stock", { redisPort: live.port, logDir });
+  expect((await post(stockUrl("/batch_init/50/100/2"))).status).toBe(200);
+  await workload("w1");
+  await untilNothingPending();
+});
+
+afterAll(async () => {
+  await stock?.stop();
+  for (const client of clients) client.disconnect();
+  for (const server of servers) await server.stop();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("recover", () => {
+  test("into an empty Redis rebuilds every key of the live one", async () => {
+    const { client } = await redisServer();
+    await recoverWithin(client, logDir);
+    const liveState = await redisState(liveClient);
+    // 50 batch items, 3 created items, 5 operation records, and meta:seq.
+    expect(Object.keys(liveState).length).toBe(59);
+    expect(withoutBookkeeping(await redisState(client))).toEqual(withoutBookkeeping(liveState));
+  }, TEST_TIMEOUT_MS);
+
+  test("leaves the sequence counter at or above every number in the log", async () => {
+    const { client } = await redisServer();
+    await recoverWithin(client, logDir);
+    const { records } = parseLog(readFileSync(logPath(logDir, "stock"), "utf8"));
+    expect(Number(await client.get(keys.seq))).toBeGreaterThanOrEqual(Math.max(...records.map((r) => r.seq)));
+  }, TEST_TIMEOUT_MS);
+
+  test("into a Redis that is behind brings it up to date, and replaying again changes nothing", async () => {
+    const { client: behind } = await redisServer();
+    // A copy of the live Redis as it is now...
+    for (const [key] of Object.entries(await redisState(liveClient))) {
+      if (key === keys.pendingLog) continue;
+      const dumped = await liveClient.dumpBuffer(key);
+      if (dumped) await behind.restore(key, 0, dumped, "REPLACE");
+    }
+    // ...then the live one moves on.
+    await workload("w2");
+    const item = (await get(stockUrl("/find/7"))).body;
+    expect((await post(stockUrl("/subtract/7/1"))).body).toEqual({ item_id: "7", stock: item.stock - 1 });
+    await untilNothingPending();
+    expect(withoutBookkeeping(await redisState(behind))).not.toEqual(withoutBookkeeping(await redisState(liveClient)));
+
+    await recoverWithin(behind, logDir);
+    const recovered = await redisState(behind);
+    expect(withoutBookkeeping(recovered)).toEqual(withoutBookkeeping(await redisState(liveClient)));
+
+    await recoverWithin(behind, logDir);
+    expect(await redisState(behind)).toEqual(recovered);
+  }, TEST_TIMEOUT_MS);
+
+  test("of a log whose last line is torn replays everything before it", async () => {
+    await untilNothingPending();
+    const expected = withoutBookkeeping(await redisState(liveClient));
+    const tornDir = tempDir();
+    copyFileSync(logPath(logDir, "stock"), logPath(tornDir, "stock"));
+    const next = formatRecord({ seq: 10_000_000, at: new Date().toISOString(), op: "stock.add", writes: { "item:0": { stock: "999", price: "2" } } });
+    appendFileSync(logPath(tornDir, "stock"), next.slice(0, next.length - 5));
+
+    const { client } = await redisServer();
+    await recoverWithin(client, tornDir);
+    expect(withoutBookkeeping(await redisState(client))).toEqual(expected);
+  }, TEST_TIMEOUT_MS);
+
+  test("a change logged after a torn tail (a crash mid-append) is replayed too", async () => {
+    const tornDir = tempDir();
+    copyFileSync(logPath(logDir, "stock"), logPath(tornDir, "stock"));
+    const lost = formatRecord({ seq: 10_000_000, at: new Date().toISOString(), op: "stock.add", writes: { "item:0": { stock: "999", price: "2" } } });
+    appendFileSync(logPath(tornDir, "stock"), lost.slice(0, 40));
+
+    // The restarted service appends its next change to the same log.
+    const { server: scratch, client: scratchClient } = await redisServer();
+    await scratchClient.set(keys.seq, "20000000");
+    const restarted = await Store.open(serviceConfig("stock", { redisPort: scratch.port, logDir: tornDir }));
+    await restarted.change("stock.create", "item:after-crash", itemCodec, () => ({ stock: 0, price: 3 }));
+    await restarted.close();
+
+    const { records } = parseLog(readFileSync(logPath(tornDir, "stock"), "utf8"));
+    expect(records.filter((r) => "item:after-crash" in r.writes).length).toBe(1);
+    const { client } = await redisServer();
+    await recoverWithin(client, tornDir);
+    expect(await client.hgetall("item:after-crash")).toMatchObject({ stock: "0", price: "3" });
+  }, TEST_TIMEOUT_MS);
+});

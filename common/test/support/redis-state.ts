@@ -1,0 +1,28 @@
+/** The whole content of a Redis, as plain data a test can compare with toEqual. */
+import type { Redis } from "ioredis";
+
+export type RedisState = Record<string, { type: string; value: unknown }>;
+
+export async function redisState(redis: Redis): Promise<RedisState> {
+  const all: RedisState = {};
+  let cursor = "0";
+  do {
+    const [next, found] = await redis.scan(cursor, "COUNT", 1000);
+    cursor = next;
+    for (const key of found) {
+      const type = await redis.type(key);
+      let value: unknown;
+      if (type === "hash") value = await redis.hgetall(key);
+      else if (type === "set") value = (await redis.smembers(key)).sort();
+      else if (type === "string") value = await redis.get(key);
+      else value = `<${type}>`;
+      all[key] = { type, value };
+    }
+  } while (cursor !== "0");
+  return all;
+}
+
+/** The state without the given keys (e.g. `meta:seq`, which a refused transaction still advances). */
+export function without(state: RedisState, ...keys: string[]): RedisState {
+  return Object.fromEntries(Object.entries(state).filter(([key]) => !keys.includes(key)));
+}

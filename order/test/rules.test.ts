@@ -1,0 +1,186 @@
+import { describe, expect, test } from "bun:test";
+import { AppError } from "@checkout/common/errors";
+import { expectAppError } from "../../common/test/support/errors";
+import { MAX_INTEGER } from "@checkout/common/http";
+import { newOrder, orderCodec, ownsSaga, sagaChanges, startCheckout, withItem, type Order, type SagaRecord } from "../src/orders";
+
+const ME = "order-1";
+const OTHER = "order-2";
+const NOW = 1_000_000;
+const LEASE = 3_000;
+
+
+const withSaga = (saga: Partial<SagaRecord>, order = newOrder("u1", [["a", 1]], 5)): Order => ({
+  ...order,
+  saga: { ...order.saga, ...saga },
+});
+
+const running = (owner: string, leaseUntil: number) => withSaga({ status: "running", attempt: 1, step: 0, owner, leaseUntil });
+
+describe("withItem", () => {
+  test("appends the item and adds quantity × price to the total", () => {
+    const order = withItem(newOrder("u1", [["a", 1]], 5), "o", "b", 3, 7);
+    expect(order).toEqual({ ...newOrder("u1"), items: [["a", 1], ["b", 3]], totalCost: 26 });
+  });
+
+  test("keeps a repeated item as a separate line", () => {
+    const order = withItem(newOrder("u1", [["a", 1]], 5), "o", "a", 2, 5) as Order;
+    expect(order.items).toEqual([["a", 1], ["a", 2]]);
+    expect(order.totalCost).toBe(15);
+  });
+
+  test("to an unknown order is unknown_order", () => {
+    expectAppError(withItem(null, "o", "a", 1, 1), 404, "unknown_order");
+  });
+
+  test("to a paid order is refused as order_already_paid", () => {
+    expectAppError(withItem({ ...newOrder("u1"), paid: true }, "o", "a", 1, 1), 409, "order_already_paid");
+  });
+
+  test("to an order whose checkout is running is refused as checkout_in_progress", () => {
+    expectAppError(withItem(running(OTHER, NOW + 1), "o", "a", 1, 1), 409, "checkout_in_progress");
+  });
+
+  test("to an order whose checkout is compensating is refused as checkout_in_progress", () => {
+    expectAppError(withItem(withSaga({ status: "compensating", attempt: 1 }), "o", "a", 1, 1), 409, "checkout_in_progress");
+  });
+
+  test("to an order whose checkout failed is allowed", () => {
+    const order = withItem(withSaga({ status: "failed", attempt: 1 }), "o", "b", 1, 2) as Order;
+    expect(order.totalCost).toBe(7);
+  });
+
+  test("that would take the total beyond 2^53-1 is invalid input", () => {
+    expectAppError(withItem(newOrder("u1", [], MAX_INTEGER - 1), "o", "a", 1, 2), 400, "invalid_input");
+    expectAppError(withItem(newOrder("u1"), "o", "a", MAX_INTEGER, 2), 400, "invalid_input");
+  });
+
+  test("that takes the total to exactly 2^53-1 is allowed", () => {
+    expect((withItem(newOrder("u1", [], MAX_INTEGER - 2), "o", "a", 1, 2) as Order).totalCost).toBe(MAX_INTEGER);
+  });
+});
+
+describe("startCheckout", () => {
+  test("of an unknown order is unknown_order and writes nothing", () => {
+    const decision = startCheckout(null, "o", ME, NOW, LEASE);
+    expectAppError(decision.result, 404, "unknown_order");
+    expect(decision.order).toBeUndefined();
+  });
+
+  test("of a paid order answers paid and writes nothing", () => {
+    const decision = startCheckout({ ...newOrder("u1"), paid: true, saga: { ...newOrder("u1").saga, status: "done", attempt: 1 } }, "o", ME, NOW, LEASE);
+    expect(decision.result).toEqual({ kind: "paid" });
+    expect(decision.order).toBeUndefined();
+  });
+
+  test("of a new order starts attempt 1 at step 0, running, leased to me", () => {
+    const decision = startCheckout(newOrder("u1"), "o", ME, NOW, LEASE);
+    const saga: SagaRecord = { status: "running", attempt: 1, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE };
+    expect(decision.result).toEqual({ kind: "drive", order: { ...newOrder("u1"), saga } });
+    expect(decision.order?.saga).toEqual(saga);
+  });
+
+  test("of a failed order starts the next attempt and forgets the old error", () => {
+    const failed = withSaga({ status: "failed", attempt: 3, step: -1, error: { status: 409, code: "insufficient_stock", message: "no" } });
+    const decision = startCheckout(failed, "o", ME, NOW, LEASE);
+    expect(decision.order?.saga).toEqual({ status: "running", attempt: 4, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE });
+  });
+
+  test("of an order whose saga another process holds a live lease on says to wait for that attempt", () => {
+    const decision = startCheckout(running(OTHER, NOW + 1), "o", ME, NOW, LEASE);
+    expect(decision.result).toEqual({ kind: "wait", attempt: 1 });
+    expect(decision.order).toBeUndefined();
+  });
+
+  test("of an order whose saga lease has expired takes the saga over where it stands", () => {
+    const stuck = withSaga({ status: "compensating", attempt: 2, step: 0, owner: OTHER, leaseUntil: NOW - 1, error: { status: 409, code: "insufficient_credit", message: "no" } });
+    const decision = startCheckout(stuck, "o", ME, NOW, LEASE);
+    const claimed = { ...stuck, saga: { ...stuck.saga, owner: ME, leaseUntil: NOW + LEASE } };
+    expect(decision.result).toEqual({ kind: "drive", order: claimed });
+    expect(decision.order).toEqual(claimed);
+  });
+
+  test("of an order whose saga lease ends exactly now takes the saga over", () => {
+    expect(startCheckout(running(OTHER, NOW), "o", ME, NOW, LEASE).result).toMatchObject({ kind: "drive" });
+  });
+
+  test("of an order whose saga I hold drives it on with a renewed lease", () => {
+    const mine = running(ME, NOW + 1);
+    const decision = startCheckout(mine, "o", ME, NOW, LEASE);
+    expect(decision.result).toEqual({ kind: "drive", order: { ...mine, saga: { ...mine.saga, leaseUntil: NOW + LEASE } } });
+  });
+});
+
+describe("ownsSaga", () => {
+  test("holds for my running attempt", () => {
+    expect(ownsSaga(running(ME, NOW), 1, ME)).toBe(true);
+  });
+
+  test("holds for my compensating attempt", () => {
+    expect(ownsSaga(withSaga({ status: "compensating", attempt: 1, owner: ME }), 1, ME)).toBe(true);
+  });
+
+  test("fails for another attempt", () => {
+    expect(ownsSaga(running(ME, NOW), 2, ME)).toBe(false);
+  });
+
+  test("fails once another process took the saga over", () => {
+    expect(ownsSaga(running(OTHER, NOW), 1, ME)).toBe(false);
+  });
+
+  test("fails once the saga is finished", () => {
+    expect(ownsSaga(withSaga({ status: "done", attempt: 1, owner: ME }), 1, ME)).toBe(false);
+    expect(ownsSaga(withSaga({ status: "failed", attempt: 1, owner: ME }), 1, ME)).toBe(false);
+  });
+
+  test("fails for no order", () => {
+    expect(ownsSaga(null, 1, ME)).toBe(false);
+  });
+});
+
+describe("sagaChanges", () => {
+  const order = running(ME, NOW);
+  const apply = (change: ReturnType<typeof sagaChanges.paid>) => ({ ...order, ...change(order.saga, order) });
+
+  test("beginStep moves to the step and renews the lease", () => {
+    expect(apply(sagaChanges.beginStep(1, NOW + 10, LEASE)).saga).toEqual({ ...order.saga, step: 1, leaseUntil: NOW + 10 + LEASE });
+  });
+
+  test("renewLease only renews the lease", () => {
+    expect(apply(sagaChanges.renewLease(NOW + 10, LEASE))).toEqual({ ...order, saga: { ...order.saga, leaseUntil: NOW + 10 + LEASE } });
+  });
+
+  test("paid marks the order paid and the saga done, releasing the lease", () => {
+    const paid = apply(sagaChanges.paid());
+    expect(paid.paid).toBe(true);
+    expect(paid.saga).toEqual({ ...order.saga, status: "done", owner: "", leaseUntil: 0 });
+  });
+
+  test("compensate records the failure and the last step to undo", () => {
+    const error = new AppError(409, "insufficient_credit", "user u1 has credit 0, 5 requested");
+    const next = apply(sagaChanges.compensate(0, error, NOW + 10, LEASE));
+    expect(next.paid).toBe(false);
+    expect(next.saga).toEqual({
+      ...order.saga,
+      status: "compensating",
+      step: 0,
+      error: { status: 409, code: "insufficient_credit", message: "user u1 has credit 0, 5 requested" },
+      leaseUntil: NOW + 10 + LEASE,
+    });
+  });
+
+  test("failed finishes the saga, keeps its error, and releases the lease", () => {
+    const error = { status: 409 as const, code: "insufficient_stock" as const, message: "no" };
+    const compensating = withSaga({ status: "compensating", attempt: 1, step: -1, owner: ME, leaseUntil: NOW, error });
+    const next = { ...compensating, ...sagaChanges.failed()(compensating.saga, compensating) };
+    expect(next.saga).toEqual({ ...compensating.saga, status: "failed", owner: "", leaseUntil: 0 });
+    expect(next.paid).toBe(false);
+  });
+});
+
+describe("orderCodec", () => {
+  test("decodes what it encodes", () => {
+    const order = withSaga({ status: "compensating", attempt: 2, step: 1, owner: ME, leaseUntil: NOW, error: { status: 409, code: "insufficient_credit", message: "no" } });
+    expect(orderCodec.decode(orderCodec.encode(order))).toEqual(order);
+  });
+});

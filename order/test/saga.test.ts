@@ -1,0 +1,136 @@
+/**
+ * The checkout saga driven in-process (createCheckout) against real stock and payment services and a
+ * real order Redis, with peers that can be scripted: a step whose answer is lost, an answer that
+ * arrives late. The saga must stay consistent whatever the network does.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { TIMING } from "@checkout/common/config";
+import { keys } from "@checkout/common/keyspace";
+import { Store } from "@checkout/common/store";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createOrders } from "../src/orders";
+import { createPeers, type Peer, type PeerAnswer, type Peers } from "../src/peers";
+import { createCheckout } from "../src/saga";
+import { get, post } from "../../common/test/support/http";
+import { startRedis, type RedisServer } from "../../common/test/support/redis-server";
+import { eventually } from "../../common/test/support/eventually";
+import { serviceConfig, startService, type RunningService } from "../../common/test/support/service";
+
+/** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
+setDefaultTimeout(30_000);
+
+const INSTANCE = "saga-test";
+/** Short enough that a lost answer turns into a compensation within the test. */
+const FORWARD_DEADLINE_MS = 50;
+/** A scripted refund waits at most this long for the late charge it is meant to follow. */
+const LATE_CHARGE_WAIT_MS = 2_000;
+
+const redises: RedisServer[] = [];
+let stock: RunningService;
+let payment: RunningService;
+let orderStore: Store;
+let logDir: string;
+let real: Peers;
+
+beforeAll(async () => {
+  const [forStock, forPayment, forOrder] = await Promise.all([startRedis(), startRedis(), startRedis()]);
+  redises.push(forStock, forPayment, forOrder);
+  stock = await startService("stock", { redisPort: forStock.port });
+  payment = await startService("payment", { redisPort: forPayment.port });
+  logDir = mkdtempSync(join(tmpdir(), "checkout-saga-log-"));
+  orderStore = await Store.open(serviceConfig("order", { redisPort: forOrder.port, logDir, instanceId: INSTANCE }));
+  real = createPeers([stock.url], [payment.url]);
+});
+
+afterAll(async () => {
+  await orderStore?.close();
+  await stock?.stop();
+  await payment?.stop();
+  for (const redis of redises) await redis.stop();
+  rmSync(logDir, { recursive: true, force: true });
+});
+
+async function newItem(price: number, units: number): Promise<string> {
+  const { body } = await post(`${stock.url}/item/create/${price}`);
+  await post(`${stock.url}/add/${body.item_id}/${units}`);
+  return body.item_id;
+}
+
+async function newUser(credit: number): Promise<string> {
+  const { body } = await post(`${payment.url}/create_user`);
+  await post(`${payment.url}/add_funds/${body.user_id}/${credit}`);
+  return body.user_id;
+}
+
+const stockOf = async (id: string): Promise<number> => (await get(`${stock.url}/find/${id}`)).body.stock;
+const creditOf = async (id: string): Promise<number> => (await get(`${payment.url}/find_user/${id}`)).body.credit;
+const sagaStatus = async (orderId: string) => (await orderStore.read(keys.order(orderId)))?.saga_status;
+const sagaFinished = (orderId: string) => eventually(async () => ["done", "failed"].includes((await sagaStatus(orderId)) ?? ""), 5_000);
+
+/** A peer whose POSTs go through `route` first (to count, delay or drop them). */
+function scripted(peer: Peer, route: (path: string, body: unknown, send: () => Promise<PeerAnswer>) => Promise<PeerAnswer>): Peer {
+  return { ...peer, get: peer.get, post: (path: string, body?: unknown) => route(path, body, () => peer.post(path, body)) } as Peer;
+}
+
+describe("checkout saga", () => {
+  test("two concurrent checkouts of one order in one process drive its saga once", async () => {
+    const a = await newItem(5, 10);
+    const user = await newUser(100);
+    const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
+    const id = await orders.create(user);
+    await orders.addItem(id, a, 1, 5);
+
+    const sent: string[] = [];
+    const counting = (peer: Peer) => scripted(peer, (path, _body, send) => (sent.push(path.split("/")[2]!), send()));
+    const checkout = createCheckout(orders, { stock: counting(real.stock), payment: counting(real.payment) });
+
+    const outcomes = await Promise.all([checkout.checkout(id), checkout.checkout(id)]);
+    expect(outcomes).toEqual([{ paid: true }, { paid: true }]);
+    expect(sent).toEqual(["take", "charge"]);
+  });
+
+  test("an order is never paid for a charge that was refunded, even when two checkouts of it race in one process", async () => {
+    const a = await newItem(5, 10);
+    const user = await newUser(100);
+    const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
+    const id = await orders.create(user);
+    await orders.addItem(id, a, 2, 5);
+
+    // The first charge's answer is lost (its driver compensates); a second charge of the same
+    // operation lands, late, once that compensation is decided; the refund arrives after it.
+    let charges = 0;
+    const lateChargeLanded = Promise.withResolvers<void>();
+    const flakyPayment = scripted(real.payment, async (path, _body, send) => {
+      if (path.startsWith("/internal/charge/")) {
+        if (++charges === 1) {
+          await Bun.sleep(FORWARD_DEADLINE_MS * 2);
+          return { kind: "unknown", reason: "scripted: the answer was lost" };
+        }
+        await eventually(async () => (await sagaStatus(id)) === "compensating", LATE_CHARGE_WAIT_MS);
+        const answer = await send();
+        lateChargeLanded.resolve();
+        return answer;
+      }
+      if (path.startsWith("/internal/refund/")) await Promise.race([lateChargeLanded.promise, Bun.sleep(LATE_CHARGE_WAIT_MS)]);
+      return send();
+    });
+    const checkout = createCheckout(orders, { stock: real.stock, payment: flakyPayment }, {
+      ...TIMING,
+      // createCheckout's `timing` is typed as TIMING's literal values, so another value needs a cast.
+      forwardStepDeadlineMs: FORWARD_DEADLINE_MS as typeof TIMING.forwardStepDeadlineMs,
+    });
+
+    const outcomes = await Promise.all([checkout.checkout(id), checkout.checkout(id)]);
+    expect(await sagaFinished(id)).toBe(true);
+    await eventually(async () => checkout.inFlight() === 0);
+
+    const paid = (await orders.find(id)).paid;
+    const charged = (await creditOf(user)) === 90;
+    const taken = (await stockOf(a)) === 8;
+    expect({ paid, charged, taken }).toEqual({ paid, charged: paid, taken: paid });
+    // Every answer given for the order agrees with what the databases say.
+    expect(outcomes.map((o) => o.paid)).toEqual([paid, paid]);
+  });
+});

@@ -1,0 +1,267 @@
+/** The stock service over real HTTP, on its own real Redis: the public API and the saga steps. */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { keys } from "@checkout/common/keyspace";
+import { errorBody, get, post } from "../../common/test/support/http";
+import { startRedis, type RedisServer } from "../../common/test/support/redis-server";
+import { redisState, without } from "../../common/test/support/redis-state";
+import { startService, type RunningService } from "../../common/test/support/service";
+
+/** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
+setDefaultTimeout(30_000);
+
+const MAX = Number.MAX_SAFE_INTEGER;
+
+let redis: RedisServer;
+let stock: RunningService;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  stock = await startService("stock", { redisPort: redis.port });
+});
+
+afterAll(async () => {
+  await stock?.stop();
+  await redis?.stop();
+});
+
+const url = (path: string) => stock.url + path;
+const state = () => redisState(stock.store.client);
+
+async function newItem(price: number, units = 0): Promise<string> {
+  const { body } = await post(url(`/item/create/${price}`));
+  if (units > 0) await post(url(`/add/${body.item_id}/${units}`));
+  return body.item_id;
+}
+
+const stockOf = async (id: string): Promise<number> => (await get(url(`/find/${id}`))).body.stock;
+
+describe("public endpoints", () => {
+  test("create makes an item with stock 0 at the given price", async () => {
+    const created = await post(url("/item/create/42"));
+    expect(created).toEqual({ status: 200, body: { item_id: expect.any(String) } });
+    expect(await get(url(`/find/${created.body.item_id}`))).toEqual({ status: 200, body: { stock: 0, price: 42 } });
+  });
+
+  test("create accepts a price of 0", async () => {
+    const created = await post(url("/item/create/0"));
+    expect((await get(url(`/find/${created.body.item_id}`))).body).toEqual({ stock: 0, price: 0 });
+  });
+
+  test("find of an unknown item is 404 unknown_item", async () => {
+    expect(await get(url("/find/no-such-item"))).toEqual({ status: 404, body: errorBody("unknown_item") });
+  });
+
+  test("add answers the new stock", async () => {
+    const id = await newItem(5);
+    expect(await post(url(`/add/${id}/7`))).toEqual({ status: 200, body: { item_id: id, stock: 7 } });
+    expect(await post(url(`/add/${id}/3`))).toEqual({ status: 200, body: { item_id: id, stock: 10 } });
+    expect(await get(url(`/find/${id}`))).toEqual({ status: 200, body: { stock: 10, price: 5 } });
+  });
+
+  test("subtract answers the new stock", async () => {
+    const id = await newItem(5, 10);
+    expect(await post(url(`/subtract/${id}/4`))).toEqual({ status: 200, body: { item_id: id, stock: 6 } });
+    expect(await stockOf(id)).toBe(6);
+  });
+
+  test("subtract down to exactly 0 is allowed", async () => {
+    const id = await newItem(5, 3);
+    expect(await post(url(`/subtract/${id}/3`))).toEqual({ status: 200, body: { item_id: id, stock: 0 } });
+  });
+
+  test("subtract below zero is 409 insufficient_stock and changes nothing", async () => {
+    const id = await newItem(5, 3);
+    const before = await state();
+    expect(await post(url(`/subtract/${id}/4`))).toEqual({ status: 409, body: errorBody("insufficient_stock") });
+    expect(without(await state(), keys.seq)).toEqual(without(before, keys.seq));
+    expect(await stockOf(id)).toBe(3);
+  });
+
+  test("add and subtract of an unknown item are 404 unknown_item and create nothing", async () => {
+    const before = await state();
+    expect(await post(url("/add/no-such-item/1"))).toEqual({ status: 404, body: errorBody("unknown_item") });
+    expect(await post(url("/subtract/no-such-item/1"))).toEqual({ status: 404, body: errorBody("unknown_item") });
+    expect(without(await state(), keys.seq)).toEqual(without(before, keys.seq));
+  });
+
+  test("add beyond 2^53-1 is 400 and changes nothing", async () => {
+    const id = await newItem(5, 10);
+    expect(await post(url(`/add/${id}/${MAX}`))).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await stockOf(id)).toBe(10);
+  });
+
+  test("batch_init creates items '0' … 'n-1' with the given stock and price", async () => {
+    expect(await post(url("/batch_init/3/100/7"))).toEqual({ status: 200, body: { msg: expect.any(String) } });
+    for (const id of ["0", "1", "2"]) expect(await get(url(`/find/${id}`))).toEqual({ status: 200, body: { stock: 100, price: 7 } });
+    expect((await get(url("/find/3"))).status).toBe(404);
+  });
+
+  test("200 concurrent subtracts of 1 from a stock of 100: exactly 100 succeed and the stock ends at 0", async () => {
+    const id = await newItem(1, 100);
+    const answers = await Promise.all(Array.from({ length: 200 }, () => post(url(`/subtract/${id}/1`))));
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s === 200).length).toBe(100);
+    expect(statuses.filter((s) => s === 409).length).toBe(100);
+    expect(await stockOf(id)).toBe(0);
+    // Every successful answer names a distinct resulting stock: no two subtracts saw the same state.
+    expect(new Set(answers.filter((a) => a.status === 200).map((a) => a.body.stock)).size).toBe(100);
+  });
+
+  test("100 concurrent adds of 1 all count", async () => {
+    const id = await newItem(1);
+    const answers = await Promise.all(Array.from({ length: 100 }, () => post(url(`/add/${id}/1`))));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    expect(await stockOf(id)).toBe(100);
+  });
+});
+
+describe("invalid input", () => {
+  const tooLong = "x".repeat(65);
+  const cases: Array<[method: "GET" | "POST", path: string]> = [
+    ["POST", "/item/create/-1"],
+    ["POST", "/item/create/1.5"],
+    ["POST", "/item/create/abc"],
+    ["POST", "/item/create/1e3"],
+    ["POST", "/item/create/9007199254740992"],
+    ["GET", `/find/${tooLong}`],
+    ["GET", "/find/a%20b"],
+    ["GET", "/find/a%2Fb"],
+    ["POST", "/add/0/-1"],
+    ["POST", "/add/0/abc"],
+    ["POST", "/add/0/1.5"],
+    ["POST", "/add/0/9007199254740992"],
+    ["POST", `/add/${tooLong}/1`],
+    ["POST", "/subtract/0/-1"],
+    ["POST", "/subtract/0/abc"],
+    ["POST", "/subtract/0/9007199254740992"],
+    ["POST", `/subtract/${tooLong}/1`],
+    ["POST", "/batch_init/-1/1/1"],
+    ["POST", "/batch_init/abc/1/1"],
+    ["POST", "/batch_init/1000001/1/1"],
+    ["POST", "/batch_init/1/-1/1"],
+    ["POST", "/batch_init/1/1/1.5"],
+    ["POST", "/batch_init/1/1/9007199254740992"],
+  ];
+
+  test.each(cases)("%s %s is 400 invalid_input and changes nothing", async (method, path) => {
+    const before = await state();
+    const answer = method === "GET" ? await get(url(path)) : await post(url(path));
+    expect(answer).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await state()).toEqual(before);
+  });
+
+  const internal: Array<[path: string, body: unknown]> = [
+    ["/internal/take/no-attempt", { items: [["0", 1]] }],
+    ["/internal/take/o:abc", { items: [["0", 1]] }],
+    ["/internal/take/o:1", { items: [] }],
+    ["/internal/take/o:1", { items: [["0", 0]] }],
+    ["/internal/take/o:1", { items: [["0", -1]] }],
+    ["/internal/take/o:1", { items: [["0", 1.5]] }],
+    ["/internal/take/o:1", { items: [["a/b", 1]] }],
+    ["/internal/take/o:1", {}],
+    ["/internal/restore/o:1", { items: [] }],
+    ["/internal/restore/no-attempt", { items: [["0", 1]] }],
+  ];
+
+  test.each(internal)("POST %s with %j is 400 invalid_input and changes nothing", async (path, body) => {
+    const before = await state();
+    expect(await post(url(path), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await state()).toEqual(before);
+  });
+});
+
+describe("saga steps: take and restore", () => {
+  test("take subtracts every item of the order and answers applied", async () => {
+    const [a, b] = [await newItem(1, 10), await newItem(2, 10)];
+    expect(await post(url("/internal/take/t1:1"), { items: [[a, 2], [b, 3]] })).toEqual({ status: 200, body: { outcome: "applied" } });
+    expect([await stockOf(a), await stockOf(b)]).toEqual([8, 7]);
+  });
+
+  test("take sums the quantities of a repeated item", async () => {
+    const a = await newItem(1, 10);
+    expect((await post(url("/internal/take/t2:1"), { items: [[a, 2], [a, 3]] })).status).toBe(200);
+    expect(await stockOf(a)).toBe(5);
+  });
+
+  test("a repeated take answers applied again and takes nothing more", async () => {
+    const a = await newItem(1, 10);
+    await post(url("/internal/take/t3:1"), { items: [[a, 4]] });
+    expect(await post(url("/internal/take/t3:1"), { items: [[a, 4]] })).toEqual({ status: 200, body: { outcome: "applied" } });
+    expect(await stockOf(a)).toBe(6);
+  });
+
+  test("20 concurrent copies of one take take the stock once", async () => {
+    const a = await newItem(1, 10);
+    const answers = await Promise.all(Array.from({ length: 20 }, () => post(url("/internal/take/t4:1"), { items: [[a, 4]] })));
+    expect(answers.every((x) => x.status === 200 && x.body.outcome === "applied")).toBe(true);
+    expect(await stockOf(a)).toBe(6);
+  });
+
+  test("another attempt of the same order is another operation", async () => {
+    const a = await newItem(1, 10);
+    await post(url("/internal/take/t5:1"), { items: [[a, 4]] });
+    await post(url("/internal/take/t5:2"), { items: [[a, 4]] });
+    expect(await stockOf(a)).toBe(2);
+  });
+
+  test("take of several items is all-or-nothing when one is short", async () => {
+    const [a, b] = [await newItem(1, 10), await newItem(1, 1)];
+    expect(await post(url("/internal/take/t6:1"), { items: [[a, 2], [b, 2]] })).toEqual({ status: 409, body: errorBody("insufficient_stock") });
+    expect([await stockOf(a), await stockOf(b)]).toEqual([10, 1]);
+  });
+
+  test("take of several items is all-or-nothing when one is unknown", async () => {
+    const a = await newItem(1, 10);
+    expect(await post(url("/internal/take/t7:1"), { items: [[a, 2], ["no-such-item", 1]] })).toEqual({ status: 404, body: errorBody("unknown_item") });
+    expect(await stockOf(a)).toBe(10);
+  });
+
+  test("a refused take is refused again even once the stock would allow it", async () => {
+    const a = await newItem(1, 1);
+    await post(url("/internal/take/t8:1"), { items: [[a, 2]] });
+    await post(url(`/add/${a}/10`));
+    expect(await post(url("/internal/take/t8:1"), { items: [[a, 2]] })).toEqual({ status: 409, body: errorBody("insufficient_stock") });
+    expect(await stockOf(a)).toBe(11);
+  });
+
+  test("restore puts back what its take took, once", async () => {
+    const [a, b] = [await newItem(1, 10), await newItem(1, 10)];
+    const items = [[a, 2], [b, 3]];
+    await post(url("/internal/take/r1:1"), { items });
+    expect(await post(url("/internal/restore/r1:1"), { items })).toEqual({ status: 200, body: { outcome: "compensated" } });
+    expect([await stockOf(a), await stockOf(b)]).toEqual([10, 10]);
+    expect(await post(url("/internal/restore/r1:1"), { items })).toEqual({ status: 200, body: { outcome: "compensated" } });
+    expect([await stockOf(a), await stockOf(b)]).toEqual([10, 10]);
+  });
+
+  test("a take after its restore is 409 operation_cancelled and takes nothing", async () => {
+    const a = await newItem(1, 10);
+    await post(url("/internal/take/r2:1"), { items: [[a, 2]] });
+    await post(url("/internal/restore/r2:1"), { items: [[a, 2]] });
+    expect(await post(url("/internal/take/r2:1"), { items: [[a, 2]] })).toEqual({ status: 409, body: errorBody("operation_cancelled") });
+    expect(await stockOf(a)).toBe(10);
+  });
+
+  test("a restore that arrives before its take fences it: the take is 409 operation_cancelled and the stock is unchanged", async () => {
+    const a = await newItem(1, 10);
+    expect(await post(url("/internal/restore/r3:1"), { items: [[a, 2]] })).toEqual({ status: 200, body: { outcome: "cancelled" } });
+    expect(await stockOf(a)).toBe(10);
+    expect(await post(url("/internal/take/r3:1"), { items: [[a, 2]] })).toEqual({ status: 409, body: errorBody("operation_cancelled") });
+    expect(await stockOf(a)).toBe(10);
+  });
+
+  test("restore of a refused take changes nothing", async () => {
+    const a = await newItem(1, 1);
+    await post(url("/internal/take/r4:1"), { items: [[a, 2]] });
+    expect(await post(url("/internal/restore/r4:1"), { items: [[a, 2]] })).toEqual({ status: 200, body: { outcome: "refused" } });
+    expect(await stockOf(a)).toBe(1);
+  });
+
+  test("a restore that names other items than its take is 400 and changes nothing", async () => {
+    const [a, b] = [await newItem(1, 10), await newItem(1, 10)];
+    await post(url("/internal/take/r5:1"), { items: [[a, 2]] });
+    const before = await state();
+    expect(await post(url("/internal/restore/r5:1"), { items: [[b, 2]] })).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(without(await state(), keys.seq)).toEqual(without(before, keys.seq));
+  });
+});
