@@ -7,8 +7,10 @@ import { z } from "zod";
 import { MAX_INTEGER } from "./http";
 import type { StepAnswer } from "./saga-step";
 
-/** An operation id: `<order id>:<saga attempt>`. */
-export const opIdParam = z.object({ op_id: z.string().regex(/^[A-Za-z0-9_-]{1,64}:\d{1,9}$/, "op_id must be <order id>:<attempt>") });
+/** An operation id: `<order id>:<attempt>.<nonce>` (see the order service's SagaRecord.opId). */
+export const opIdParam = z.object({
+  op_id: z.string().regex(/^[A-Za-z0-9_-]{1,64}:\d{1,9}(\.[A-Za-z0-9-]{1,16})?$/, "op_id must be <order id>:<attempt>[.<nonce>]"),
+});
 
 const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const count = z.number().int().min(1).max(MAX_INTEGER);

@@ -16,6 +16,11 @@ export type SagaStatus = "none" | "running" | "compensating" | "failed" | "done"
 export type SagaRecord = {
   status: SagaStatus;
   attempt: number;
+  /**
+   * The operation id of this attempt, `<order>:<attempt>.<nonce>`, sent with every step. The nonce keeps
+   * it unique even when batch_init resets an order and its attempts count from 1 again.
+   */
+  opId: string;
   step: number;
   /** Why the attempt failed, as answered to every checkout request that waited for it. */
   error: { status: ErrorStatus; code: ErrorCode; message: string } | null;
@@ -32,7 +37,7 @@ export type Order = {
   saga: SagaRecord;
 };
 
-const NO_SAGA: SagaRecord = { status: "none", attempt: 0, step: -1, error: null, owner: "", leaseUntil: 0 };
+const NO_SAGA: SagaRecord = { status: "none", attempt: 0, opId: "", step: -1, error: null, owner: "", leaseUntil: 0 };
 
 export const orderCodec: Codec<Order> = {
   encode: (o) => ({
@@ -42,6 +47,7 @@ export const orderCodec: Codec<Order> = {
     paid: o.paid ? "true" : "false",
     saga_status: o.saga.status,
     saga_attempt: String(o.saga.attempt),
+    saga_op: o.saga.opId,
     saga_step: String(o.saga.step),
     saga_error: o.saga.error ? JSON.stringify(o.saga.error) : "",
     lease_owner: o.saga.owner,
@@ -55,6 +61,7 @@ export const orderCodec: Codec<Order> = {
     saga: {
       status: (h.saga_status ?? "none") as SagaStatus,
       attempt: Number(h.saga_attempt ?? 0),
+      opId: h.saga_op ?? "",
       step: Number(h.saga_step ?? -1),
       error: h.saga_error ? (JSON.parse(h.saga_error) as SagaRecord["error"]) : null,
       owner: h.lease_owner ?? "",
@@ -90,28 +97,36 @@ export function withItem(order: Order | null, orderId: string, itemId: string, q
 export type CheckoutStart =
   | { kind: "paid" }
   | { kind: "drive"; order: Order }
-  | { kind: "wait"; attempt: number };
+  | { kind: "wait"; opId: string };
 
-export function startCheckout(order: Order | null, orderId: string, me: string, now: number, leaseMs: number): Decision<CheckoutStart | AppError> & { order?: Order } {
+export function startCheckout(
+  order: Order | null,
+  orderId: string,
+  me: string,
+  now: number,
+  leaseMs: number,
+  nonce: string,
+): Decision<CheckoutStart | AppError> & { order?: Order } {
   if (!order) return { result: unknownOrder(orderId) };
   if (order.paid) return { result: { kind: "paid" } };
   const saga = order.saga;
   if (isUnfinished(saga)) {
-    if (saga.leaseUntil > now && saga.owner !== me) return { result: { kind: "wait", attempt: saga.attempt } };
+    if (saga.leaseUntil > now && saga.owner !== me) return { result: { kind: "wait", opId: saga.opId } };
     // Its driver is gone (lease expired): take the saga over where it stands.
     const claimed = { ...order, saga: { ...saga, owner: me, leaseUntil: now + leaseMs } };
     return { result: { kind: "drive", order: claimed }, order: claimed };
   }
+  const attempt = saga.attempt + 1;
   const started: Order = {
     ...order,
-    saga: { status: "running", attempt: saga.attempt + 1, step: 0, error: null, owner: me, leaseUntil: now + leaseMs },
+    saga: { status: "running", attempt, opId: `${orderId}:${attempt}.${nonce}`, step: 0, error: null, owner: me, leaseUntil: now + leaseMs },
   };
   return { result: { kind: "drive", order: started }, order: started };
 }
 
 /** A saga transition is only valid for its driver's attempt, while the driver still holds it. */
-export function ownsSaga(order: Order | null, attempt: number, me: string): order is Order {
-  return order !== null && order.saga.attempt === attempt && order.saga.owner === me && isUnfinished(order.saga);
+export function ownsSaga(order: Order | null, opId: string, me: string): order is Order {
+  return order !== null && order.saga.opId === opId && order.saga.owner === me && isUnfinished(order.saga);
 }
 
 /** A saga transition: the order's next state, or null where the saga is not in a state that allows it. */
@@ -167,9 +182,10 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     /** Claims the order's checkout: starts a new saga attempt, takes over an orphaned one, or says whom to wait for. */
     async startCheckout(id: string): Promise<CheckoutStart> {
       const key = keys.order(id);
+      const nonce = crypto.randomUUID().slice(0, 8);
       const result = await store.transact("order.checkout", [key], (snapshot) => {
         const hash = snapshot.get(key);
-        const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs);
+        const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce);
         return order ? { result, writes: { [key]: orderCodec.encode(order) } } : { result };
       });
       if (result instanceof AppError) throw result;
@@ -177,12 +193,12 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     },
 
     /** Records a saga transition; returns the order after it, or null if this process no longer drives that attempt. */
-    async recordSaga(op: string, id: string, attempt: number, sagaChange: SagaChange): Promise<Order | null> {
+    async recordSaga(op: string, id: string, opId: string, sagaChange: SagaChange): Promise<Order | null> {
       const key = keys.order(id);
       return store.transact(op, [key], (snapshot) => {
         const hash = snapshot.get(key);
         const order = hash ? orderCodec.decode(hash) : null;
-        if (!ownsSaga(order, attempt, instanceId)) return { result: null };
+        if (!ownsSaga(order, opId, instanceId)) return { result: null };
         const changed = sagaChange(order.saga, order);
         if (!changed) return { result: null };
         const next = { ...order, ...changed };

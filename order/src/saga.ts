@@ -9,7 +9,7 @@
  * What makes it crash-proof:
  * - The saga's state is recorded in the order (Redis + log) BEFORE each step; whoever drives it
  *   next knows where it stood.
- * - Each step and each compensation carries the operation id `<order>:<attempt>`: the participant
+ * - Each step and each compensation carries the attempt's operation id (SagaRecord.opId): the participant
  *   applies it once, answers a repeat with the first outcome, and a compensation fences its step.
  *   So a step whose outcome is unknown (timeout, crash) is simply sent again.
  * - A driver holds a lease on the saga; when it dies, any order process takes the saga over once
@@ -30,7 +30,7 @@ type SagaStep = {
 };
 
 export function checkoutSteps(orderId: string, order: Order, peers: Peers): SagaStep[] {
-  const opId = `${orderId}:${order.saga.attempt}`;
+  const opId = order.saga.opId;
   const items = { items: order.items };
   const charge = { user_id: order.userId, amount: order.totalCost };
   const nothingToDo = async (): Promise<PeerAnswer> => ({ kind: "ok", body: {} });
@@ -84,8 +84,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
       decided = true;
       outcome.resolve(result);
     };
-    let attempt = 0;
-    claimAndDrive(orderId, decide, (a) => (attempt = a))
+    let opId = "";
+    claimAndDrive(orderId, decide, (claimed) => (opId = claimed))
       .catch((err) => {
         if (!decided) {
           decided = true;
@@ -96,27 +96,27 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
         driving.delete(orderId);
         // Taken over by another process, or stopped before deciding: whoever waits learns the
         // outcome from the durable record.
-        if (!decided) outcome.resolve(awaitOutcome(orderId, attempt));
+        if (!decided) outcome.resolve(awaitOutcome(orderId, opId));
       });
     return outcome.promise;
   }
 
-  async function claimAndDrive(orderId: string, decide: (o: CheckoutOutcome) => void, claimed: (attempt: number) => void): Promise<void> {
+  async function claimAndDrive(orderId: string, decide: (o: CheckoutOutcome) => void, claimed: (opId: string) => void): Promise<void> {
     const start = await untilReachable(() => orders.startCheckout(orderId));
     if (start.kind === "paid") return decide({ paid: true });
-    if (start.kind === "wait") return claimed(start.attempt);
-    claimed(start.order.saga.attempt);
+    if (start.kind === "wait") return claimed(start.opId);
+    claimed(start.order.saga.opId);
     await runSaga(orderId, start.order, decide);
   }
 
   async function runSaga(orderId: string, claimed: Order, decide: (outcome: CheckoutOutcome) => void): Promise<void> {
-    const attempt = claimed.saga.attempt;
+    const opId = claimed.saga.opId;
     const steps = checkoutSteps(orderId, claimed, peers);
     let order: Order = claimed;
 
     /** Records a transition; false when another process has taken the saga over (it finishes it). */
     const record = async (op: string, change: SagaChange): Promise<boolean> => {
-      const next = await untilReachable(() => orders.recordSaga(op, orderId, attempt, change));
+      const next = await untilReachable(() => orders.recordSaga(op, orderId, opId, change));
       if (next) order = next;
       return next !== null;
     };
@@ -184,8 +184,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     }
   }
 
-  /** Waits for the outcome of attempt `attempt`, driven elsewhere; takes the saga over if its driver is gone. */
-  async function awaitOutcome(orderId: string, attempt: number): Promise<CheckoutOutcome> {
+  /** Waits for the outcome of the attempt `opId`, driven elsewhere; takes the saga over if its driver is gone. */
+  async function awaitOutcome(orderId: string, opId: string): Promise<CheckoutOutcome> {
     const deadline = Date.now() + timing.checkoutAnswerDeadlineMs;
     for (let poll = 0; ; poll++) {
       const local = driving.get(orderId);
@@ -194,11 +194,9 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
       if (order) {
         const saga = order.saga;
         if (order.paid) return { paid: true };
-        if (saga.attempt === attempt && (saga.status === "compensating" || saga.status === "failed")) {
-          return failedCheckout(saga.error ?? { code: "internal_error", message: "checkout failed" });
-        }
-        if (saga.attempt > attempt || (saga.attempt === attempt && !isUnfinished(saga))) {
-          return failedCheckout({ code: "checkout_in_progress", message: "this checkout attempt failed; a newer one has started" });
+        if (saga.opId !== opId || !isUnfinished(saga) || saga.status === "compensating") {
+          // Not paid and no longer running: this attempt failed (a newer one may have started since).
+          return failedCheckout(saga.opId === opId && saga.error ? saga.error : { code: "checkout_in_progress", message: "this checkout attempt failed; a newer one has started" });
         }
         if (saga.leaseUntil < Date.now()) return checkout(orderId);
       }

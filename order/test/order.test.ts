@@ -192,6 +192,23 @@ describe("checkout", () => {
     expect(await checkout("no-such-order")).toEqual({ status: 404, body: errorBody("unknown_order") });
   });
 
+  test("an order reset by batch_init and checked out again is charged again", async () => {
+    // batch_init restarts an order's attempts at 1: the operation ids must still be new, or the
+    // participants would answer the old attempt's outcome and the order would be paid for nothing.
+    await post(`${stock.url}/batch_init/2/100/1`);
+    await post(`${payment.url}/batch_init/2/100`);
+    await post(`${order.url}/batch_init/1/2/2/1`);
+    expect((await checkout("0")).status).toBe(200);
+    const user = (await find("0")).user_id;
+    const creditAfterFirst = await creditOf(user);
+    await post(`${order.url}/batch_init/1/2/2/1`);
+    const resetUser = (await find("0")).user_id;
+    const creditBefore = await creditOf(resetUser);
+    expect((await checkout("0")).status).toBe(200);
+    expect(await creditOf(resetUser)).toBe(creditBefore - 2);
+    expect(creditAfterFirst).toBeLessThan(100);
+  });
+
   test("a refused checkout can be retried once the credit is there, and then pays once", async () => {
     const a = await newItem(5, 10);
     const user = await newUser(4);

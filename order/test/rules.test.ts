@@ -8,6 +8,8 @@ const ME = "order-1";
 const OTHER = "order-2";
 const NOW = 1_000_000;
 const LEASE = 3_000;
+const NONCE = "n0nce";
+const OP = `o:1.${NONCE}`;
 
 
 const withSaga = (saga: Partial<SagaRecord>, order = newOrder("u1", [["a", 1]], 5)): Order => ({
@@ -15,7 +17,7 @@ const withSaga = (saga: Partial<SagaRecord>, order = newOrder("u1", [["a", 1]], 
   saga: { ...order.saga, ...saga },
 });
 
-const running = (owner: string, leaseUntil: number) => withSaga({ status: "running", attempt: 1, step: 0, owner, leaseUntil });
+const running = (owner: string, leaseUntil: number) => withSaga({ status: "running", attempt: 1, opId: OP, step: 0, owner, leaseUntil });
 
 describe("withItem", () => {
   test("appends the item and adds quantity × price to the total", () => {
@@ -62,79 +64,85 @@ describe("withItem", () => {
 
 describe("startCheckout", () => {
   test("of an unknown order is unknown_order and writes nothing", () => {
-    const decision = startCheckout(null, "o", ME, NOW, LEASE);
+    const decision = startCheckout(null, "o", ME, NOW, LEASE, NONCE);
     expectAppError(decision.result, 404, "unknown_order");
     expect(decision.order).toBeUndefined();
   });
 
   test("of a paid order answers paid and writes nothing", () => {
-    const decision = startCheckout({ ...newOrder("u1"), paid: true, saga: { ...newOrder("u1").saga, status: "done", attempt: 1 } }, "o", ME, NOW, LEASE);
+    const decision = startCheckout({ ...newOrder("u1"), paid: true, saga: { ...newOrder("u1").saga, status: "done", attempt: 1 } }, "o", ME, NOW, LEASE, NONCE);
     expect(decision.result).toEqual({ kind: "paid" });
     expect(decision.order).toBeUndefined();
   });
 
   test("of a new order starts attempt 1 at step 0, running, leased to me", () => {
-    const decision = startCheckout(newOrder("u1"), "o", ME, NOW, LEASE);
-    const saga: SagaRecord = { status: "running", attempt: 1, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE };
+    const decision = startCheckout(newOrder("u1"), "o", ME, NOW, LEASE, NONCE);
+    const saga: SagaRecord = { status: "running", attempt: 1, opId: OP, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE };
     expect(decision.result).toEqual({ kind: "drive", order: { ...newOrder("u1"), saga } });
     expect(decision.order?.saga).toEqual(saga);
   });
 
+  test("gives every attempt an operation id of its own, even one with the same number", () => {
+    const first = startCheckout(newOrder("u1"), "o", ME, NOW, LEASE, "aaaa").order!.saga.opId;
+    const again = startCheckout(newOrder("u1"), "o", ME, NOW, LEASE, "bbbb").order!.saga.opId;
+    expect(first).not.toBe(again);
+  });
+
   test("of a failed order starts the next attempt and forgets the old error", () => {
     const failed = withSaga({ status: "failed", attempt: 3, step: -1, error: { status: 409, code: "insufficient_stock", message: "no" } });
-    const decision = startCheckout(failed, "o", ME, NOW, LEASE);
-    expect(decision.order?.saga).toEqual({ status: "running", attempt: 4, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE });
+    const decision = startCheckout(failed, "o", ME, NOW, LEASE, NONCE);
+    expect(decision.order?.saga).toEqual({ status: "running", attempt: 4, opId: `o:4.${NONCE}`, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE });
   });
 
   test("of an order whose saga another process holds a live lease on says to wait for that attempt", () => {
-    const decision = startCheckout(running(OTHER, NOW + 1), "o", ME, NOW, LEASE);
-    expect(decision.result).toEqual({ kind: "wait", attempt: 1 });
+    const decision = startCheckout(running(OTHER, NOW + 1), "o", ME, NOW, LEASE, NONCE);
+    expect(decision.result).toEqual({ kind: "wait", opId: OP });
     expect(decision.order).toBeUndefined();
   });
 
   test("of an order whose saga lease has expired takes the saga over where it stands", () => {
     const stuck = withSaga({ status: "compensating", attempt: 2, step: 0, owner: OTHER, leaseUntil: NOW - 1, error: { status: 409, code: "insufficient_credit", message: "no" } });
-    const decision = startCheckout(stuck, "o", ME, NOW, LEASE);
+    const decision = startCheckout(stuck, "o", ME, NOW, LEASE, NONCE);
     const claimed = { ...stuck, saga: { ...stuck.saga, owner: ME, leaseUntil: NOW + LEASE } };
     expect(decision.result).toEqual({ kind: "drive", order: claimed });
     expect(decision.order).toEqual(claimed);
   });
 
   test("of an order whose saga lease ends exactly now takes the saga over", () => {
-    expect(startCheckout(running(OTHER, NOW), "o", ME, NOW, LEASE).result).toMatchObject({ kind: "drive" });
+    expect(startCheckout(running(OTHER, NOW), "o", ME, NOW, LEASE, NONCE).result).toMatchObject({ kind: "drive" });
   });
 
   test("of an order whose saga I hold drives it on with a renewed lease", () => {
     const mine = running(ME, NOW + 1);
-    const decision = startCheckout(mine, "o", ME, NOW, LEASE);
+    const decision = startCheckout(mine, "o", ME, NOW, LEASE, NONCE);
     expect(decision.result).toEqual({ kind: "drive", order: { ...mine, saga: { ...mine.saga, leaseUntil: NOW + LEASE } } });
   });
 });
 
 describe("ownsSaga", () => {
   test("holds for my running attempt", () => {
-    expect(ownsSaga(running(ME, NOW), 1, ME)).toBe(true);
+    expect(ownsSaga(running(ME, NOW), OP, ME)).toBe(true);
   });
 
   test("holds for my compensating attempt", () => {
-    expect(ownsSaga(withSaga({ status: "compensating", attempt: 1, owner: ME }), 1, ME)).toBe(true);
+    expect(ownsSaga(withSaga({ status: "compensating", attempt: 1, opId: OP, owner: ME }), OP, ME)).toBe(true);
   });
 
   test("fails for another attempt", () => {
-    expect(ownsSaga(running(ME, NOW), 2, ME)).toBe(false);
+    expect(ownsSaga(running(ME, NOW), `o:2.${NONCE}`, ME)).toBe(false);
   });
 
   test("fails once another process took the saga over", () => {
-    expect(ownsSaga(running(OTHER, NOW), 1, ME)).toBe(false);
+    expect(ownsSaga(running(OTHER, NOW), OP, ME)).toBe(false);
   });
 
   test("fails once the saga is finished", () => {
-    expect(ownsSaga(withSaga({ status: "done", attempt: 1, owner: ME }), 1, ME)).toBe(false);
-    expect(ownsSaga(withSaga({ status: "failed", attempt: 1, owner: ME }), 1, ME)).toBe(false);
+    expect(ownsSaga(withSaga({ status: "done", attempt: 1, opId: OP, owner: ME }), OP, ME)).toBe(false);
+    expect(ownsSaga(withSaga({ status: "failed", attempt: 1, opId: OP, owner: ME }), OP, ME)).toBe(false);
   });
 
   test("fails for no order", () => {
-    expect(ownsSaga(null, 1, ME)).toBe(false);
+    expect(ownsSaga(null, OP, ME)).toBe(false);
   });
 });
 
@@ -167,6 +175,12 @@ describe("sagaChanges", () => {
       error: { status: 409, code: "insufficient_credit", message: "user u1 has credit 0, 5 requested" },
       leaseUntil: NOW + 10 + LEASE,
     });
+  });
+
+  test("paid and compensate apply only to a running saga: a late 'charged' never marks a compensating order paid", () => {
+    const compensating = withSaga({ status: "compensating", attempt: 1, opId: OP, step: 0, owner: ME, leaseUntil: NOW });
+    expect(sagaChanges.paid()(compensating.saga, compensating)).toBeNull();
+    expect(sagaChanges.compensate(0, new AppError(409, "insufficient_credit", "no"), NOW, LEASE)(compensating.saga, compensating)).toBeNull();
   });
 
   test("failed finishes the saga, keeps its error, and releases the lease", () => {
