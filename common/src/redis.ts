@@ -1,7 +1,7 @@
 /**
  * Redis connections. One shared, auto-pipelined client serves plain reads; every optimistic
- * transaction borrows a connection of its own from the pool, because WATCH belongs to a connection
- * and would interleave with other requests' transactions on a shared one.
+ * transaction (a batch of them, see batch.ts) borrows a connection of its own from the pool, because
+ * WATCH belongs to a connection and would interleave with other transactions on a shared one.
  */
 import { Redis, type RedisOptions } from "ioredis";
 
@@ -64,35 +64,5 @@ export class ConnectionPool {
 
   async close(): Promise<void> {
     await Promise.all(this.all.map((c) => c.quit().catch(() => c.disconnect())));
-  }
-}
-
-/**
- * In-process queue per key: transactions on the same key run one after another inside a process
- * instead of racing and failing their WATCH. Across processes WATCH still arbitrates.
- */
-export class KeyedQueue {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  async lock(keys: readonly string[]): Promise<() => void> {
-    const releases: Array<() => void> = [];
-    // A fixed order of acquisition means two multi-key transactions can never wait on each other.
-    for (const key of [...new Set(keys)].sort()) releases.push(await this.lockOne(key));
-    return () => {
-      for (const release of releases) release();
-    };
-  }
-
-  private async lockOne(key: string): Promise<() => void> {
-    const previous = this.tails.get(key);
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const tail = previous ? previous.then(() => mine) : mine;
-    this.tails.set(key, tail);
-    if (previous) await previous;
-    return () => {
-      release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    };
   }
 }

@@ -3,8 +3,8 @@
  * decide with a pure function, MULTI/EXEC the writes, retry on conflict), followed by a durable log
  * append before the caller may answer.
  *
- * Crash safety of one change, step by step:
- *  1. WATCH + read + INCR meta:seq: nothing written yet (a burnt sequence number is harmless).
+ * Transactions are group-committed: see batch.ts. Crash safety of one change, step by step:
+ *  1. WATCH + read + INCRBY meta:seq: nothing written yet (a burnt sequence number is harmless).
  *  2. EXEC writes the new hashes AND the log line into `log:pending`, atomically. If the process dies
  *     before EXEC, nothing happened; if EXEC's reply is lost, the outcome is unknown and reported as
  *     an error (the saga retries idempotently; a public caller got no answer).
@@ -20,7 +20,8 @@ import { AppError } from "./errors";
 import { crashPoint } from "./faults";
 import { indexChanges, keys } from "./keyspace";
 import { formatRecord, logPath, LogWriter, parseRecord, VERSION_FIELD, type Hash, type Writes } from "./log";
-import { connect, ConnectionPool, KeyedQueue } from "./redis";
+import { planBatch, watchedKeys, type BatchEntry, type BatchPlan, type EntryOutcome } from "./batch";
+import { connect, ConnectionPool } from "./redis";
 
 /** What a transaction read: each watched key's hash, or null where the key does not exist. */
 export type Snapshot = ReadonlyMap<string, Hash | null>;
@@ -42,10 +43,15 @@ export function conflictBackoffMs(attempt: number, random = Math.random()): numb
   return ceiling * (0.5 + random / 2);
 }
 
-type AttemptOutcome<R> = { committed: false } | { committed: true; result: R; seq: number; line: string | null };
+/** A transaction waiting for its batch. */
+type Waiting = BatchEntry & { resolve: (value: unknown) => void; reject: (error: unknown) => void; deadline: number };
+
+/** Transactions per batch at most: bounds the size of one MULTI and of the keys it WATCHes. */
+const MAX_BATCH = 256;
 
 export class Store {
-  private readonly queue = new KeyedQueue();
+  private waiting: Waiting[] = [];
+  private batching = false;
   private pendingDone: string[] = [];
   private readonly timers: Array<ReturnType<typeof setInterval>> = [];
 
@@ -106,83 +112,116 @@ export class Store {
   /**
    * Runs `decide` on a consistent snapshot of `watched` and commits what it returns, retrying on
    * conflicts until TIMING.transactionBudgetMs. `decide` must be pure: it may run several times.
+   * Transactions are group-committed (batch.ts): this resolves once the batch holding this one has
+   * committed and its log lines are durable.
    */
-  async transact<R>(op: string, watched: readonly string[], decide: (snapshot: Snapshot) => Decision<R>): Promise<R> {
-    const unlock = await this.queue.lock(watched);
-    let locked = true;
-    try {
-      const deadline = Date.now() + TIMING.transactionBudgetMs;
-      for (let attempt = 0; ; attempt++) {
-        const conn = await this.pool.acquire();
-        let outcome: AttemptOutcome<R>;
-        try {
-          outcome = await this.attempt(conn, op, watched, decide);
-        } finally {
-          this.pool.release(conn);
-        }
-        if (outcome.committed) {
-          // The next transaction on these keys may start now; this one still waits for its log line.
-          unlock();
-          locked = false;
-          if (outcome.line !== null) {
-            crashPoint(`${this.service}.committed_not_logged`);
-            await this.logDurably([outcome.seq], outcome.line);
-            crashPoint(`${this.service}.logged_not_answered`);
-          }
-          return outcome.result;
-        }
-        if (Date.now() > deadline) {
-          throw new AppError(503, "transaction_contention", `could not commit ${op} within ${TIMING.transactionBudgetMs} ms of conflicts`);
-        }
-        await Bun.sleep(conflictBackoffMs(attempt));
-      }
-    } finally {
-      if (locked) unlock();
-    }
-  }
-
-  private async attempt<R>(
-    conn: Redis,
-    op: string,
-    watched: readonly string[],
-    decide: (snapshot: Snapshot) => Decision<R>,
-  ): Promise<AttemptOutcome<R>> {
-    // UNWATCH first: a connection comes back to the pool clean even if a previous user threw mid-way.
-    const read = conn.pipeline().unwatch().watch(...watched);
-    for (const key of watched) read.hgetall(key);
-    // The sequence number is taken after the reads: a change that commits after another on the same
-    // key has read it, so it also holds a higher number, and replay by number is replay in commit order.
-    read.incr(keys.seq);
-    const replies = throwOnReplyError(await read.exec());
-    const snapshot = new Map<string, Hash | null>();
-    watched.forEach((key, i) => {
-      const hash = replies[i + 2] as Hash;
-      snapshot.set(key, Object.keys(hash).length === 0 ? null : hash);
+  transact<R>(op: string, watched: readonly string[], decide: (snapshot: Snapshot) => Decision<R>): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.waiting.push({
+        op,
+        watched,
+        decide,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        deadline: Date.now() + TIMING.transactionBudgetMs,
+      });
+      if (!this.batching) void this.commitBatches();
     });
-    const seq = Number(replies[replies.length - 1]);
-
-    const decision = decide(snapshot);
-    if (!decision.writes || Object.keys(decision.writes).length === 0) {
-      await conn.unwatch();
-      return { committed: true, result: decision.result, seq, line: null };
-    }
-    const line = formatRecord({ seq, at: new Date().toISOString(), op, writes: decision.writes });
-    const tx = conn.multi();
-    this.addWrites(tx, decision.writes, seq);
-    tx.hset(keys.pendingLog, String(seq), line);
-    const committed = await tx.exec();
-    if (committed === null) return { committed: false };
-    throwOnReplyError(committed);
-    return { committed: true, result: decision.result, seq, line };
   }
 
-  private addWrites(tx: ReturnType<Redis["multi"]>, writes: Writes, seq: number): void {
-    for (const [key, hash] of Object.entries(writes)) {
-      tx.hset(key, { ...hash, [VERSION_FIELD]: String(seq) });
-      for (const [set, member, belongs] of indexChanges(this.service, key, hash)) {
-        if (belongs) tx.sadd(set, member);
-        else tx.srem(set, member);
+  /** One batch in flight at a time: whatever queues meanwhile forms the next batch. */
+  private async commitBatches(): Promise<void> {
+    this.batching = true;
+    try {
+      while (this.waiting.length > 0) await this.commitBatch(this.waiting.splice(0, MAX_BATCH));
+    } finally {
+      this.batching = false;
+    }
+  }
+
+  /** Commits a batch (retrying on conflicts); returns right after EXEC, its log flush goes on alone. */
+  private async commitBatch(batch: Waiting[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const now = Date.now();
+      for (const tx of batch.filter((t) => t.deadline < now)) {
+        tx.reject(new AppError(503, "transaction_contention", `could not commit ${tx.op} within ${TIMING.transactionBudgetMs} ms of conflicts`));
       }
+      batch = batch.filter((t) => t.deadline >= now);
+      if (batch.length === 0) return;
+
+      const conn = await this.pool.acquire();
+      let plan: BatchPlan;
+      try {
+        const watched = watchedKeys(batch);
+        // UNWATCH first: a connection comes back to the pool clean even if a previous user failed mid-way.
+        const read = conn.pipeline().unwatch().watch(...watched);
+        for (const key of watched) read.hgetall(key);
+        // Sequence numbers are taken after the reads: a change that commits after another on the same
+        // key has read it, so it holds a higher number, and replay by number is replay in commit order.
+        read.incrby(keys.seq, batch.length);
+        const replies = throwOnReplyError(await read.exec());
+        const snapshot = new Map<string, Hash | null>();
+        watched.forEach((key, i) => {
+          const hash = replies[i + 2] as Hash;
+          snapshot.set(key, Object.keys(hash).length === 0 ? null : hash);
+        });
+        const firstSeq = Number(replies[replies.length - 1]) - batch.length + 1;
+        plan = planBatch(batch, snapshot, firstSeq, new Date().toISOString());
+
+        if (plan.writes.length === 0) {
+          await conn.unwatch();
+        } else {
+          const tx = conn.multi();
+          for (const { key, hash, seq } of plan.writes) this.addWrite(tx, key, hash, seq);
+          const pending: Record<string, string> = {};
+          for (const outcome of plan.outcomes) if (outcome.ok && outcome.line) pending[String(outcome.seq)] = outcome.line;
+          tx.hset(keys.pendingLog, pending);
+          const committed = await tx.exec();
+          if (committed === null) {
+            await Bun.sleep(conflictBackoffMs(attempt));
+            continue;
+          }
+          throwOnReplyError(committed);
+        }
+      } catch (err) {
+        // Redis failed us: if EXEC was sent its outcome is unknown, and the callers are told so.
+        for (const tx of batch) tx.reject(err);
+        return;
+      } finally {
+        this.pool.release(conn);
+      }
+      void this.finishBatch(batch, plan);
+      return;
+    }
+  }
+
+  private async finishBatch(batch: Waiting[], plan: BatchPlan): Promise<void> {
+    const logged = plan.outcomes.filter((o): o is Extract<EntryOutcome, { ok: true }> => o.ok && o.line !== null);
+    try {
+      if (logged.length > 0) {
+        crashPoint(`${this.service}.committed_not_logged`);
+        await this.logDurably(
+          logged.map((o) => o.seq),
+          logged.map((o) => o.line).join(""),
+        );
+        crashPoint(`${this.service}.logged_not_answered`);
+      }
+    } catch (err) {
+      for (const tx of batch) tx.reject(err);
+      return;
+    }
+    batch.forEach((tx, i) => {
+      const outcome = plan.outcomes[i]!;
+      if (outcome.ok) tx.resolve(outcome.result);
+      else tx.reject(outcome.error);
+    });
+  }
+
+  private addWrite(tx: ReturnType<Redis["multi"]>, key: string, hash: Hash, seq: number): void {
+    tx.hset(key, { ...hash, [VERSION_FIELD]: String(seq) });
+    for (const [set, member, belongs] of indexChanges(this.service, key, hash)) {
+      if (belongs) tx.sadd(set, member);
+      else tx.srem(set, member);
     }
   }
 
@@ -229,7 +268,7 @@ export class Store {
         seqs.push(seq);
         lines += line;
         pending[String(seq)] = line;
-        this.addWrites(tx, { [key]: hash }, seq);
+        this.addWrite(tx, key, hash, seq);
       });
       tx.hset(keys.pendingLog, pending);
       const committed = await tx.exec();
