@@ -1,0 +1,240 @@
+/**
+ * The gateway's nginx.conf, as one pure function of where the replicas are.
+ *
+ * The local stack renders it into its state folder on every start; `gateway/nginx.compose.conf` is
+ * the same function rendered for compose's host names and committed (regenerate it with
+ * `bun gateway/render.ts`; scripts/test/compose-equivalence.test.ts fails if the two drift apart).
+ *
+ * Routing: `/orders/*` → order, `/stock/*` → stock, `/payment/*` → payment, the first path segment
+ * stripped. Which requests nginx may re-send to another replica is the one decision here that touches
+ * correctness; see `retryPolicy` below.
+ */
+import { TIMING, type ServiceName, SERVICES } from "../common/src/config";
+
+/** The public path prefix of each service (the order service is the one whose prefix is plural). */
+export const PUBLIC_PREFIX: Readonly<Record<ServiceName, string>> = { order: "orders", stock: "stock", payment: "payment" };
+
+/**
+ * Paths (after the prefix) answered by GET, i.e. reads that may safely be asked of a second replica.
+ * Everything else under a prefix is a POST that changes state.
+ */
+export const READ_PATHS: Readonly<Record<ServiceName, readonly string[]>> = {
+  order: ["find/"],
+  stock: ["find/"],
+  payment: ["find_user/"],
+};
+
+/** The path (after the prefix) where the order service takes checkouts. */
+export const CHECKOUT_PATH = "checkout/";
+
+/** Idle connections to the replicas of one upstream that each nginx worker keeps open for reuse. */
+export const UPSTREAM_KEEPALIVE_CONNECTIONS = 128;
+/**
+ * How long an idle upstream connection is kept. It must stay below the services' own idle timeout
+ * (Bun.serve closes idle connections after 10 s): if the service closes first, nginx may send a
+ * request on a connection that is being closed, and a POST that is not retried then fails with 502.
+ */
+export const UPSTREAM_KEEPALIVE_TIMEOUT_S = 5;
+/** Requests served over one keep-alive connection (client or upstream) before nginx closes it. */
+export const KEEPALIVE_REQUESTS = 100_000;
+/**
+ * A replica that failed once is skipped for this long. Short, because the supervisor restarts a dead
+ * replica within a second and the replica should get traffic again soon after.
+ */
+export const UPSTREAM_FAIL_TIMEOUT_S = 2;
+/** Connecting over loopback or a container network is immediate; a slow connect means a hung replica. */
+export const PROXY_CONNECT_TIMEOUT_S = 2;
+/**
+ * Any request but checkout: a service answers within its optimistic-transaction budget, plus a peer
+ * call for addItem; the margin keeps nginx from cutting off an answer that is about to come.
+ */
+export const PROXY_READ_TIMEOUT_S = Math.ceil(TIMING.transactionBudgetMs / 1000) + 20;
+/**
+ * Checkout waits up to `TIMING.checkoutAnswerDeadlineMs` for its saga's outcome before answering;
+ * nginx must wait longer than that, or clients would see a 504 for an outcome the service could decide.
+ */
+export const CHECKOUT_READ_TIMEOUT_S = Math.max(60, Math.ceil(TIMING.checkoutAnswerDeadlineMs / 1000) + 30);
+/**
+ * Attempts for one checkout: the first replica, and one other if the first died under it. More would
+ * only multiply the client's worst-case wait.
+ */
+export const CHECKOUT_TRIES = 2;
+/** Request bodies are empty in this API; anything larger is a mistake or an attack. */
+export const CLIENT_MAX_BODY_SIZE = "16k";
+/** Per worker; every proxied request holds two connections (client and upstream). */
+export const WORKER_CONNECTIONS = 8192;
+
+export type GatewayConfigOptions = {
+  /** The port clients connect to. */
+  listenPort: number;
+  /** The address to listen on; omitted: every interface (inside a container). The local stack passes 127.0.0.1. */
+  listenAddress?: string;
+  /** `host:port` of every replica of each service. */
+  upstreams: Readonly<Record<ServiceName, readonly string[]>>;
+  /**
+   * A folder for nginx's pid file and temp folders. Omitted: nginx's compiled-in paths (right in the
+   * nginx image; not writable by a non-root user on a developer machine).
+   */
+  runtimeDir?: string;
+  /** Default "auto" (one worker per core). */
+  workerProcesses?: number | "auto";
+};
+
+/** The retry policy of a location: when nginx may hand a request that failed to another replica. */
+type RetryPolicy = "read" | "checkout" | "write";
+
+/** The nginx.conf text for the given replicas. Pure: the same options always give the same text. */
+export function renderGatewayConfig(options: GatewayConfigOptions): string {
+  const { listenPort, listenAddress, upstreams, runtimeDir, workerProcesses = "auto" } = options;
+  for (const service of SERVICES) {
+    if (upstreams[service].length === 0) throw new Error(`renderGatewayConfig: no upstream for ${service}`);
+  }
+  const listen = listenAddress ? `${listenAddress}:${listenPort}` : `${listenPort}`;
+  const runtime = runtimeDir ? [`pid ${runtimeDir}/nginx.pid;`] : [];
+  const tempPaths = runtimeDir
+    ? [
+        "    # nginx's compiled-in temp folders are not writable by a non-root user; keep them in the state folder.",
+        ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((kind) => `    ${kind}_temp_path ${runtimeDir}/${kind}_temp;`),
+        "",
+      ]
+    : [];
+
+  return [
+    "# Rendered by gateway/render.ts: edit that file, not this one.",
+    `worker_processes ${workerProcesses};`,
+    "# The supervisor (or docker) collects stderr; nginx's own problems appear there, prefixed.",
+    "error_log stderr warn;",
+    ...runtime,
+    "events {",
+    `    worker_connections ${WORKER_CONNECTIONS};`,
+    "}",
+    "",
+    "http {",
+    "    # Logging every request costs throughput the benchmark measures; the services log what matters.",
+    "    access_log off;",
+    "    server_tokens off;",
+    "    default_type application/json;",
+    `    client_max_body_size ${CLIENT_MAX_BODY_SIZE};`,
+    "    # Bodies that fit are kept in memory, and so are answers (all small JSON): workers never need the",
+    "    # disk, whatever user they run as.",
+    `    client_body_buffer_size ${CLIENT_MAX_BODY_SIZE};`,
+    "    proxy_max_temp_file_size 0;",
+    `    keepalive_requests ${KEEPALIVE_REQUESTS};`,
+    ...tempPaths,
+    "    # Upstream keep-alive: HTTP/1.1 and no `Connection: close` from the client passed on.",
+    "    proxy_http_version 1.1;",
+    '    proxy_set_header Connection "";',
+    `    proxy_connect_timeout ${PROXY_CONNECT_TIMEOUT_S}s;`,
+    `    proxy_read_timeout ${PROXY_READ_TIMEOUT_S}s;`,
+    "",
+    ...SERVICES.flatMap((service) => renderUpstream(service, upstreams[service])),
+    "    server {",
+    `        listen ${listen} backlog=4096;`,
+    "",
+    "        # Answers nginx produces itself (no replica reachable, timeout, body too large) are JSON too.",
+    "        # A service's own error answers pass through untouched (proxy_intercept_errors is off).",
+    ...renderErrorPages(),
+    "",
+    "        # Liveness of the gateway itself (container health checks).",
+    '        location = /health { return 200 \'{"status":"ok"}\'; }',
+    "",
+    "        # Unknown paths.",
+    `        location / { return 404 '${errorJson("not_found", "no such path: the gateway serves /orders/, /stock/ and /payment/")}'; }`,
+    "",
+    "        # The saga's internal endpoints (stock and payment steps, their compensations) are for the",
+    "        # order service only, which calls the replicas directly. A regex location wins over every",
+    "        # prefix location, and it sees the normalised path (%-decoded, dot segments resolved).",
+    `        location ~* "^/(${SERVICES.map((s) => PUBLIC_PREFIX[s]).join("|")})/(.*/)?internal(/|$)" {`,
+    `            return 404 '${errorJson("not_found", "internal endpoints are not served by the gateway")}';`,
+    "        }",
+    ...SERVICES.flatMap((service) => renderServiceLocations(service)),
+    "    }",
+    "}",
+    "",
+  ].join("\n");
+}
+
+function renderUpstream(service: ServiceName, servers: readonly string[]): string[] {
+  return [
+    `    upstream ${service} {`,
+    ...servers.map((server) => `        server ${server} max_fails=1 fail_timeout=${UPSTREAM_FAIL_TIMEOUT_S}s;`),
+    `        keepalive ${UPSTREAM_KEEPALIVE_CONNECTIONS};`,
+    `        keepalive_timeout ${UPSTREAM_KEEPALIVE_TIMEOUT_S}s;`,
+    `        keepalive_requests ${KEEPALIVE_REQUESTS};`,
+    "    }",
+    "",
+  ];
+}
+
+function renderErrorPages(): string[] {
+  const pages: [number, string, string][] = [
+    [413, "payload_too_large", `request bodies are limited to ${CLIENT_MAX_BODY_SIZE}`],
+    [502, "bad_gateway", "no replica of this service answered"],
+    [503, "service_unavailable", "no replica of this service is available"],
+    [504, "gateway_timeout", "the service did not answer in time"],
+  ];
+  return pages.flatMap(([status, code, message]) => [
+    `        error_page ${status} @gateway_${status};`,
+    `        location @gateway_${status} { return ${status} '${errorJson(code, message)}'; }`,
+  ]);
+}
+
+function renderServiceLocations(service: ServiceName): string[] {
+  const prefix = PUBLIC_PREFIX[service];
+  const location = (path: string, policy: RetryPolicy, exact = false): string[] => [
+    `        location ${exact ? "= " : ""}/${prefix}/${path} {`,
+    ...retryPolicy(policy).map((line) => `            ${line}`),
+    `            proxy_pass http://${service}/${path};`,
+    "        }",
+  ];
+  return [
+    "",
+    `        # ${service} service: /${prefix}/x → http://${service}/x`,
+    `        location = /${prefix} { return 404 '${errorJson("not_found", `no such path: try /${prefix}/...`)}'; }`,
+    ...location("", "write"),
+    ...location("health", "read", true),
+    ...READ_PATHS[service].flatMap((path) => location(path, "read")),
+    ...(service === "order" ? location(CHECKOUT_PATH, "checkout") : []),
+  ];
+}
+
+/**
+ * When a request may be handed to another replica after the first one failed.
+ *
+ * - read: GETs change nothing; retrying on a connection error or a timeout is always safe.
+ * - write: a POST that reached a replica may have been applied even if no answer came back
+ *   (`/stock/subtract` twice takes the stock twice), so it is never re-sent: without
+ *   `non_idempotent`, nginx passes a POST on only when it could not be sent at all (connection
+ *   refused by a dead replica), which is safe. One that was sent and then lost gets a 502.
+ * - checkout: the one POST that may be re-sent, even after it reached a replica that then died
+ *   (`non_idempotent`), because checkout is idempotent by design: a second checkout of the same order
+ *   joins or finds the saga of the first and never charges twice. Re-sending turns the death of an
+ *   order replica mid-checkout into a slower 200/409 instead of a 502 the client cannot interpret.
+ */
+function retryPolicy(policy: RetryPolicy): string[] {
+  switch (policy) {
+    case "read":
+      return ["proxy_next_upstream error timeout;"];
+    case "write":
+      return ["proxy_next_upstream error timeout;"];
+    case "checkout":
+      return [
+        "proxy_next_upstream error timeout non_idempotent;",
+        `proxy_next_upstream_tries ${CHECKOUT_TRIES};`,
+        `proxy_read_timeout ${CHECKOUT_READ_TIMEOUT_S}s;`,
+      ];
+  }
+}
+
+/** A JSON error body for an nginx `return` (single-quoted there, so the text must hold no quote). */
+function errorJson(error: string, message: string): string {
+  if (/['"\\]/.test(message)) throw new Error(`errorJson: quote in message: ${message}`);
+  return JSON.stringify({ error, message });
+}
+
+if (import.meta.main) {
+  const { composeGatewayOptions } = await import("../scripts/lib/topology");
+  const out = new URL("./nginx.compose.conf", import.meta.url).pathname;
+  await Bun.write(out, renderGatewayConfig(composeGatewayOptions()));
+  console.log(`wrote ${out}`);
+}

@@ -1,0 +1,182 @@
+/**
+ * The shape of a deployment, as pure data: which processes exist, on which ports, and the environment
+ * each one is started with. The local stack (stack.ts) and compose.yaml are two renderings of it;
+ * scripts/test/compose-equivalence.test.ts holds compose.yaml to it.
+ */
+import { DEFAULT_PORTS, SERVICES, type ServiceName } from "../../common/src/config";
+import type { GatewayConfigOptions } from "../../gateway/render";
+
+export type Replicas = Record<ServiceName, number>;
+
+export type Ports = {
+  gateway: number;
+  /** Replica i (1-based) of a service listens on serviceBase + i. */
+  serviceBase: Record<ServiceName, number>;
+  redis: Record<ServiceName, number>;
+};
+
+export type PortOverrides = {
+  gateway?: number;
+  serviceBase?: Partial<Record<ServiceName, number>>;
+  redis?: Partial<Record<ServiceName, number>>;
+};
+
+export type Topology = { readonly replicas: Replicas; readonly ports: Ports };
+
+/** Replica ports are base + i and the bases are 100 apart, so at most 99 replicas fit. */
+export const MAX_REPLICAS = 99;
+const HIGHEST_PORT = 65_535;
+
+export type ProcessRole = "redis" | "service" | "gateway";
+export const GATEWAY_NAME = "gateway";
+
+export function redisName(service: ServiceName): string {
+  return `redis-${service}`;
+}
+
+export function replicaName(service: ServiceName, index: number): string {
+  return `${service}-${index}`;
+}
+
+export function resolveReplicas(replicas: number | Partial<Replicas> = 1): Replicas {
+  const perService = typeof replicas === "number" ? { order: replicas, stock: replicas, payment: replicas } : replicas;
+  const resolved = { order: perService.order ?? 1, stock: perService.stock ?? 1, payment: perService.payment ?? 1 };
+  for (const service of SERVICES) {
+    const n = resolved[service];
+    if (!Number.isInteger(n) || n < 1 || n > MAX_REPLICAS) {
+      throw new Error(`replicas of ${service} must be an integer in [1, ${MAX_REPLICAS}], got ${n}`);
+    }
+  }
+  return resolved;
+}
+
+/** The default ports shifted by `portOffset`, then any explicit override. */
+export function resolvePorts(portOffset = 0, overrides: PortOverrides = {}): Ports {
+  if (!Number.isInteger(portOffset)) throw new Error(`port offset must be an integer, got ${portOffset}`);
+  const shifted = (service: ServiceName, table: Record<ServiceName, number>, override?: Partial<Record<ServiceName, number>>) =>
+    override?.[service] ?? table[service] + portOffset;
+  const map = (table: Record<ServiceName, number>, override?: Partial<Record<ServiceName, number>>) =>
+    Object.fromEntries(SERVICES.map((s) => [s, shifted(s, table, override)])) as Record<ServiceName, number>;
+  return {
+    gateway: overrides.gateway ?? DEFAULT_PORTS.gateway + portOffset,
+    serviceBase: map(DEFAULT_PORTS.serviceBase, overrides.serviceBase),
+    redis: map(DEFAULT_PORTS.redis, overrides.redis),
+  };
+}
+
+export function topology(replicas: number | Partial<Replicas> = 1, portOffset = 0, overrides: PortOverrides = {}): Topology {
+  const t = { replicas: resolveReplicas(replicas), ports: resolvePorts(portOffset, overrides) };
+  const ports = allPorts(t);
+  const bad = ports.filter((p) => p.port < 1 || p.port > HIGHEST_PORT);
+  if (bad.length > 0) throw new Error(`ports out of range: ${bad.map((p) => `${p.name}=${p.port}`).join(", ")}`);
+  const seen = new Map<number, string>();
+  for (const { name, port } of ports) {
+    const other = seen.get(port);
+    if (other) throw new Error(`port ${port} is given to both ${other} and ${name}`);
+    seen.set(port, name);
+  }
+  return t;
+}
+
+export function replicaPort(t: Topology, service: ServiceName, index: number): number {
+  return t.ports.serviceBase[service] + index;
+}
+
+export function replicaIndexes(t: Topology, service: ServiceName): number[] {
+  return Array.from({ length: t.replicas[service] }, (_, i) => i + 1);
+}
+
+/** Every process of the topology, in start order: the Redises, stock and payment, order, the gateway. */
+export function processes(t: Topology): { name: string; role: ProcessRole; service?: ServiceName; index?: number; port: number }[] {
+  const replicas = (service: ServiceName) =>
+    replicaIndexes(t, service).map((index) => ({
+      name: replicaName(service, index),
+      role: "service" as const,
+      service,
+      index,
+      port: replicaPort(t, service, index),
+    }));
+  return [
+    ...SERVICES.map((service) => ({ name: redisName(service), role: "redis" as const, service, port: t.ports.redis[service] })),
+    ...replicas("stock"),
+    ...replicas("payment"),
+    ...replicas("order"),
+    { name: GATEWAY_NAME, role: "gateway" as const, port: t.ports.gateway },
+  ];
+}
+
+export function allPorts(t: Topology): { name: string; port: number }[] {
+  return processes(t).map(({ name, port }) => ({ name, port }));
+}
+
+/** How processes find each other: loopback locally, container names in compose. */
+export type Hosts = { redis(service: ServiceName): string; replica(service: ServiceName, index: number): string };
+export const LOOPBACK = "127.0.0.1";
+export const LOCAL_HOSTS: Hosts = { redis: () => LOOPBACK, replica: () => LOOPBACK };
+export const COMPOSE_HOSTS: Hosts = { redis: redisName, replica: replicaName };
+
+export function replicaUrls(t: Topology, service: ServiceName, hosts: Hosts = LOCAL_HOSTS): string[] {
+  return replicaIndexes(t, service).map((i) => `http://${hosts.replica(service, i)}:${replicaPort(t, service, i)}`);
+}
+
+/** Environment variables the stack sets for every service replica (see common/src/config.ts). */
+export const SERVICE_ENV_NAMES = ["PORT", "REDIS_HOST", "REDIS_PORT", "LOG_DIR", "INSTANCE_ID"] as const;
+/** ...and additionally for the order service, which calls stock and payment replicas directly. */
+export const ORDER_ENV_NAMES = ["STOCK_URLS", "PAYMENT_URLS"] as const;
+/**
+ * Variables the services read that the topology deliberately leaves to their defaults: tuning knobs
+ * (a value in the caller's environment reaches every replica) and the test-only crash point (set per
+ * process by tests, never inherited). compose-equivalence.test.ts fails on any variable the config
+ * module reads that is neither set by the topology nor listed here.
+ */
+export const OPTIONAL_SERVICE_ENV_NAMES = ["REDIS_POOL_SIZE", "LOG_COMPACT_BYTES", "FAULT_POINT"] as const;
+
+export function serviceEnv(
+  t: Topology,
+  service: ServiceName,
+  index: number,
+  where: { hosts: Hosts; logDir: string },
+): Record<string, string> {
+  const env: Record<string, string> = {
+    PORT: String(replicaPort(t, service, index)),
+    REDIS_HOST: where.hosts.redis(service),
+    REDIS_PORT: String(t.ports.redis[service]),
+    LOG_DIR: where.logDir,
+    INSTANCE_ID: replicaName(service, index),
+  };
+  if (service === "order") {
+    env.STOCK_URLS = replicaUrls(t, "stock", where.hosts).join(",");
+    env.PAYMENT_URLS = replicaUrls(t, "payment", where.hosts).join(",");
+  }
+  return env;
+}
+
+/** The environment of start_redis_with_recovery.sh for one service's Redis. */
+export function redisEnv(
+  t: Topology,
+  service: ServiceName,
+  where: { bind: string; dataDir: string; logDir: string },
+): Record<string, string> {
+  return { REDIS_PORT: String(t.ports.redis[service]), REDIS_DIR: where.dataDir, LOG_DIR: where.logDir, REDIS_BIND: where.bind };
+}
+
+export function gatewayUpstreams(t: Topology, hosts: Hosts): Record<ServiceName, string[]> {
+  const servers = (service: ServiceName) => replicaIndexes(t, service).map((i) => `${hosts.replica(service, i)}:${replicaPort(t, service, i)}`);
+  return { order: servers("order"), stock: servers("stock"), payment: servers("payment") };
+}
+
+/** compose.yaml: two replicas of each service, every container on the port the local stack would use. */
+export const COMPOSE_REPLICAS = 2;
+export const COMPOSE_LOG_DIR = "/app/logging";
+export const COMPOSE_REDIS_DIR = "/data";
+/** A container must listen on its network interface, not only on its own loopback. */
+export const COMPOSE_REDIS_BIND = "0.0.0.0";
+
+export function composeTopology(): Topology {
+  return topology(COMPOSE_REPLICAS);
+}
+
+export function composeGatewayOptions(): GatewayConfigOptions {
+  const t = composeTopology();
+  return { listenPort: t.ports.gateway, upstreams: gatewayUpstreams(t, COMPOSE_HOSTS) };
+}

@@ -1,0 +1,102 @@
+/**
+ * `bun run test` (also scripts/test.sh and .ci/run): every test of the repository, in three `bun test`
+ * runs, each started only if the one before passed.
+ *
+ * Where tests live (the convention this script relies on):
+ *   - a test file is a `*.test.ts`, normally under the `test/` folder of a top-level folder
+ *     (common/test/, order/test/, stock/test/, payment/test/, scripts/test/). Test files elsewhere
+ *     (colocated, like scripts/bench/*.test.ts) are run too, so that none is silently skipped.
+ *   - `<folder>/test/e2e/**`: end-to-end tests: a whole stack (scripts/lib/stack.ts), driven through
+ *     the gateway. Tests of the whole system belong in scripts/test/e2e/.
+ *   - `<folder>/test/kill/**`: kill tests: processes and Redises killed and restarted while the stack
+ *     works. Tests of the whole system belong in scripts/test/kill/.
+ *   - every other test file is a unit or integration test.
+ * Runs: 1. unit and integration, 2. end-to-end, 3. kill. Unit tests fail fastest and say most
+ * precisely what is broken, so they go first; the kill tests are the slowest.
+ *
+ * Extra arguments go to every `bun test` run (e.g. `-t "checkout"`, `--bail`). The last line printed is
+ * exactly `N passed, N failed`, summed over the runs; the exit code is non-zero on any failure.
+ */
+import { REPO_ROOT } from "../common/src/config";
+
+type Phase = { name: string; files: string[] };
+
+/** Folders that never hold the repository's tests (dependencies, logs, state; hidden ones too). */
+const SKIPPED_FOLDERS = new Set(["node_modules", "logging"]);
+/** Kept from a run's output: enough for bun's summary at its end. */
+const KEPT_OUTPUT_CHARS = 64 * 1024;
+
+function discover(): Phase[] {
+  const files = [...new Bun.Glob("**/*.test.ts").scanSync({ cwd: REPO_ROOT, dot: false })]
+    .filter((path) => path.split("/").every((segment) => !segment.startsWith(".") && !SKIPPED_FOLDERS.has(segment)))
+    .sort();
+  const isE2e = (path: string) => path.includes("/test/e2e/");
+  const isKill = (path: string) => path.includes("/test/kill/");
+  return [
+    { name: "unit and integration", files: files.filter((f) => !isE2e(f) && !isKill(f)) },
+    { name: "end-to-end", files: files.filter(isE2e) },
+    { name: "kill", files: files.filter(isKill) },
+  ];
+}
+
+type RunResult = { passed: number; failed: number; exitCode: number };
+
+async function run(phase: Phase, extraArgs: string[]): Promise<RunResult> {
+  // "./" makes bun take each argument as a path, not as a substring filter over all test files.
+  const command = [process.execPath, "test", ...extraArgs, ...phase.files.map((f) => `./${f}`)];
+  const env: Record<string, string | undefined> = { ...process.env };
+  // bun test colours only a terminal; its output passes through a pipe here on its way to one.
+  if (process.stderr.isTTY && !env.NO_COLOR) env.FORCE_COLOR = "1";
+  const child = Bun.spawn(command, { cwd: REPO_ROOT, env, stdin: "ignore", stdout: "inherit", stderr: "pipe" });
+
+  // bun test reports on stderr; pass it through and keep the tail for the summary.
+  let tail = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stderr as ReadableStream<Uint8Array>) {
+    process.stderr.write(chunk);
+    tail = (tail + decoder.decode(chunk, { stream: true })).slice(-KEPT_OUTPUT_CHARS);
+  }
+  const exitCode = await child.exited;
+  const text = tail.replace(/\x1b\[[0-9;]*m/g, "");
+  const count = (word: string) => {
+    const matches = [...text.matchAll(new RegExp(`^\\s*(\\d+) ${word}$`, "gm"))];
+    return matches.length > 0 ? Number(matches.at(-1)![1]) : 0;
+  };
+  const passed = count("pass");
+  let failed = count("fail");
+  if (exitCode !== 0 && failed === 0) {
+    // bun exited in failure without naming a failing test (it crashed, or a file did not load):
+    // count it, so that the summary never reads "0 failed" for a failed run.
+    console.error(`\n[test] the ${phase.name} run exited with code ${exitCode} without reporting a failing test`);
+    failed = 1;
+  }
+  return { passed, failed, exitCode };
+}
+
+async function main(): Promise<number> {
+  const extraArgs = process.argv.slice(2);
+  // With a test name filter, a run in which no test matches has nothing to report, not a failure.
+  if (extraArgs.some((arg) => arg.startsWith("-t") || arg.startsWith("--test-name-pattern"))) extraArgs.push("--pass-with-no-tests");
+  let passed = 0;
+  let failed = 0;
+  const phases = discover();
+  for (const [i, phase] of phases.entries()) {
+    if (phase.files.length === 0) {
+      console.error(`[test] ${phase.name}: no test files`);
+      continue;
+    }
+    console.error(`\n[test] ${phase.name}: ${phase.files.length} file(s)`);
+    const result = await run(phase, extraArgs);
+    passed += result.passed;
+    failed += result.failed;
+    if (result.exitCode !== 0 || result.failed > 0) {
+      const skipped = phases.slice(i + 1).filter((p) => p.files.length > 0).map((p) => p.name);
+      if (skipped.length > 0) console.error(`[test] ${phase.name} failed; not running: ${skipped.join(", ")}`);
+      break;
+    }
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed > 0 ? 1 : 0;
+}
+
+process.exit(await main());

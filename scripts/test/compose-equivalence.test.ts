@@ -1,0 +1,167 @@
+/**
+ * compose.yaml cannot run here (no Docker engine), so it is held to the topology the local stack runs
+ * (scripts/lib/topology.ts): the same processes, the same environment, the same ports, the same
+ * gateway config.
+ */
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { loadConfig, REPO_ROOT, SERVICES, type ServiceName } from "../../common/src/config";
+import { renderGatewayConfig } from "../../gateway/render";
+import {
+  composeGatewayOptions,
+  composeTopology,
+  processes,
+  redisEnv,
+  redisName,
+  replicaIndexes,
+  replicaName,
+  serviceEnv,
+  COMPOSE_HOSTS,
+  COMPOSE_LOG_DIR,
+  COMPOSE_REDIS_BIND,
+  COMPOSE_REDIS_DIR,
+  OPTIONAL_SERVICE_ENV_NAMES,
+  ORDER_ENV_NAMES,
+  SERVICE_ENV_NAMES,
+} from "../lib/topology";
+
+type ComposeService = {
+  build?: string | { context: string; dockerfile?: string };
+  image?: string;
+  command?: string[] | string;
+  environment?: Record<string, string | number | boolean | null> | string[];
+  volumes?: string[];
+  ports?: (string | number)[];
+  restart?: string;
+  healthcheck?: { test: string[] | string };
+  depends_on?: Record<string, { condition: string }> | string[];
+};
+type ComposeFile = { services: Record<string, ComposeService>; volumes?: Record<string, unknown> };
+
+const compose = Bun.YAML.parse(await Bun.file(join(REPO_ROOT, "compose.yaml")).text()) as ComposeFile;
+const t = composeTopology();
+const expected = processes(t);
+
+function container(name: string): ComposeService {
+  const service = compose.services[name];
+  if (!service) throw new Error(`compose.yaml has no service ${name}`);
+  return service;
+}
+
+/** compose accepts a map or a list of K=V; values may be YAML numbers. */
+function environment(service: ComposeService): Record<string, string> {
+  const env = service.environment ?? {};
+  if (Array.isArray(env)) {
+    return Object.fromEntries(env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+  }
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v ?? "")]));
+}
+
+function command(service: ComposeService): string[] {
+  const c = service.command ?? [];
+  return Array.isArray(c) ? c : c.split(/\s+/);
+}
+
+function dependsOn(service: ComposeService): string[] {
+  const d = service.depends_on ?? [];
+  return Array.isArray(d) ? d : Object.keys(d);
+}
+
+describe("compose.yaml runs the local stack's topology", () => {
+  test("the same processes: three Redises, two replicas of each service, the gateway", () => {
+    expect(Object.keys(compose.services).sort()).toEqual(expected.map((p) => p.name).sort());
+  });
+
+  test("every container restarts when it dies and has a health check", () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      expect({ name, restart: service.restart }).toEqual({ name, restart: "always" });
+      expect({ name, healthcheck: Boolean(service.healthcheck?.test) }).toEqual({ name, healthcheck: true });
+    }
+  });
+
+  test.each([...SERVICES])("redis-%s starts through start_redis_with_recovery.sh with the stack's environment", (service) => {
+    const redis = container(redisName(service));
+    const cmd = command(redis);
+    expect(cmd.some((arg) => arg.endsWith("start_redis_with_recovery.sh"))).toBe(true);
+    expect(cmd.at(-1)).toBe(service);
+    expect(environment(redis)).toEqual(redisEnv(t, service, { bind: COMPOSE_REDIS_BIND, dataDir: COMPOSE_REDIS_DIR, logDir: COMPOSE_LOG_DIR }));
+    expect(redis.build).toEqual({ context: ".", dockerfile: "redis/Dockerfile" });
+    const volumes = redis.volumes ?? [];
+    // Its data survives the container in a named volume; recovery reads the service log from logging/.
+    const dataVolume = volumes.find((v) => v.endsWith(`:${COMPOSE_REDIS_DIR}`))?.split(":")[0];
+    expect(dataVolume).toBeDefined();
+    expect(Object.keys(compose.volumes ?? {})).toContain(dataVolume!);
+    expect(volumes).toContain(`./logging:${COMPOSE_LOG_DIR}`);
+  });
+
+  const replicas = SERVICES.flatMap((service) => replicaIndexes(t, service).map((index) => ({ service, index })));
+  test.each(replicas)("$service-$index gets exactly the environment the stack would give it", ({ service, index }) => {
+    const replica = container(replicaName(service, index));
+    const env = environment(replica);
+    expect(env).toEqual(serviceEnv(t, service, index, { hosts: COMPOSE_HOSTS, logDir: COMPOSE_LOG_DIR }));
+    const names: readonly string[] = service === "order" ? [...SERVICE_ENV_NAMES, ...ORDER_ENV_NAMES] : SERVICE_ENV_NAMES;
+    for (const name of names) expect(env[name]).toBeDefined();
+  });
+
+  test.each(replicas)("$service-$index sets every variable the config module reads, but the deliberate defaults", ({ service, index }) => {
+    const env = environment(container(replicaName(service, index)));
+    const read = new Set<string>();
+    // The config module's schema is private; a proxy records which variables it asks for.
+    const recording = new Proxy(env, {
+      get(target, key) {
+        if (typeof key === "string") read.add(key);
+        return Reflect.get(target, key);
+      },
+    });
+    loadConfig(service, recording);
+    const notForThisService: readonly string[] = service === "order" ? [] : ORDER_ENV_NAMES;
+    const unset = [...read].filter(
+      (name) => !(name in env) && !(OPTIONAL_SERVICE_ENV_NAMES as readonly string[]).includes(name) && !notForThisService.includes(name),
+    );
+    expect(unset).toEqual([]);
+  });
+
+  test.each(replicas)("$service-$index: the real config module reads that environment as the stack's topology", ({ service, index }) => {
+    const config = loadConfig(service, environment(container(replicaName(service, index))));
+    expect(config.port).toBe(t.ports.serviceBase[service] + index);
+    expect(config.redis).toEqual({ host: redisName(service), port: t.ports.redis[service] });
+    expect(config.logDir).toBe(COMPOSE_LOG_DIR);
+    expect(config.instanceId).toBe(replicaName(service, index));
+    if (service === "order") {
+      expect(config.stockUrls).toEqual(replicaIndexes(t, "stock").map((i) => `http://stock-${i}:${t.ports.serviceBase.stock + i}`));
+      expect(config.paymentUrls).toEqual(replicaIndexes(t, "payment").map((i) => `http://payment-${i}:${t.ports.serviceBase.payment + i}`));
+    }
+  });
+
+  test.each(replicas)("$service-$index runs its service from the root Dockerfile, logs to logging/, waits for its peers", ({ service, index }) => {
+    const replica = container(replicaName(service, index));
+    expect(replica.build).toBe(".");
+    expect(command(replica)).toEqual(["bun", `${service}/src/main.ts`]);
+    expect(replica.volumes ?? []).toContain(`./logging:${COMPOSE_LOG_DIR}`);
+    const needs: string[] = [redisName(service)];
+    if (service === "order") {
+      for (const peer of ["stock", "payment"] as ServiceName[]) needs.push(...replicaIndexes(t, peer).map((i) => replicaName(peer, i)));
+    }
+    expect(dependsOn(replica).sort()).toEqual(needs.sort());
+  });
+
+  test("the gateway publishes port 8000 and mounts the committed config", () => {
+    const gateway = container("gateway");
+    expect(t.ports.gateway).toBe(8000);
+    expect((gateway.ports ?? []).map(String)).toEqual([`${t.ports.gateway}:${t.ports.gateway}`]);
+    expect(gateway.image).toMatch(/^nginx:/);
+    expect(gateway.volumes).toEqual(["./gateway/nginx.compose.conf:/etc/nginx/nginx.conf:ro"]);
+  });
+
+  test("gateway/nginx.compose.conf is exactly the render for compose's replicas (regenerate: bun gateway/render.ts)", async () => {
+    const committed = await Bun.file(join(REPO_ROOT, "gateway", "nginx.compose.conf")).text();
+    expect(committed).toBe(renderGatewayConfig(composeGatewayOptions()));
+  });
+
+  test("the Redis image has redis-server, bun, common/, redis/ and the start script", async () => {
+    const dockerfile = await Bun.file(join(REPO_ROOT, "redis", "Dockerfile")).text();
+    expect(dockerfile).toMatch(/^FROM redis:7\b/m);
+    expect(dockerfile).toMatch(/^COPY --from=\S+ \/usr\/local\/bin\/bun /m);
+    for (const path of ["common", "redis", "start_redis_with_recovery.sh"]) expect(dockerfile).toMatch(new RegExp(`^COPY ${path} `, "m"));
+  });
+});

@@ -1,0 +1,217 @@
+/**
+ * The rendered gateway config, run by a real nginx in front of tiny Bun servers on a private port
+ * range: routing, what is hidden, and which requests nginx re-sends when a replica dies under them.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TIMING } from "../../common/src/config";
+import { renderGatewayConfig } from "../../gateway/render";
+import { httpOk } from "../lib/health";
+import { nginxCommand } from "../lib/nginx";
+import { stopGroup } from "../lib/pidfile";
+import { findFreePortOffset } from "../lib/ports";
+import { requirePrograms } from "../lib/prerequisites";
+import { identify, waitUntil, type ProcessIdentity } from "../lib/procfs";
+import { replicaPort, topology, LOOPBACK } from "../lib/topology";
+
+const NGINX_START_TIMEOUT_MS = 10_000;
+const POLL_INTERVAL_MS = 50;
+/** Requests tried until round robin has sent one to the replica that hangs up (it gets every other one). */
+const MAX_ATTEMPTS = 20;
+/** After a failure nginx skips that replica for UPSTREAM_FAIL_TIMEOUT_S; attempts are spaced to outlast it. */
+const ATTEMPT_SPACING_MS = 250;
+
+type Echo = { server: ReturnType<typeof Bun.serve>; hits: () => number };
+
+/** A replica that answers every request with what it received. */
+function echoServer(name: string, port: number): Echo {
+  let hits = 0;
+  const server = Bun.serve({
+    hostname: LOOPBACK,
+    port,
+    fetch(request) {
+      hits += 1;
+      const url = new URL(request.url);
+      return Response.json({ server: name, method: request.method, path: url.pathname + url.search });
+    },
+  });
+  return { server, hits: () => hits };
+}
+
+/** A replica that dies under every request: it reads it, then closes the connection without answering. */
+function hangUpServer(port: number): { listener: { stop(closeActiveConnections?: boolean): void }; hits: () => number } {
+  let hits = 0;
+  const answered = new WeakSet<object>();
+  const listener = Bun.listen({
+    hostname: LOOPBACK,
+    port,
+    socket: {
+      data(socket) {
+        if (answered.has(socket)) return;
+        answered.add(socket);
+        hits += 1;
+        socket.end();
+      },
+    },
+  });
+  return { listener, hits: () => hits };
+}
+
+let dir: string;
+let gateway: string;
+let nginx: ProcessIdentity | undefined;
+let nginxOutput = "";
+let hangUp: ReturnType<typeof hangUpServer>;
+let order: Echo;
+let stock: Echo;
+let payment: Echo;
+
+beforeAll(async () => {
+  const programs = requirePrograms();
+  const t = topology(2, await findFreePortOffset(2));
+  gateway = `http://${LOOPBACK}:${t.ports.gateway}`;
+  // order-1 hangs up on every request, order-2 answers; one replica each for stock and payment.
+  hangUp = hangUpServer(replicaPort(t, "order", 1));
+  order = echoServer("order-2", replicaPort(t, "order", 2));
+  stock = echoServer("stock-1", replicaPort(t, "stock", 1));
+  payment = echoServer("payment-1", replicaPort(t, "payment", 1));
+
+  dir = mkdtempSync(join(tmpdir(), "gateway-render-"));
+  writeFileSync(
+    join(dir, "nginx.conf"),
+    renderGatewayConfig({
+      listenPort: t.ports.gateway,
+      listenAddress: LOOPBACK,
+      upstreams: {
+        order: [`${LOOPBACK}:${replicaPort(t, "order", 1)}`, `${LOOPBACK}:${replicaPort(t, "order", 2)}`],
+        stock: [`${LOOPBACK}:${replicaPort(t, "stock", 1)}`],
+        payment: [`${LOOPBACK}:${replicaPort(t, "payment", 1)}`],
+      },
+      runtimeDir: dir,
+      // One worker: one round-robin state, so "every other request goes to order-1" holds.
+      workerProcesses: 1,
+    }),
+  );
+  const child = Bun.spawn(nginxCommand(programs.nginx, dir), { detached: true, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  nginx = identify(child.pid);
+  void new Response(child.stderr).text().then((text) => (nginxOutput += text));
+  const up = await waitUntil(() => httpOk(`${gateway}/health`), NGINX_START_TIMEOUT_MS, POLL_INTERVAL_MS);
+  if (!up) throw new Error(`nginx did not start: ${nginxOutput}`);
+});
+
+afterAll(async () => {
+  if (nginx) await stopGroup(nginx);
+  hangUp?.listener.stop(true);
+  for (const echo of [order, stock, payment]) await echo?.server.stop(true);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function call(method: "GET" | "POST", path: string): Promise<{ status: number; type: string | null; body: Record<string, unknown> }> {
+  const response = await fetch(`${gateway}${path}`, { method });
+  return { status: response.status, type: response.headers.get("content-type"), body: (await response.json()) as Record<string, unknown> };
+}
+
+describe("the rendered text", () => {
+  const text = renderGatewayConfig({
+    listenPort: 8000,
+    upstreams: { order: ["o1:8101", "o2:8102"], stock: ["s1:8201"], payment: ["p1:8301"] },
+  });
+  const locations = [...text.matchAll(/location ([^{]+?) \{([^}]*)\}/g)].map((m) => ({ where: m[1]!, body: m[2]! }));
+  const proxied = locations.filter((l) => l.body.includes("proxy_pass"));
+
+  test("only checkout may be re-sent after it reached a replica, and it waits longer than the saga's deadline", () => {
+    const resent = proxied.filter((l) => l.body.includes("non_idempotent"));
+    expect(resent.map((l) => l.where)).toEqual(["/orders/checkout/"]);
+    const timeout = Number(/proxy_read_timeout (\d+)s;/.exec(resent[0]!.body)?.[1]);
+    expect(timeout).toBeGreaterThanOrEqual(60);
+    expect(timeout * 1000).toBeGreaterThan(TIMING.checkoutAnswerDeadlineMs);
+  });
+
+  test("every proxied location states its retry policy: non_idempotent only for checkout, error and timeout elsewhere", () => {
+    // Per service: the catch-all, /health and one read path; and checkout.
+    expect(proxied).toHaveLength(10);
+    for (const { where, body } of proxied) {
+      const policy = /proxy_next_upstream ([^;]+);/.exec(body)?.[1];
+      // Without non_idempotent nginx passes a POST on only if it could not be sent at all.
+      const expected = where === "/orders/checkout/" ? "error timeout non_idempotent" : "error timeout";
+      expect({ where, policy }).toEqual({ where, policy: expected });
+    }
+  });
+
+  test("upstream connections are kept alive, and requests are not logged", () => {
+    for (const service of ["order", "stock", "payment"]) expect(text).toMatch(new RegExp(`upstream ${service} \\{[^}]*keepalive \\d+;`));
+    expect(text).toContain("proxy_http_version 1.1;");
+    expect(text).toContain('proxy_set_header Connection "";');
+    expect(text).toContain("access_log off;");
+  });
+});
+
+describe("routing", () => {
+  test("each public prefix is stripped before the request reaches its service", async () => {
+    expect((await call("GET", "/stock/find/item-7?x=1")).body).toEqual({ server: "stock-1", method: "GET", path: "/find/item-7?x=1" });
+    expect((await call("POST", "/stock/add/item-7/5")).body).toEqual({ server: "stock-1", method: "POST", path: "/add/item-7/5" });
+    expect((await call("POST", "/payment/pay/u1/10")).body).toEqual({ server: "payment-1", method: "POST", path: "/pay/u1/10" });
+    expect((await call("GET", "/payment/find_user/u1")).body).toEqual({ server: "payment-1", method: "GET", path: "/find_user/u1" });
+    // GET is re-sent to order-2 whenever round robin picks order-1 first.
+    for (let i = 0; i < 4; i++) {
+      expect((await call("GET", "/orders/find/o1")).body).toEqual({ server: "order-2", method: "GET", path: "/find/o1" });
+    }
+  });
+
+  test("internal saga endpoints are not reachable through the gateway", async () => {
+    const before = stock.hits() + payment.hits() + order.hits();
+    for (const path of ["/stock/internal/subtract", "/payment/internal/x/y", "/orders/internal", "/stock/%69nternal/x", "/stock/a/../internal/x", "/stock/x/INTERNAL/y"]) {
+      for (const method of ["GET", "POST"] as const) {
+        const { status, type, body } = await call(method, path);
+        expect({ path, method, status, type, error: body.error }).toEqual({ path, method, status: 404, type: "application/json", error: "not_found" });
+      }
+    }
+    expect(stock.hits() + payment.hits() + order.hits()).toBe(before);
+  });
+
+  test("an unknown path answers 404 with a JSON error", async () => {
+    for (const path of ["/", "/nope", "/orders", "/stocks/find/1", "/payment"]) {
+      const { status, type, body } = await call("GET", path);
+      expect({ path, status, type, error: body.error, hasMessage: typeof body.message === "string" }).toEqual({
+        path,
+        status: 404,
+        type: "application/json",
+        error: "not_found",
+        hasMessage: true,
+      });
+    }
+  });
+});
+
+describe("retries when a replica dies under a request", () => {
+  test("a checkout is re-sent to another replica when the first hangs up without answering", async () => {
+    const hungUpBefore = hangUp.hits();
+    for (let attempt = 0; attempt < MAX_ATTEMPTS && hangUp.hits() === hungUpBefore; attempt++) {
+      const { status, body } = await call("POST", "/orders/checkout/o42");
+      expect({ status, body }).toEqual({ status: 200, body: { server: "order-2", method: "POST", path: "/checkout/o42" } });
+      await Bun.sleep(ATTEMPT_SPACING_MS);
+    }
+    expect(hangUp.hits()).toBeGreaterThan(hungUpBefore);
+  });
+
+  test("any other POST is not re-sent: the client gets a JSON 502", async () => {
+    let sawBadGateway = false;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS && !sawBadGateway; attempt++) {
+      const hungUp = hangUp.hits();
+      const answered = order.hits();
+      const { status, type, body } = await call("POST", "/orders/addItem/o42/i1/1");
+      if (status === 502) {
+        sawBadGateway = true;
+        expect({ type, error: body.error }).toEqual({ type: "application/json", error: "bad_gateway" });
+        expect(hangUp.hits()).toBe(hungUp + 1);
+        expect(order.hits()).toBe(answered);
+      } else {
+        expect({ status, body }).toEqual({ status: 200, body: { server: "order-2", method: "POST", path: "/addItem/o42/i1/1" } });
+      }
+      await Bun.sleep(ATTEMPT_SPACING_MS);
+    }
+    expect(sawBadGateway).toBe(true);
+  });
+});
