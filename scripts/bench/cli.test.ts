@@ -1,0 +1,48 @@
+import { describe, expect, test } from "bun:test";
+import { ALL_SHAPES, DEFAULTS, parseCli, UsageError } from "./cli";
+
+describe("parseCli", () => {
+  test("no arguments run the default shape against the default gateway", () => {
+    expect(parseCli([])).toEqual({
+      url: DEFAULTS.url,
+      shapes: [DEFAULTS.shape],
+      clients: DEFAULTS.clients,
+      seconds: DEFAULTS.seconds,
+      orders: DEFAULTS.orders,
+      jsonFile: undefined,
+      startStack: false,
+      skeletonUrl: undefined,
+      help: false,
+    });
+  });
+
+  test("--shape all runs the skeleton first, then the real shapes", () => {
+    expect(parseCli(["--shape", "all"]).shapes).toEqual([...ALL_SHAPES]);
+    expect(ALL_SHAPES[0]).toBe("skeleton");
+  });
+
+  test("numbers and flags are read", () => {
+    const o = parseCli(["--clients", "128", "--seconds", "30", "--json", "out.json", "--start-stack", "--shape=hot"]);
+    expect(o).toMatchObject({ clients: 128, seconds: 30, jsonFile: "out.json", startStack: true, shapes: ["hot"] });
+  });
+
+  test.each([
+    [["--shape", "bursty"]],
+    [["--clients", "0"]],
+    [["--clients", "1.5"]],
+    [["--seconds", "-3"]],
+    [["--frobnicate"]],
+    [["--start-stack", "--url", "http://127.0.0.1:9000"]],
+  ])("%j is a usage error", (argv) => {
+    expect(() => parseCli(argv)).toThrow(UsageError);
+  });
+
+  test("only loopback targets are accepted", () => {
+    expect(parseCli(["--url", "http://localhost:8000/"]).url).toBe("http://localhost:8000");
+    expect(parseCli(["--url", "http://127.0.0.2:8000"]).url).toBe("http://127.0.0.2:8000");
+    expect(parseCli(["--url", "http://[::1]:8000"]).url).toBe("http://[::1]:8000");
+    expect(() => parseCli(["--url", "http://10.0.0.5:8000"])).toThrow(/loopback/);
+    expect(() => parseCli(["--url", "http://example.com"])).toThrow(/loopback/);
+    expect(() => parseCli(["--skeleton-url", "http://192.168.1.1:8000"])).toThrow(/loopback/);
+  });
+});

@@ -1,0 +1,118 @@
+/** The benchmark's command line, parsed and checked without side effects. */
+import { parseArgs } from "node:util";
+import type { ShapeName } from "./report";
+
+export const DEFAULTS = {
+  url: "http://127.0.0.1:8000",
+  shape: "uniform",
+  clients: 64,
+  seconds: 10,
+  /** The API's stress shape prepares 100 000 orders. */
+  orders: 100_000,
+} as const;
+
+/** `all` measures the ceiling first, so the real shapes can be reported as a fraction of it. */
+export const ALL_SHAPES: readonly ShapeName[] = ["skeleton", "uniform", "hot", "mixed"];
+const SHAPE_CHOICES = [...ALL_SHAPES, "all"] as const;
+const MAX_CLIENTS = 10_000;
+const MAX_SECONDS = 3_600;
+const MAX_ORDERS = 10_000_000;
+
+export type BenchOptions = {
+  url: string;
+  shapes: ShapeName[];
+  clients: number;
+  seconds: number;
+  orders: number;
+  jsonFile: string | undefined;
+  startStack: boolean;
+  /** A skeleton stack that is already running; otherwise the skeleton shape starts its own. */
+  skeletonUrl: string | undefined;
+  help: boolean;
+};
+
+export const USAGE = `bun run bench [options]
+
+  --shape S         uniform | hot | mixed | skeleton | all (default ${DEFAULTS.shape});
+                    all = skeleton, then uniform, hot and mixed as fractions of it
+  --clients C       concurrent clients, no think time (default ${DEFAULTS.clients}; hot always uses 1000)
+  --seconds T       how long checkouts are sent (default ${DEFAULTS.seconds})
+  --orders N        orders prepared by uniform and mixed (default ${DEFAULTS.orders})
+  --url URL         the gateway of a running system (default ${DEFAULTS.url})
+  --start-stack     start a private stack for the run and stop it at the end
+  --skeleton-url U  measure an already running skeleton stack instead of starting one
+  --json FILE       write the results as JSON
+  --help            this text
+
+Exits 1 when an invariant is violated, 2 when a shape could not run.`;
+
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new UsageError(`--${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+/**
+ * Only loopback targets are accepted: the benchmark opens up to a thousand connections at once
+ * and is meant for the local stack, not for pointing at someone else's machine.
+ */
+export function loopbackUrl(name: string, raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`--${name} is not a URL: "${raw}"`);
+  }
+  if (url.protocol !== "http:") throw new UsageError(`--${name} must be an http:// URL`);
+  const host = url.hostname;
+  const loopback = host === "localhost" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  if (!loopback) throw new UsageError(`--${name} must point at a loopback address (127.0.0.0/8, ::1, localhost), got ${host}`);
+  return url.origin;
+}
+
+export function parseCli(argv: readonly string[]): BenchOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        shape: { type: "string" },
+        clients: { type: "string" },
+        seconds: { type: "string" },
+        orders: { type: "string" },
+        url: { type: "string" },
+        json: { type: "string" },
+        "start-stack": { type: "boolean" },
+        "skeleton-url": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const shape = parsed.shape ?? DEFAULTS.shape;
+  if (!(SHAPE_CHOICES as readonly string[]).includes(shape)) {
+    throw new UsageError(`--shape must be one of ${SHAPE_CHOICES.join(", ")}, got "${shape}"`);
+  }
+  const startStack = parsed["start-stack"] ?? false;
+  if (startStack && parsed.url !== undefined) throw new UsageError("--start-stack and --url exclude each other");
+  return {
+    url: loopbackUrl("url", parsed.url ?? DEFAULTS.url),
+    shapes: shape === "all" ? [...ALL_SHAPES] : [shape as ShapeName],
+    clients: integer("clients", parsed.clients, DEFAULTS.clients, 1, MAX_CLIENTS),
+    seconds: integer("seconds", parsed.seconds, DEFAULTS.seconds, 1, MAX_SECONDS),
+    orders: integer("orders", parsed.orders, DEFAULTS.orders, 1, MAX_ORDERS),
+    jsonFile: parsed.json,
+    startStack,
+    skeletonUrl: parsed["skeleton-url"] === undefined ? undefined : loopbackUrl("skeleton-url", parsed["skeleton-url"]),
+    help: parsed.help ?? false,
+  };
+}
