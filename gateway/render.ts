@@ -37,11 +37,6 @@ export const UPSTREAM_KEEPALIVE_CONNECTIONS = 128;
 export const UPSTREAM_KEEPALIVE_TIMEOUT_S = 5;
 /** Requests served over one keep-alive connection (client or upstream) before nginx closes it. */
 export const KEEPALIVE_REQUESTS = 100_000;
-/**
- * A replica that failed once is skipped for this long. Short, because the supervisor restarts a dead
- * replica within a second and the replica should get traffic again soon after.
- */
-export const UPSTREAM_FAIL_TIMEOUT_S = 2;
 /** Connecting over loopback or a container network is immediate; a slow connect means a hung replica. */
 export const PROXY_CONNECT_TIMEOUT_S = 2;
 /**
@@ -157,7 +152,10 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
 function renderUpstream(service: ServiceName, servers: readonly string[]): string[] {
   return [
     `    upstream ${service} {`,
-    ...servers.map((server) => `        server ${server} max_fails=1 fail_timeout=${UPSTREAM_FAIL_TIMEOUT_S}s;`),
+    // max_fails=0: a replica is never benched. A dead one refuses connections at once and the request
+    // moves to the next replica; a restarted one gets traffic the moment it listens. Benching would
+    // answer 502 for the bench time whenever every replica had failed once, e.g. one after another.
+    ...servers.map((server) => `        server ${server} max_fails=0;`),
     `        keepalive ${UPSTREAM_KEEPALIVE_CONNECTIONS};`,
     `        keepalive_timeout ${UPSTREAM_KEEPALIVE_TIMEOUT_S}s;`,
     `        keepalive_requests ${KEEPALIVE_REQUESTS};`,

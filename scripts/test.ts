@@ -39,12 +39,21 @@ function discover(): Phase[] {
   ];
 }
 
+/** Per test: integration tests start real servers on a shared 2-core machine. */
+const TEST_TIMEOUT_MS = 120_000;
+
+/** Requests a test process may have in flight at once (the consistency shape needs 1000). */
+const MAX_HTTP_REQUESTS_IN_FLIGHT = 2_048;
+
 type RunResult = { passed: number; failed: number; exitCode: number };
 
 async function run(phase: Phase, extraArgs: string[]): Promise<RunResult> {
   // "./" makes bun take each argument as a path, not as a substring filter over all test files.
-  const command = [process.execPath, "test", ...extraArgs, ...phase.files.map((f) => `./${f}`)];
+  const command = [process.execPath, "test", `--timeout=${TEST_TIMEOUT_MS}`, ...extraArgs, ...phase.files.map((f) => `./${f}`)];
   const env: Record<string, string | undefined> = { ...process.env };
+  // Tests drive 1000 checkouts at once (the benchmark's consistency shape); Bun's fetch allows 256 in
+  // flight per process unless told otherwise, and reads the setting only at start-up.
+  env.BUN_CONFIG_MAX_HTTP_REQUESTS ??= String(MAX_HTTP_REQUESTS_IN_FLIGHT);
   // bun test colours only a terminal; its output passes through a pipe here on its way to one.
   if (process.stderr.isTTY && !env.NO_COLOR) env.FORCE_COLOR = "1";
   const child = Bun.spawn(command, { cwd: REPO_ROOT, env, stdin: "ignore", stdout: "inherit", stderr: "pipe" });

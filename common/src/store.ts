@@ -17,7 +17,7 @@ import type { Redis } from "ioredis";
 import { join } from "node:path";
 import { TIMING, type ServiceConfig, type ServiceName } from "./config";
 import { AppError } from "./errors";
-import { crashPoint } from "./faults";
+import { crashPoint, faultsArmed } from "./faults";
 import { indexChanges, keys } from "./keyspace";
 import { formatRecord, logPath, LogWriter, parseRecord, VERSION_FIELD, type Hash, type Writes } from "./log";
 import { planBatch, watchedKeys, type BatchEntry, type BatchPlan, type EntryOutcome } from "./batch";
@@ -199,12 +199,12 @@ export class Store {
     const logged = plan.outcomes.filter((o): o is Extract<EntryOutcome, { ok: true }> => o.ok && o.line !== null);
     try {
       if (logged.length > 0) {
-        crashPoint(`${this.service}.committed_not_logged`);
+        if (faultsArmed()) for (const tx of batch) crashPoint(`${tx.op}.committed_not_logged`);
         await this.logDurably(
           logged.map((o) => o.seq),
           logged.map((o) => o.line).join(""),
         );
-        crashPoint(`${this.service}.logged_not_answered`);
+        if (faultsArmed()) for (const tx of batch) crashPoint(`${tx.op}.logged_not_answered`);
       }
     } catch (err) {
       for (const tx of batch) tx.reject(err);
