@@ -5,6 +5,12 @@ import type { ProcessInfo } from "./stack";
 import { defaultStateDir } from "./stack";
 import { MAX_REPLICAS } from "./topology";
 
+/**
+ * Replicas of each service unless told otherwise: two, as in compose.yaml, so that a replica that dies
+ * is stood in for by the other one (checkouts are re-sent by the gateway) and clients see no error.
+ */
+export const DEFAULT_REPLICAS = 2;
+
 export type StackCliOptions = { replicas: number; portOffset: number; stateDir: string; detach: boolean };
 
 /** Flag → environment variable that sets it when the flag is absent. */
@@ -36,7 +42,7 @@ export function parseStackArgs(argv: string[], env: Record<string, string | unde
     throw new UsageError((error as Error).message);
   }
   if (values.help) throw new UsageError("");
-  const replicas = integer("--replicas", values.replicas ?? env[CLI_ENV.replicas] ?? "1", 1, MAX_REPLICAS);
+  const replicas = integer("--replicas", values.replicas ?? env[CLI_ENV.replicas] ?? String(DEFAULT_REPLICAS), 1, MAX_REPLICAS);
   const portOffset = integer("--port-offset", values["port-offset"] ?? env[CLI_ENV.portOffset] ?? "0", -6000, 57_000);
   const stateDirArg = values["state-dir"] ?? env[CLI_ENV.stateDir];
   const detach = values.detach ?? ["1", "true", "yes"].includes((env[CLI_ENV.detach] ?? "").toLowerCase());
@@ -53,7 +59,7 @@ export const USAGE = `Usage:
   bun run up   [--replicas N] [--port-offset K] [--state-dir DIR] [--detach]
   bun run down [--port-offset K] [--state-dir DIR]
 
-  --replicas N      replicas of each service (default 1; env ${CLI_ENV.replicas})
+  --replicas N      replicas of each service (default ${DEFAULT_REPLICAS}, as in compose.yaml; env ${CLI_ENV.replicas})
   --port-offset K   shift every port by K, to run beside another stack (default 0; env ${CLI_ENV.portOffset})
   --state-dir DIR   Redis data, nginx files, stack.pids (default .state, or .state/offset-K; env ${CLI_ENV.stateDir});
                     the services log to logging/ for the default state folder, to DIR/logging for any other
