@@ -10,6 +10,7 @@
  * correctness; see `retryPolicy` below.
  */
 import { TIMING, type ServiceName, SERVICES } from "../common/src/config";
+import { GATEWAY_HEADER } from "../common/src/internal";
 
 /** The public path prefix of each service (the order service is the one whose prefix is plural). */
 export const PUBLIC_PREFIX: Readonly<Record<ServiceName, string>> = { order: "orders", stock: "stock", payment: "payment" };
@@ -119,6 +120,12 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     "    # Upstream keep-alive: HTTP/1.1 and no `Connection: close` from the client passed on.",
     "    proxy_http_version 1.1;",
     '    proxy_set_header Connection "";',
+    "    # Marks every request that came through the gateway: the services refuse their internal",
+    "    # endpoints to such requests, whatever the path looked like (a second lock behind the one below).",
+    `    proxy_set_header ${GATEWAY_HEADER} "1";`,
+    "    # The path after the service prefix exactly as the client sent it (still %-encoded), so that",
+    "    # a service validates what the client wrote: /stock/find/a%2Fb reaches it as /find/a%2Fb, not /find/a/b.",
+    '    map $request_uri $service_path { "~^/[^/?]*(?<rest>/.*)$" $rest; default /; }',
     `    proxy_connect_timeout ${PROXY_CONNECT_TIMEOUT_S}s;`,
     `    proxy_read_timeout ${PROXY_READ_TIMEOUT_S}s;`,
     "",
@@ -135,6 +142,10 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     "",
     "        # Unknown paths.",
     `        location / { return 404 '${errorJson("not_found", "no such path: the gateway serves /orders/, /stock/ and /payment/")}'; }`,
+    "",
+    "        # No id or number holds a backslash; nginx does not take it for a separator, but a service",
+    "        # behind it might (Bun's URL parser does), so a path holding one is refused here.",
+    `        location ~ "\\x5c" { return 400 '${errorJson("invalid_input", "a path may not hold a backslash")}'; }`,
     "",
     "        # The saga's internal endpoints (stock and payment steps, their compensations) are for the",
     "        # order service only, which calls the replicas directly. A regex location wins over every",
@@ -182,7 +193,7 @@ function renderServiceLocations(service: ServiceName): string[] {
   const location = (path: string, policy: RetryPolicy, exact = false): string[] => [
     `        location ${exact ? "= " : ""}/${prefix}/${path} {`,
     ...retryPolicy(policy).map((line) => `            ${line}`),
-    `            proxy_pass http://${service}/${path};`,
+    `            proxy_pass http://${service}$service_path;`,
     "        }",
   ];
   return [

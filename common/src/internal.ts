@@ -2,10 +2,23 @@
  * The internal saga-step endpoints' shared shapes. They live under /internal/, which the gateway
  * never forwards: only the order service calls them, directly.
  */
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { MAX_INTEGER } from "./http";
+import { notFound } from "./errors";
 import type { StepAnswer } from "./saga-step";
+
+/** Set by the gateway on every request it forwards (gateway/render.ts). */
+export const GATEWAY_HEADER = "x-via-gateway";
+
+/**
+ * Internal endpoints answer only callers inside the system: a request that came through the gateway
+ * is told the path does not exist, however its path was spelled to slip past the gateway's own rule.
+ */
+export const internalOnly: MiddlewareHandler = async (c, next) => {
+  if (c.req.header(GATEWAY_HEADER) !== undefined) throw notFound("not_found", "internal endpoints are not served through the gateway");
+  await next();
+};
 
 /** An operation id: `<order id>:<attempt>.<nonce>` (see the order service's SagaRecord.opId). */
 export const opIdParam = z.object({

@@ -1,6 +1,6 @@
 /** Payment routes: validation and HTTP shapes only; the rules live in payment.ts. */
 import { createApp, entityId, nonNegativeInteger, validJson, validParams } from "@checkout/common/http";
-import { chargeBody, opIdParam, stepResponse } from "@checkout/common/internal";
+import { chargeBody, internalOnly, opIdParam, stepResponse } from "@checkout/common/internal";
 import { z } from "zod";
 import type { PaymentService } from "./payment";
 
@@ -41,6 +41,8 @@ export function paymentApp(payment: PaymentService) {
       return c.json({ msg: `${n} users created with credit ${starting_money}` });
     },
   );
+
+  app.use("/internal/*", internalOnly);
 
   app.post("/internal/charge/:op_id", validParams(opIdParam), validJson(chargeBody), async (c) => {
     const { user_id, amount } = c.req.valid("json");

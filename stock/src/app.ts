@@ -1,6 +1,6 @@
 /** Stock routes: validation and HTTP shapes only; the rules live in stock.ts. */
 import { createApp, entityId, nonNegativeInteger, validJson, validParams } from "@checkout/common/http";
-import { demandBody, opIdParam, stepResponse } from "@checkout/common/internal";
+import { demandBody, internalOnly, opIdParam, stepResponse } from "@checkout/common/internal";
 import { z } from "zod";
 import type { StockService } from "./stock";
 
@@ -44,6 +44,8 @@ export function stockApp(stock: StockService) {
       return c.json({ msg: `${n} items created with stock ${starting_stock} and price ${item_price}` });
     },
   );
+
+  app.use("/internal/*", internalOnly);
 
   app.post("/internal/take/:op_id", validParams(opIdParam), validJson(demandBody), async (c) =>
     stepResponse(c, await stock.take(c.req.valid("param").op_id, c.req.valid("json").items)),

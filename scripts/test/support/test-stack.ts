@@ -1,0 +1,74 @@
+/**
+ * One private stack per test file: real Redises, two replicas of every service and nginx, on ports
+ * nobody else uses and in a temporary state folder that is removed when it stops.
+ *
+ *   const shop = await startTestStack();
+ *   afterAll(() => shop.stop());
+ *   await post(`${shop.gatewayUrl}/stock/item/create/5`);
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import type { ServiceName } from "../../../common/src/config";
+import { findFreePortOffset } from "../../lib/ports";
+import { memoryOutput, startStack, type Stack } from "../../lib/stack";
+import { LOOPBACK } from "../../lib/topology";
+
+/** Two of each: the gateway balances, and a checkout may meet a saga another replica drives. */
+export const TEST_REPLICAS = 2;
+/** Another file may take the offset we found before our stack binds it; then we look again. */
+const START_ATTEMPTS = 3;
+/** Output lines of the stack's processes shown when a test file fails to start its stack. */
+const SHOWN_OUTPUT_LINES = 40;
+
+export type TestStack = {
+  stack: Stack;
+  gatewayUrl: string;
+  /** A client of a service's own Redis (for checks the public API cannot make); closed by stop(). */
+  redis(service: ServiceName): Redis;
+  /** The last lines the stack's processes printed. */
+  output(): string[];
+  /** Stops every process and removes the state folder. */
+  stop(): Promise<void>;
+};
+
+export async function startTestStack(): Promise<TestStack> {
+  const output = memoryOutput();
+  const stateDir = mkdtempSync(join(tmpdir(), "checkout-e2e-"));
+  let stack: Stack | undefined;
+  for (let attempt = 1; !stack; attempt++) {
+    try {
+      stack = await startStack({ replicas: TEST_REPLICAS, portOffset: await findFreePortOffset(TEST_REPLICAS), output, stateDir });
+    } catch (err) {
+      const portTaken = err instanceof Error && err.message.startsWith("ports already in use");
+      if (portTaken && attempt < START_ATTEMPTS) continue;
+      rmSync(stateDir, { recursive: true, force: true });
+      const lines = output.lines().slice(-SHOWN_OUTPUT_LINES);
+      throw new Error(`the test stack did not start: ${(err as Error).message}\n${lines.join("\n")}`, { cause: err });
+    }
+  }
+  const started = stack;
+
+  const clients = new Map<ServiceName, Redis>();
+  return {
+    stack: started,
+    gatewayUrl: started.gatewayUrl,
+    redis(service) {
+      let client = clients.get(service);
+      if (!client) {
+        client = new Redis({ host: LOOPBACK, port: started.ports.redis[service], maxRetriesPerRequest: 3 });
+        client.on("error", () => {});
+        clients.set(service, client);
+      }
+      return client;
+    },
+    output: () => output.lines(),
+    async stop() {
+      for (const client of clients.values()) client.disconnect();
+      clients.clear();
+      await started.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
