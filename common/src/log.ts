@@ -80,10 +80,15 @@ export class LogWriter {
   private waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
   private flushing = false;
 
+  /** The inode of the open file, to tell whether the path still names it (see rotatedAway). */
+  private inode: number;
+
   private constructor(
     private readonly path: string,
     private file: FileHandle,
-  ) {}
+  ) {
+    this.inode = fstatSync(file.fd).ino;
+  }
 
   static async open(path: string): Promise<LogWriter> {
     mkdirSync(join(path, ".."), { recursive: true });
@@ -114,6 +119,7 @@ export class LogWriter {
         if (this.rotatedAway()) {
           const old = this.file;
           this.file = await open(this.path, "a");
+          this.inode = fstatSync(this.file.fd).ino;
           await old.close();
           await this.writeDurably(text);
         }
@@ -132,7 +138,7 @@ export class LogWriter {
 
   private rotatedAway(): boolean {
     try {
-      return statSync(this.path).ino !== fstatSync(this.file.fd).ino;
+      return statSync(this.path).ino !== this.inode;
     } catch {
       return true;
     }

@@ -38,6 +38,8 @@ export type Decision<R> = { result: R; writes?: Writes };
  * of a millisecond. Batches and bulk chunks stay below this many keys.
  */
 const MAX_WATCHED_KEYS = 128;
+/** With no batch to carry them, durable lines' `log:pending` entries are dropped after this long. */
+const PENDING_DROP_IDLE_MS = 50;
 /** Bulk chunks (batch_init) committed at once, each on its own pooled connection. */
 const BULK_PARALLEL = 6;
 /** Backoff after a WATCH conflict: jittered, doubling from the first up to the cap. */
@@ -65,7 +67,9 @@ function batchLength(waiting: readonly Waiting[]): number {
 export class Store {
   private waiting: Waiting[] = [];
   private batching = false;
+  /** Sequence numbers whose lines are durable in the log: their `log:pending` entries can go. */
   private pendingDone: string[] = [];
+  private dropTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly timers: Array<ReturnType<typeof setInterval>> = [];
 
   private constructor(
@@ -189,8 +193,16 @@ export class Store {
           const pending: Record<string, string> = {};
           for (const outcome of plan.outcomes) if (outcome.ok && outcome.line) pending[String(outcome.seq)] = outcome.line;
           tx.hset(keys.pendingLog, pending);
-          const committed = await tx.exec();
+          // Pending entries of earlier, now durable, lines leave in the same MULTI: no extra round trip.
+          const dropped = this.pendingDone;
+          this.pendingDone = [];
+          if (dropped.length > 0) tx.hdel(keys.pendingLog, ...dropped);
+          const committed = await tx.exec().catch((err: unknown) => {
+            this.pendingDone.push(...dropped);
+            throw err;
+          });
           if (committed === null) {
+            this.pendingDone.push(...dropped);
             await Bun.sleep(conflictBackoffMs(attempt));
             continue;
           }
@@ -310,11 +322,14 @@ export class Store {
   private async logDurably(seqs: number[], lines: string): Promise<void> {
     await this.log.append(lines);
     for (const seq of seqs) this.pendingDone.push(String(seq));
-    if (this.pendingDone.length === seqs.length) queueMicrotask(() => this.dropPending());
+    // Usually the next batch's MULTI carries the HDEL; when no batch follows soon, it goes alone.
+    this.dropTimer ??= setTimeout(() => this.dropPending(), PENDING_DROP_IDLE_MS);
   }
 
   /** One HDEL for all lines made durable since the last one; a lost HDEL only means a duplicate line later. */
   private dropPending(): void {
+    if (this.dropTimer) clearTimeout(this.dropTimer);
+    this.dropTimer = undefined;
     const done = this.pendingDone;
     this.pendingDone = [];
     if (done.length > 0) this.client.hdel(keys.pendingLog, ...done).catch(() => {});

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { DEFAULT_REPLICAS } from "../lib/cli";
 import { ALL_SHAPES, DEFAULTS, parseCli, UsageError } from "./cli";
 
 describe("parseCli", () => {
@@ -11,6 +12,7 @@ describe("parseCli", () => {
       orders: DEFAULTS.orders,
       jsonFile: undefined,
       startStack: false,
+      replicas: DEFAULT_REPLICAS,
       skeletonUrl: undefined,
       help: false,
     });

@@ -1,5 +1,7 @@
 /** The benchmark's command line, parsed and checked without side effects. */
 import { parseArgs } from "node:util";
+import { DEFAULT_REPLICAS } from "../lib/cli";
+import { MAX_REPLICAS } from "../lib/topology";
 import type { ShapeName } from "./report";
 
 export const DEFAULTS = {
@@ -26,6 +28,8 @@ export type BenchOptions = {
   orders: number;
   jsonFile: string | undefined;
   startStack: boolean;
+  /** Replicas of each service in the stacks the benchmark starts (the skeleton's too). */
+  replicas: number;
   /** A skeleton stack that is already running; otherwise the skeleton shape starts its own. */
   skeletonUrl: string | undefined;
   help: boolean;
@@ -40,6 +44,7 @@ export const USAGE = `bun run bench [options]
   --orders N        orders prepared by uniform and mixed (default ${DEFAULTS.orders})
   --url URL         the gateway of a running system (default ${DEFAULTS.url})
   --start-stack     start a private stack for the run and stop it at the end
+  --replicas N      replicas of each service in the stacks it starts, skeleton included (default ${DEFAULT_REPLICAS})
   --skeleton-url U  measure an already running skeleton stack instead of starting one
   --json FILE       write the results as JSON
   --help            this text
@@ -91,6 +96,7 @@ export function parseCli(argv: readonly string[]): BenchOptions {
         url: { type: "string" },
         json: { type: "string" },
         "start-stack": { type: "boolean" },
+        replicas: { type: "string" },
         "skeleton-url": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -112,6 +118,7 @@ export function parseCli(argv: readonly string[]): BenchOptions {
     orders: integer("orders", parsed.orders, DEFAULTS.orders, 1, MAX_ORDERS),
     jsonFile: parsed.json,
     startStack,
+    replicas: integer("replicas", parsed.replicas, DEFAULT_REPLICAS, 1, MAX_REPLICAS),
     skeletonUrl: parsed["skeleton-url"] === undefined ? undefined : loopbackUrl("skeleton-url", parsed["skeleton-url"]),
     help: parsed.help ?? false,
   };

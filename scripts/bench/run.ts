@@ -48,13 +48,13 @@ export async function runShapes(options: BenchOptions, env: RunEnvironment): Pro
       if (shape === "skeleton") {
         if (options.skeletonUrl) baseUrl = options.skeletonUrl;
         else {
-          skeletonStack = await startPrivateStack("skeleton", log);
+          skeletonStack = await startPrivateStack("skeleton", options.replicas, log);
           stacks.push(skeletonStack);
           baseUrl = skeletonStack.gatewayUrl;
         }
       } else {
         if (!realUrl) {
-          const stack = await startPrivateStack("real", log);
+          const stack = await startPrivateStack("real", options.replicas, log);
           stacks.push(stack);
           realUrl = stack.gatewayUrl;
         }

@@ -43,13 +43,14 @@ function freshStateDir(kind: StackKind): string {
   return dir;
 }
 
-export async function startPrivateStack(kind: StackKind, log: (line: string) => void): Promise<RunningStack> {
-  const portOffset = await findFreePortOffset();
+export async function startPrivateStack(kind: StackKind, replicas: number, log: (line: string) => void): Promise<RunningStack> {
+  const portOffset = await findFreePortOffset(replicas);
   const stateDir = freshStateDir(kind);
   const outputFile = resolve(stateDir, OUTPUT_FILE_NAME);
   const output = createWriteStream(outputFile, { flags: "a" });
-  log(`[stack] starting a private ${kind} stack (port offset ${portOffset}; output in ${outputFile})`);
+  log(`[stack] starting a private ${kind} stack, ${replicas} replica(s) of each service (port offset ${portOffset}; output in ${outputFile})`);
   const stack = await startStack({
+    replicas,
     portOffset,
     stateDir,
     logDir: resolve(stateDir, "logging"),
