@@ -142,13 +142,17 @@ export class Store {
         reject,
         deadline: Date.now() + TIMING.transactionBudgetMs,
       });
-      if (!this.batching) void this.commitBatches();
+      if (!this.batching) {
+        this.batching = true;
+        // Started after the current turn of the event loop, so that every request this turn
+        // delivered joins the first batch instead of waiting for the next one.
+        setImmediate(() => void this.commitBatches());
+      }
     });
   }
 
   /** One batch in flight at a time: whatever queues meanwhile forms the next batch. */
   private async commitBatches(): Promise<void> {
-    this.batching = true;
     try {
       while (this.waiting.length > 0) await this.commitBatch(this.waiting.splice(0, batchLength(this.waiting)));
     } finally {
