@@ -37,6 +37,12 @@ describe("orphanedLines", () => {
   const now = Date.parse("2026-11-26T05:12:10.000Z");
   const lineAt = (seq: number, at: string) => formatRecord({ seq, at, op: "stock.add", writes: { "item:1": { stock: "1", price: "1" } } });
 
+  test("takes a bulk entry of many lines by the time of its first", () => {
+    const chunk = lineAt(5, "2026-11-26T05:12:00.000Z") + lineAt(6, "2026-11-26T05:12:00.000Z");
+    const fresh = lineAt(7, "2026-11-26T05:12:09.900Z") + lineAt(8, "2026-11-26T05:12:09.900Z");
+    expect(orphanedLines({ "5": chunk, "7": fresh }, now, 1_000)).toEqual([["5", chunk]]);
+  });
+
   test("picks only lines older than the age", () => {
     const pending = {
       "1": lineAt(1, "2026-11-26T05:12:00.000Z"), // 10 s old

@@ -9,6 +9,7 @@ describe("parseCli", () => {
       shapes: [DEFAULTS.shape],
       clients: DEFAULTS.clients,
       seconds: DEFAULTS.seconds,
+      warmupSeconds: DEFAULTS.warmupSeconds,
       orders: DEFAULTS.orders,
       jsonFile: undefined,
       startStack: false,

@@ -9,6 +9,8 @@ export const DEFAULTS = {
   shape: "uniform",
   clients: 64,
   seconds: 10,
+  /** Unmeasured checkouts before each measured run (uniform, mixed, skeleton). */
+  warmupSeconds: 3,
   /** The API's stress shape prepares 100 000 orders. */
   orders: 100_000,
 } as const;
@@ -25,6 +27,7 @@ export type BenchOptions = {
   shapes: ShapeName[];
   clients: number;
   seconds: number;
+  warmupSeconds: number;
   orders: number;
   jsonFile: string | undefined;
   startStack: boolean;
@@ -40,7 +43,8 @@ export const USAGE = `bun run bench [options]
   --shape S         uniform | hot | mixed | skeleton | all (default ${DEFAULTS.shape});
                     all = skeleton, then uniform, hot and mixed as fractions of it
   --clients C       concurrent clients, no think time (default ${DEFAULTS.clients}; hot always uses 1000)
-  --seconds T       how long checkouts are sent (default ${DEFAULTS.seconds})
+  --seconds T       how long checkouts are sent and measured (default ${DEFAULTS.seconds})
+  --warmup W        seconds of unmeasured checkouts first, so the processes run warm (default ${DEFAULTS.warmupSeconds})
   --orders N        orders prepared by uniform and mixed (default ${DEFAULTS.orders})
   --url URL         the gateway of a running system (default ${DEFAULTS.url})
   --start-stack     start a private stack for the run and stop it at the end
@@ -92,6 +96,7 @@ export function parseCli(argv: readonly string[]): BenchOptions {
         shape: { type: "string" },
         clients: { type: "string" },
         seconds: { type: "string" },
+        warmup: { type: "string" },
         orders: { type: "string" },
         url: { type: "string" },
         json: { type: "string" },
@@ -115,6 +120,7 @@ export function parseCli(argv: readonly string[]): BenchOptions {
     shapes: shape === "all" ? [...ALL_SHAPES] : [shape as ShapeName],
     clients: integer("clients", parsed.clients, DEFAULTS.clients, 1, MAX_CLIENTS),
     seconds: integer("seconds", parsed.seconds, DEFAULTS.seconds, 1, MAX_SECONDS),
+    warmupSeconds: integer("warmup", parsed.warmup, DEFAULTS.warmupSeconds, 0, MAX_SECONDS),
     orders: integer("orders", parsed.orders, DEFAULTS.orders, 1, MAX_ORDERS),
     jsonFile: parsed.json,
     startStack,

@@ -60,7 +60,7 @@ export async function runShapes(options: BenchOptions, env: RunEnvironment): Pro
         }
         baseUrl = realUrl;
       }
-      const result = await RUNNERS[shape]({ baseUrl, clients: options.clients, seconds: options.seconds, orders: options.orders, log, signal });
+      const result = await RUNNERS[shape]({ baseUrl, clients: options.clients, seconds: options.seconds, warmupSeconds: options.warmupSeconds, orders: options.orders, log, signal });
       outcomes.push(result);
       console.log(formatResult(result));
     } catch (err) {

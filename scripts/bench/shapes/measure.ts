@@ -12,6 +12,8 @@ export type ShapeContext = {
   seconds: number;
   /** Orders prepared by the shapes that batch_init them. */
   orders: number;
+  /** Checkouts are sent this long before the measured run, unmeasured, so that it finds the processes warm. */
+  warmupSeconds: number;
   log: (line: string) => void;
   /** Aborted when the run is interrupted: no further checkout is sent. */
   signal?: AbortSignal;
@@ -35,10 +37,41 @@ export async function checkOut(
   orderIds: readonly string[],
   clients: number,
   seconds: number,
-  options: { maxRequests?: number; signal?: AbortSignal } = {},
+  options: { maxRequests?: number; signal?: AbortSignal; warmupSeconds?: number } = {},
 ): Promise<Checkouts> {
-  const urls = orderIds.map((id) => `${baseUrl}/orders/checkout/${id}`);
   const session = createSession(clients);
+  const answers = new Map<string, number>();
+  const sentOrderIds: string[] = [];
+  const collect = (ids: readonly string[], load: LoadResult) =>
+    load.statuses.forEach((status, i) => {
+      if (status === NOT_SENT) return;
+      answers.set(ids[i] as string, status);
+      sentOrderIds.push(ids[i] as string);
+    });
+  // Warm-up: the same kind of checkouts, answered and verified like the rest, but not measured. A
+  // fresh process runs its code cold (JIT), and the first seconds would be measuring that.
+  let measured = orderIds;
+  if (options.warmupSeconds && options.warmupSeconds > 0 && !options.maxRequests) {
+    const warmup = await runLoad({
+      urls: orderIds.map((id) => `${baseUrl}/orders/checkout/${id}`),
+      clients,
+      durationMs: options.warmupSeconds * 1000,
+      stopSignal: options.signal,
+      session,
+    });
+    collect(orderIds, warmup);
+    measured = orderIds.slice(warmup.sent);
+  } else if (options.warmupSeconds && options.warmupSeconds > 0) {
+    await runLoad({
+      urls: orderIds.map((id) => `${baseUrl}/orders/checkout/${id}`),
+      clients,
+      durationMs: options.warmupSeconds * 1000,
+      maxRequests: options.maxRequests,
+      stopSignal: options.signal,
+      session,
+    });
+  }
+  const urls = measured.map((id) => `${baseUrl}/orders/checkout/${id}`);
   const progress = progressPrinter(label);
   try {
     const load = await runLoad({
@@ -52,13 +85,7 @@ export async function checkOut(
     });
     // An interrupted run has nothing to verify: its stack is being stopped.
     options.signal?.throwIfAborted();
-    const answers = new Map<string, number>();
-    const sentOrderIds: string[] = [];
-    load.statuses.forEach((status, i) => {
-      if (status === NOT_SENT) return;
-      answers.set(orderIds[i] as string, status);
-      sentOrderIds.push(orderIds[i] as string);
-    });
+    collect(measured, load);
     return { load, answers, sentOrderIds };
   } finally {
     progress.done();

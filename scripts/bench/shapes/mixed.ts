@@ -38,7 +38,7 @@ export async function runMixed(ctx: ShapeContext): Promise<ShapeResult> {
     const initialStock = await readStock(api, itemIds);
     const initialCredit = await readCredit(api, userIds);
 
-    const { load, answers, sentOrderIds } = await checkOut("mixed", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, ctx.seconds, { signal: ctx.signal });
+    const { load, answers, sentOrderIds } = await checkOut("mixed", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, ctx.seconds, { signal: ctx.signal, warmupSeconds: ctx.warmupSeconds });
     const notes = await settleIfUndecided(load, ctx.log);
 
     const invariants = await timed(ctx.log, `[mixed] verifying ${sentOrderIds.length} orders`, async () =>

@@ -16,6 +16,7 @@ export async function runSkeleton(ctx: ShapeContext): Promise<ShapeResult> {
   const { load } = await checkOut("skeleton", ctx.baseUrl, ids, ctx.clients, ctx.seconds, {
     maxRequests: SKELETON_MAX_REQUESTS,
     signal: ctx.signal,
+    warmupSeconds: ctx.warmupSeconds,
   });
   const failed = load.answered - load.counts["2xx"];
   const details = failed === 0 ? [] : [`expectation: ${failed} skeleton checkouts were not answered 2xx`];

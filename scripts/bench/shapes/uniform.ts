@@ -26,7 +26,7 @@ export async function runUniform(ctx: ShapeContext): Promise<ShapeResult> {
       await api.post(`/orders/batch_init/${ctx.orders}/${UNIFORM.items}/${UNIFORM.users}/${UNIFORM.itemPrice}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
     });
 
-    const checkouts = await checkOut("uniform", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, ctx.seconds, { signal: ctx.signal });
+    const checkouts = await checkOut("uniform", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, ctx.seconds, { signal: ctx.signal, warmupSeconds: ctx.warmupSeconds });
     const notes = await settleIfUndecided(checkouts.load, ctx.log);
     const invariants = await timed(ctx.log, `[uniform] verifying ${checkouts.sentOrderIds.length} orders`, () => verify(api, checkouts));
     return shapeResult("uniform", ctx.clients, ctx.seconds, checkouts.load, invariants, notes);
