@@ -29,6 +29,8 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
   await log.close();
   await redis.del(keys.pendingLog);
 
+  // Nothing but the pending entries just appended and dropped: the data is gone, replay all of it.
+  let empty = (await redis.dbsize()) === 0;
   const latest = new Map<string, LatestState>();
   let records = 0;
   let applied = 0;
@@ -41,7 +43,9 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
     skipped += parsed.skipped;
     foldLatest(parsed.records, latest);
   }
-  applied += (await applyLatest(redis, service, latest)).keysApplied;
+  const fromOlder = await applyLatest(redis, service, latest, empty);
+  applied += fromOlder.keysApplied;
+  if (fromOlder.keysApplied > 0) empty = false;
   let offset = 0;
   let sizeBefore = -1;
   for (;;) {
@@ -56,7 +60,9 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
     skipped += parsed.skipped;
     const fresh = foldLatest(parsed.records);
     foldLatest(parsed.records, latest);
-    applied += (await applyLatest(redis, service, fresh)).keysApplied;
+    const pass = await applyLatest(redis, service, fresh, empty);
+    applied += pass.keysApplied;
+    if (pass.keysApplied > 0) empty = false;
     await Bun.sleep(RECOVERY_SETTLE_MS);
   }
   const ms = Math.round(performance.now() - started);

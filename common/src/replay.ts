@@ -46,28 +46,34 @@ const REPLAY_CHUNK = 5_000;
 
 export type ReplayStats = { keysInLog: number; keysApplied: number; maxSeq: number };
 
-/** Applies the newest state of every key to `redis` where Redis holds an older one (or none). */
-export async function applyLatest(redis: Redis, service: ServiceName, latest: Map<string, LatestState>): Promise<ReplayStats> {
+/**
+ * Applies the newest state of every key to `redis` where Redis holds an older one (or none). Run
+ * while no client can reach Redis (recover.ts), so a pipeline suffices; `empty` (Redis holds no key
+ * at all) skips reading the stored versions.
+ */
+export async function applyLatest(redis: Redis, service: ServiceName, latest: Map<string, LatestState>, empty = false): Promise<ReplayStats> {
   const entries = [...latest.entries()];
   let applied = 0;
   let maxSeq = 0;
   for (let start = 0; start < entries.length; start += REPLAY_CHUNK) {
     const chunk = entries.slice(start, start + REPLAY_CHUNK);
-    const versions = await redis.pipeline(chunk.map(([key]) => ["hget", key, VERSION_FIELD])).exec();
-    const write = redis.multi();
+    const versions = empty ? undefined : await redis.pipeline(chunk.map(([key]) => ["hget", key, VERSION_FIELD])).exec();
+    const write = redis.pipeline();
     chunk.forEach(([key, { seq, hash }], i) => {
       maxSeq = Math.max(maxSeq, seq);
       const stored = versions?.[i]?.[1];
-      if (!isNewer(seq, stored == null ? null : Number(stored))) return;
+      const existed = stored != null;
+      if (!isNewer(seq, existed ? Number(stored) : null)) return;
       applied++;
-      write.del(key);
+      // The stored hash is replaced whole, as the line holds the key's whole state.
+      if (existed) write.del(key);
       write.hset(key, { ...hash, [VERSION_FIELD]: String(seq) });
       for (const [set, member, belongs] of indexChanges(service, key, hash)) {
         if (belongs) write.sadd(set, member);
-        else write.srem(set, member);
+        else if (existed) write.srem(set, member);
       }
     });
-    await write.exec();
+    if (write.length > 0) await write.exec();
   }
   // The allocation counter must never hand out a number the log already holds.
   const current = Number((await redis.get(keys.seq)) ?? 0);
