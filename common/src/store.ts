@@ -41,7 +41,7 @@ const MAX_WATCHED_KEYS = 128;
 /** With no batch to carry them, durable lines' `log:pending` entries are dropped after this long. */
 const PENDING_DROP_IDLE_MS = 50;
 /** Bulk chunks (batch_init) committed at once, each on its own pooled connection. */
-const BULK_PARALLEL = 6;
+const BULK_PARALLEL = 8;
 /** Backoff after a WATCH conflict: jittered, doubling from the first up to the cap. */
 const CONFLICT_BACKOFF_FIRST_MS = 1;
 const CONFLICT_BACKOFF_CAP_MS = 50;
@@ -323,11 +323,22 @@ export class Store {
       const firstSeq = Number(reserved[2]) - chunk.length + 1;
       const at = new Date().toISOString();
       const tx = conn.multi();
+      // The chunk's index changes go as one SADD and one SREM per set, not one command per key.
+      const memberships = new Map<string, { add: string[]; remove: string[] }>();
       chunk.forEach(([key, hash], i) => {
         const seq = firstSeq + i;
         lines += formatRecord({ seq, at, op, writes: { [key]: hash } });
-        this.addWrite(tx, key, hash, seq);
+        tx.hset(key, { ...hash, [VERSION_FIELD]: String(seq) });
+        for (const [set, member, belongs] of indexChanges(this.service, key, hash)) {
+          const change = memberships.get(set) ?? { add: [], remove: [] };
+          (belongs ? change.add : change.remove).push(member);
+          memberships.set(set, change);
+        }
       });
+      for (const [set, { add, remove }] of memberships) {
+        if (add.length > 0) tx.sadd(set, ...add);
+        if (remove.length > 0) tx.srem(set, ...remove);
+      }
       // One pending entry for the whole chunk (its lines, under its first number): half the Redis
       // work and AOF volume of an entry per line.
       seqs.push(firstSeq);
