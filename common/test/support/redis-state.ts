@@ -1,5 +1,10 @@
-/** The whole content of a Redis, as plain data a test can compare with toEqual. */
+/**
+ * The whole content of a Redis, as plain data a test can compare with toEqual — but `log:pending`:
+ * lines on their way to the log file, whose entries drain on their own shortly after each change
+ * (Store.dropPending), so a before/after comparison would catch a previous change still draining.
+ */
 import type { Redis } from "ioredis";
+import { keys } from "../../src/keyspace";
 
 export type RedisState = Record<string, { type: string; value: unknown }>;
 
@@ -10,6 +15,7 @@ export async function redisState(redis: Redis): Promise<RedisState> {
     const [next, found] = await redis.scan(cursor, "COUNT", 1000);
     cursor = next;
     for (const key of found) {
+      if (key === keys.pendingLog) continue;
       const type = await redis.type(key);
       let value: unknown;
       if (type === "hash") value = await redis.hgetall(key);
