@@ -18,12 +18,12 @@ export const HOT = {
   concurrency: 1_000,
 } as const;
 
-type HotData = { itemId: string; initialItemStock: number; initialCredit: Map<string, number>; orderIds: string[] };
+export type HotData = { itemId: string; initialItemStock: number; initialCredit: Map<string, number>; orderIds: string[] };
 
 export async function runHot(ctx: ShapeContext): Promise<ShapeResult> {
   const api = new Api(ctx.baseUrl, createSession(SIDE_CONCURRENCY));
   try {
-    const data = await timed(ctx.log, `[hot] creating 1 item (stock ${HOT.stock}), ${HOT.users} users and their orders`, () => prepare(api));
+    const data = await timed(ctx.log, `[hot] creating 1 item (stock ${HOT.stock}), ${HOT.users} users and their orders`, () => prepareHot(api));
     const checkouts = await checkOut("hot", ctx.baseUrl, data.orderIds, HOT.concurrency, ctx.seconds, { signal: ctx.signal });
     const notes = [`all ${checkouts.load.answered} of ${HOT.users} checkouts answered in ${(checkouts.load.elapsedMs / 1000).toFixed(2)} s`];
     notes.push(...(await settleIfUndecided(checkouts.load, ctx.log)));
@@ -35,7 +35,7 @@ export async function runHot(ctx: ShapeContext): Promise<ShapeResult> {
 }
 
 /** Through the public API, one entity at a time: batch_init cannot make one item and its buyers. */
-async function prepare(api: Api): Promise<HotData> {
+export async function prepareHot(api: Api): Promise<HotData> {
   const { item_id: itemId } = await api.post(`/stock/item/create/${HOT.itemPrice}`, createdItemBody);
   const { stock: initialItemStock } = await api.post(`/stock/add/${itemId}/${HOT.stock}`, stockChangeBody);
   const initialCredit = new Map<string, number>();

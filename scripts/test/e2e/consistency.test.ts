@@ -12,10 +12,9 @@ import { keys } from "../../../common/src/keyspace";
 import { recover } from "../../../common/src/recover";
 import { startRedis } from "../../../common/test/support/redis-server";
 import { redisState } from "../../../common/test/support/redis-state";
-import { Api, createSession, forEachLimited, SIDE_CONCURRENCY } from "../../bench/client";
+import { Api, createSession, SIDE_CONCURRENCY } from "../../bench/client";
 import { classify } from "../../bench/load";
-import { addedItemBody, createdItemBody, createdOrderBody, createdUserBody, creditChangeBody, stockChangeBody } from "../../bench/schemas";
-import { HOT } from "../../bench/shapes/hot";
+import { HOT, prepareHot } from "../../bench/shapes/hot";
 import { readCredit, readOrders, readStock } from "../../bench/state";
 import { checkInvariants, type OrderState } from "../../bench/verify";
 import { postAllAtOnce, type AllAtOnceResult } from "../support/all-at-once";
@@ -49,21 +48,10 @@ afterAll(async () => {
   await shop?.stop();
 });
 
-/** One item, its 1000 buyers and their orders, through the public API (batch_init cannot make this shape). */
+/** One item, its 1000 buyers and their orders, as the benchmark's hot shape makes them. */
 async function prepare(): Promise<Round> {
-  const { item_id: itemId } = await api.post(`/stock/item/create/${HOT.itemPrice}`, createdItemBody);
-  const { stock: initialStock } = await api.post(`/stock/add/${itemId}/${HOT.stock}`, stockChangeBody);
-  const initialCredit = new Map<string, number>();
-  const orderIds = new Array<string>(HOT.users);
-  await forEachLimited(orderIds, SIDE_CONCURRENCY, async (_, i) => {
-    const { user_id: userId } = await api.post("/payment/create_user", createdUserBody);
-    const { credit } = await api.post(`/payment/add_funds/${userId}/${HOT.creditPerUser}`, creditChangeBody);
-    initialCredit.set(userId, credit);
-    const { order_id: orderId } = await api.post(`/orders/create/${userId}`, createdOrderBody);
-    await api.post(`/orders/addItem/${orderId}/${itemId}/1`, addedItemBody);
-    orderIds[i] = orderId;
-  });
-  return { itemId, initialStock, initialCredit, orderIds };
+  const { itemId, initialItemStock, initialCredit, orderIds } = await prepareHot(api);
+  return { itemId, initialStock: initialItemStock, initialCredit, orderIds };
 }
 
 function sum(values: Iterable<number>): number {
