@@ -34,7 +34,8 @@ const envSchema = z.object({
   STOCK_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.stock + 1}`]),
   PAYMENT_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.payment + 1}`]),
   INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
-  REDIS_POOL_SIZE: z.coerce.number().int().min(1).max(1024).default(8),
+  /** Connections for transactions: one for the batches, the others for batch_init's parallel chunks. */
+  REDIS_POOL_SIZE: z.coerce.number().int().min(1).max(1024).default(10),
   /** The log is compacted into the snapshot once it grows past this many bytes. */
   LOG_COMPACT_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
   /** Test-only: the name of a crash point at which the process exits abruptly (see faults.ts). */
