@@ -2,8 +2,8 @@
  * Recovery of one service's Redis from its log, run by start_redis_with_recovery.sh while Redis is
  * reachable only through a private Unix socket (REDIS_SOCKET):
  *  1. lines committed to Redis but never logged (`log:pending`, if the data survived) are appended;
- *  2. the snapshot and the log are replayed: every key takes its newest logged state where Redis
- *     holds an older one;
+ *  2. the log, an interrupted compaction's file and the snapshot are replayed: every key takes its
+ *     newest logged state where Redis holds an older one;
  *  3. the log is read again until it stops growing for RECOVERY_SETTLE_MS, so that a line a service
  *     appended just after the crash (its EXEC answered, its fsync not yet done) is not missed.
  */
@@ -12,7 +12,7 @@ import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { REPO_ROOT, SERVICES, type ServiceName } from "./config";
 import { keys } from "./keyspace";
-import { logFiles, logPath, LogWriter } from "./log";
+import { compactingPath, logPath, LogWriter, snapshotPath } from "./log";
 import { applyLatest, foldLatest, parseLog, type LatestState } from "./replay";
 import { resolve } from "node:path";
 
@@ -30,40 +30,41 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
   await redis.del(keys.pendingLog);
 
   // Nothing but the pending entries just appended and dropped: the data is gone, replay all of it.
-  let empty = (await redis.dbsize()) === 0;
+  const empty = (await redis.dbsize()) === 0;
   const latest = new Map<string, LatestState>();
   let records = 0;
-  let applied = 0;
   let skipped = 0;
-  // The snapshot and an interrupted compaction's file first (they do not grow), then the live log.
-  for (const older of logFiles(logDir, service).filter((f) => f !== path)) {
-    if (!existsSync(older)) continue;
-    const parsed = parseLog(await Bun.file(older).text());
-    records += parsed.records.length;
-    skipped += parsed.skipped;
-    foldLatest(parsed.records, latest);
-  }
-  const fromOlder = await applyLatest(redis, service, latest, empty);
-  applied += fromOlder.keysApplied;
-  if (fromOlder.keysApplied > 0) empty = false;
-  let offset = 0;
-  let sizeBefore = -1;
-  for (;;) {
-    const size = await fileSize(path);
-    // Settled: the log did not grow while we waited (a torn last line stays unread, and stays torn).
-    if (size === sizeBefore) break;
-    sizeBefore = size;
-    const text = await Bun.file(path).slice(offset, size).text();
+  const read = (text: string) => {
     const parsed = parseLog(text);
-    offset += Buffer.byteLength(text.slice(0, parsed.consumed));
     records += parsed.records.length;
     skipped += parsed.skipped;
+    return parsed;
+  };
+
+  // The live log first, then an interrupted compaction's file, then the snapshot: in that order a
+  // compaction running meanwhile (compact.ts renames the log, writes the snapshot, deletes the
+  // renamed log) can never hide a line — each of its steps moves lines only to a file read later.
+  let live = await readFrom(path, undefined, 0);
+  const first = read(live.text);
+  foldLatest(first.records, latest);
+  let offset = Buffer.byteLength(live.text.slice(0, first.consumed));
+  for (const older of [compactingPath(logDir, service), snapshotPath(logDir, service)]) {
+    if (existsSync(older)) foldLatest(read(await Bun.file(older).text()).records, latest);
+  }
+  let applied = (await applyLatest(redis, service, latest, empty)).keysApplied;
+
+  // Then the log again until it stops growing: a line a service appended just after the crash.
+  for (;;) {
+    await Bun.sleep(RECOVERY_SETTLE_MS);
+    const before = live;
+    live = await readFrom(path, before.inode, offset);
+    if (live.inode === before.inode && live.size === before.size) break;
+    if (live.inode !== before.inode) offset = 0;
+    const parsed = read(live.text);
+    offset += Buffer.byteLength(live.text.slice(0, parsed.consumed));
     const fresh = foldLatest(parsed.records);
     foldLatest(parsed.records, latest);
-    const pass = await applyLatest(redis, service, fresh, empty);
-    applied += pass.keysApplied;
-    if (pass.keysApplied > 0) empty = false;
-    await Bun.sleep(RECOVERY_SETTLE_MS);
+    applied += (await applyLatest(redis, service, fresh)).keysApplied;
   }
   const ms = Math.round(performance.now() - started);
   say(
@@ -72,12 +73,19 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
   );
 }
 
-async function fileSize(path: string): Promise<number> {
+/**
+ * The log's text from `offset` (from the start if the file at `path` is no longer the one `inode`
+ * named: a compaction rotated it), with the identity and size of the file read.
+ */
+async function readFrom(path: string, inode: number | undefined, offset: number): Promise<{ text: string; inode: number; size: number }> {
+  let info;
   try {
-    return (await stat(path)).size;
+    info = await stat(path);
   } catch {
-    return 0;
+    return { text: "", inode: -1, size: 0 };
   }
+  const from = inode === undefined || info.ino === inode ? offset : 0;
+  return { text: await Bun.file(path).slice(from, info.size).text(), inode: info.ino, size: info.size };
 }
 
 if (import.meta.main) {

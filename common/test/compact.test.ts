@@ -1,0 +1,110 @@
+/**
+ * Log compaction against real Redis and real files: what it keeps, what a writer does when the log
+ * is rotated under it, and recovery from a snapshot, an interrupted compaction and the live log —
+ * also while a compaction runs.
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { Redis } from "ioredis";
+import { existsSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { compact } from "../src/compact";
+import { keys } from "../src/keyspace";
+import { compactingPath, logPath, snapshotPath } from "../src/log";
+import { recover } from "../src/recover";
+import { parseLog } from "../src/replay";
+import { Store } from "../src/store";
+import { startRedis, type RedisServer } from "./support/redis-server";
+import { redisState, without } from "./support/redis-state";
+import { serviceConfig } from "./support/service";
+
+setDefaultTimeout(60_000);
+
+const ITEMS = 200;
+let live: RedisServer;
+let store: Store;
+let logDir: string;
+
+beforeAll(async () => {
+  live = await startRedis();
+  logDir = mkdtempSync(join(tmpdir(), "compact-test-"));
+  store = await Store.open(serviceConfig("stock", { redisPort: live.port, logDir }));
+  await store.writeMany("stock.batch_init", Array.from({ length: ITEMS }, (_, i) => [keys.item(String(i)), { stock: "1000", price: "1" }] as const));
+});
+
+afterAll(async () => {
+  await store?.close();
+  await live?.stop();
+  rmSync(logDir, { recursive: true, force: true });
+});
+
+/** `n` concurrent takes of one unit from random items: many log lines over few keys. */
+async function churn(n: number): Promise<void> {
+  await Promise.all(
+    Array.from({ length: n }, (_, i) => {
+      const key = keys.item(String((i * 7919) % ITEMS));
+      return store.transact("stock.subtract", [key], (s) => ({
+        result: null,
+        writes: { [key]: { stock: String(Number(s.get(key)!.stock) - 1), price: "1" } },
+      }));
+    }),
+  );
+}
+
+/** Replays the logs into an empty Redis and expects exactly the live keys and values. */
+async function expectReplayEqualsLive(): Promise<void> {
+  const empty = await startRedis();
+  const client = new Redis({ port: empty.port });
+  try {
+    await recover("stock", client, logDir, () => {});
+    expect(without(await redisState(client), keys.seq)).toEqual(without(await redisState(store.client), keys.seq));
+  } finally {
+    client.disconnect();
+    await empty.stop();
+  }
+}
+
+const lines = async (path: string) => (existsSync(path) ? parseLog(await Bun.file(path).text()).records.length : 0);
+
+test("compaction keeps one line per key, the newest, and recovery from snapshot and log is the live data", async () => {
+  await churn(1_000);
+  const stats = await compact(logDir, "stock");
+  expect(stats.keys).toBe(ITEMS);
+  expect(await lines(snapshotPath(logDir, "stock"))).toBe(ITEMS);
+  expect(existsSync(compactingPath(logDir, "stock"))).toBe(false);
+  await churn(300);
+  await expectReplayEqualsLive();
+});
+
+test("lines committed while the log is rotated again and again are all in some file", async () => {
+  const writing = churn(3_000);
+  for (let i = 0; i < 5; i++) {
+    await Bun.sleep(20);
+    await compact(logDir, "stock");
+  }
+  await writing;
+  await expectReplayEqualsLive();
+});
+
+test("an interrupted compaction's file is read by recovery and finished by the next compaction", async () => {
+  await churn(200);
+  renameSync(logPath(logDir, "stock"), compactingPath(logDir, "stock")); // died right after its rename
+  await churn(200);
+  await expectReplayEqualsLive();
+  await compact(logDir, "stock");
+  expect(existsSync(compactingPath(logDir, "stock"))).toBe(false);
+  await expectReplayEqualsLive();
+});
+
+test("recovery while a compaction runs misses no line", async () => {
+  await churn(2_000);
+  const empty = await startRedis();
+  const client = new Redis({ port: empty.port });
+  try {
+    await Promise.all([recover("stock", client, logDir, () => {}), compact(logDir, "stock")]);
+    expect(without(await redisState(client), keys.seq)).toEqual(without(await redisState(store.client), keys.seq));
+  } finally {
+    client.disconnect();
+    await empty.stop();
+  }
+});
