@@ -43,8 +43,3 @@ export const badInput = (message: string) => new AppError(400, "invalid_input", 
 export const refused = (code: ErrorCode, message: string) => new AppError(409, code, message);
 
 export const notFound = (code: ErrorCode, message: string) => new AppError(404, code, message);
-
-/** A refusal that the saga must treat as definite (as opposed to "the outcome is unknown"). */
-export function isDefiniteRefusal(status: number): boolean {
-  return status === 404 || status === 409;
-}

@@ -29,7 +29,7 @@ type SagaStep = {
   compensate: () => Promise<PeerAnswer>;
 };
 
-export function checkoutSteps(orderId: string, order: Order, peers: Peers): SagaStep[] {
+export function checkoutSteps(order: Order, peers: Peers): SagaStep[] {
   const opId = order.saga.opId;
   const items = { items: order.items };
   const charge = { user_id: order.userId, amount: order.totalCost };
@@ -111,7 +111,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
 
   async function runSaga(orderId: string, claimed: Order, decide: (outcome: CheckoutOutcome) => void): Promise<void> {
     const opId = claimed.saga.opId;
-    const steps = checkoutSteps(orderId, claimed, peers);
+    const steps = checkoutSteps(claimed, peers);
     let order: Order = claimed;
 
     /** Records a transition; false when another process has taken the saga over (it finishes it). */
