@@ -3,7 +3,7 @@
  * one call to stock, then one to payment (in that order, as the saga does), then one Redis write
  * marking the order paid.
  */
-import { json, roundRobin, serveSkeleton } from "./shared";
+import { json, serveSkeleton } from "./shared";
 
 /** Units and money per skeleton checkout; the skeletons never refuse, so any value will do. */
 const UNITS_PER_CHECKOUT = 1;
@@ -11,8 +11,9 @@ const UNITS_PER_CHECKOUT = 1;
 const PEER_MAX_IDLE_SOCKETS = 512;
 
 serveSkeleton("order", (config, redis) => {
-  const nextStock = roundRobin(config.stockUrls);
-  const nextPayment = roundRobin(config.paymentUrls);
+  // The active replica of each peer, as the real order service calls them (the others stand by).
+  const stock = config.stockUrls[0]!;
+  const payment = config.paymentUrls[0]!;
   // A session of its own keeps one pool of warm connections to the peers, as a real service would.
   const peers = new Bun.FetchSession({ keepAlive: { maxIdleSockets: PEER_MAX_IDLE_SOCKETS } });
   const post = { method: "POST" } as const;
@@ -27,10 +28,10 @@ serveSkeleton("order", (config, redis) => {
     "/checkout/:order_id": {
       POST: async (req) => {
         const { order_id } = req.params as { order_id: string };
-        if (!(await call(`${nextStock()}/subtract/${order_id}/${UNITS_PER_CHECKOUT}`))) {
+        if (!(await call(`${stock}/subtract/${order_id}/${UNITS_PER_CHECKOUT}`))) {
           return json({ error: "peer_failed", message: "stock skeleton refused" }, 502);
         }
-        if (!(await call(`${nextPayment()}/pay/${order_id}/${UNITS_PER_CHECKOUT}`))) {
+        if (!(await call(`${payment}/pay/${order_id}/${UNITS_PER_CHECKOUT}`))) {
           return json({ error: "peer_failed", message: "payment skeleton refused" }, 502);
         }
         await redis.set(`order:${order_id}:paid`, "1");

@@ -47,13 +47,3 @@ export function serveSkeleton(service: ServiceName, build: (config: ServiceConfi
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 }
-
-/** Round-robin over a peer list, so that replicas of a peer share the skeleton's load evenly. */
-export function roundRobin(urls: readonly string[]): () => string {
-  let next = 0;
-  return () => {
-    const url = urls[next] as string;
-    next = (next + 1) % urls.length;
-    return url;
-  };
-}
