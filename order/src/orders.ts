@@ -92,7 +92,11 @@ export function withItem(order: Order | null, orderId: string, itemId: string, q
 export type CheckoutStart =
   | { kind: "paid" }
   | { kind: "drive"; order: Order }
-  | { kind: "wait"; opId: string };
+  /**
+   * Another process drives the attempt `opId`. `decided`: it has already decided and answered the
+   * attempt's failure (it is compensating), so this request is for a new attempt, once that one ends.
+   */
+  | { kind: "wait"; opId: string; decided: boolean };
 
 export function startCheckout(
   order: Order | null,
@@ -106,7 +110,7 @@ export function startCheckout(
   if (order.paid) return { result: { kind: "paid" } };
   const saga = order.saga;
   if (isUnfinished(saga)) {
-    if (saga.leaseUntil > now && saga.owner !== me) return { result: { kind: "wait", opId: saga.opId } };
+    if (saga.leaseUntil > now && saga.owner !== me) return { result: { kind: "wait", opId: saga.opId, decided: saga.status === "compensating" } };
     // Its driver is gone (lease expired): take the saga over where it stands.
     const claimed = { ...order, saga: { ...saga, owner: me, leaseUntil: now + leaseMs } };
     return { result: { kind: "drive", order: claimed }, order: claimed };

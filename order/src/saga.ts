@@ -66,26 +66,31 @@ const RETRY_CAP_MS = 1_000;
 const backoff = (attempt: number, first: number, cap: number) => Math.min(cap, first * 2 ** attempt);
 
 export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing = TIMING) {
-  /** Sagas this process drives: their outcome, once decided. */
-  const driving = new Map<string, Promise<CheckoutOutcome>>();
+  /** Sagas this process drives: their outcome once decided, and when the driving ends. */
+  const driving = new Map<string, { outcome: Promise<CheckoutOutcome>; ended: Promise<void>; failed: boolean }>();
   let sweepTimer: ReturnType<typeof setInterval> | undefined;
 
   /**
    * One claim per order per process: a second checkout of the same order in this process shares the
    * first one's outcome instead of claiming the saga again (it would look like its own to take over).
+   * But a checkout that comes once the failure is decided (the 409 may have been answered already) is a
+   * new request for the order: it starts the next attempt when the compensations have ended.
    */
   function checkout(orderId: string): Promise<CheckoutOutcome> {
     const local = driving.get(orderId);
-    if (local) return local;
+    if (local) return local.failed ? local.ended.then(() => checkout(orderId)) : local.outcome;
     const outcome = Promise.withResolvers<CheckoutOutcome>();
-    driving.set(orderId, outcome.promise);
+    const ended = Promise.withResolvers<void>();
+    const drive = { outcome: outcome.promise, ended: ended.promise, failed: false };
+    driving.set(orderId, drive);
     let decided = false;
     const decide = (result: CheckoutOutcome) => {
       decided = true;
+      drive.failed = !result.paid;
       outcome.resolve(result);
     };
-    let opId = "";
-    claimAndDrive(orderId, decide, (claimed) => (opId = claimed))
+    let awaited = { opId: "", afterDecision: false };
+    claimAndDrive(orderId, decide, (opId, afterDecision = false) => (awaited = { opId, afterDecision }))
       .catch((err) => {
         if (!decided) {
           decided = true;
@@ -94,17 +99,22 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
       })
       .finally(() => {
         driving.delete(orderId);
+        ended.resolve();
         // Taken over by another process, or stopped before deciding: whoever waits learns the
         // outcome from the durable record.
-        if (!decided) outcome.resolve(awaitOutcome(orderId, opId));
+        if (!decided) outcome.resolve(awaitOutcome(orderId, awaited.opId, awaited.afterDecision));
       });
     return outcome.promise;
   }
 
-  async function claimAndDrive(orderId: string, decide: (o: CheckoutOutcome) => void, claimed: (opId: string) => void): Promise<void> {
+  async function claimAndDrive(
+    orderId: string,
+    decide: (o: CheckoutOutcome) => void,
+    claimed: (opId: string, afterDecision?: boolean) => void,
+  ): Promise<void> {
     const start = await untilReachable(() => orders.startCheckout(orderId));
     if (start.kind === "paid") return decide({ paid: true });
-    if (start.kind === "wait") return claimed(start.opId);
+    if (start.kind === "wait") return claimed(start.opId, start.decided);
     claimed(start.order.saga.opId);
     await runSaga(orderId, start.order, decide);
   }
@@ -184,17 +194,23 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     }
   }
 
-  /** Waits for the outcome of the attempt `opId`, driven elsewhere; takes the saga over if its driver is gone. */
-  async function awaitOutcome(orderId: string, opId: string): Promise<CheckoutOutcome> {
+  /**
+   * Waits for the outcome of the attempt `opId`, driven elsewhere; takes the saga over if its driver is
+   * gone. `afterDecision`: the request came once the attempt's failure was decided, so it waits for
+   * the attempt to end and then checks out anew.
+   */
+  async function awaitOutcome(orderId: string, opId: string, afterDecision: boolean): Promise<CheckoutOutcome> {
     const deadline = Date.now() + timing.checkoutAnswerDeadlineMs;
     for (let poll = 0; ; poll++) {
       const local = driving.get(orderId);
-      if (local) return local;
+      if (local) return afterDecision ? checkout(orderId) : local.outcome;
       const order = await orders.find(orderId).catch((err) => (err instanceof AppError && err.status === 404 ? Promise.reject(err) : null));
       if (order) {
         const saga = order.saga;
         if (order.paid) return { paid: true };
-        if (saga.opId !== opId || !isUnfinished(saga) || saga.status === "compensating") {
+        if (afterDecision) {
+          if (saga.opId !== opId || !isUnfinished(saga)) return checkout(orderId);
+        } else if (saga.opId !== opId || !isUnfinished(saga) || saga.status === "compensating") {
           // Not paid and no longer running: this attempt failed (a newer one may have started since).
           return failedCheckout(saga.opId === opId && saga.error ? saga.error : { code: "checkout_in_progress", message: "this checkout attempt failed; a newer one has started" });
         }

@@ -96,8 +96,13 @@ describe("startCheckout", () => {
 
   test("of an order whose saga another process holds a live lease on says to wait for that attempt", () => {
     const decision = startCheckout(running(OTHER, NOW + 1), "o", ME, NOW, LEASE, NONCE);
-    expect(decision.result).toEqual({ kind: "wait", opId: OP });
+    expect(decision.result).toEqual({ kind: "wait", opId: OP, decided: false });
     expect(decision.order).toBeUndefined();
+  });
+
+  test("of an order whose saga another process is compensating says to wait for that attempt's end, its failure being decided", () => {
+    const compensating = withSaga({ status: "compensating", attempt: 1, opId: OP, step: 0, owner: OTHER, leaseUntil: NOW + 1, error: { status: 409, code: "insufficient_credit", message: "no" } });
+    expect(startCheckout(compensating, "o", ME, NOW, LEASE, NONCE).result).toEqual({ kind: "wait", opId: OP, decided: true });
   });
 
   test("of an order whose saga lease has expired takes the saga over where it stands", () => {

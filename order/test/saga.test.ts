@@ -133,4 +133,28 @@ describe("checkout saga", () => {
     // Every answer given for the order agrees with what the databases say.
     expect(outcomes.map((o) => o.paid)).toEqual([paid, paid]);
   });
+
+  test("a checkout that comes after a failure was answered, while its compensations still run, is a new attempt once they end", async () => {
+    const a = await newItem(5, 10);
+    const user = await newUser(4);
+    const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
+    const id = await orders.create(user);
+    await orders.addItem(id, a, 1, 5);
+
+    // The restore is held until the second checkout has arrived, and funds have been added.
+    const secondArrived = Promise.withResolvers<void>();
+    const slowRestore = scripted(real.stock, async (path, _body, send) => {
+      if (path.startsWith("/internal/restore/")) await secondArrived.promise;
+      return send();
+    });
+    const checkout = createCheckout(orders, { stock: slowRestore, payment: real.payment });
+
+    const first = await checkout.checkout(id);
+    expect(first).toMatchObject({ paid: false, error: { code: "insufficient_credit" } });
+    await post(`${payment.url}/add_funds/${user}/1`);
+    const second = checkout.checkout(id);
+    secondArrived.resolve();
+    expect(await second).toEqual({ paid: true });
+    expect([await stockOf(a), await creditOf(user)]).toEqual([9, 0]);
+  });
 });
