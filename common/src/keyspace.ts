@@ -1,9 +1,23 @@
 /**
- * The layout of the three Redis databases, in one place. Every entity is a hash whose field `v`
- * holds the sequence number of the change that last wrote it (see log.ts).
+ * The layout of the three Redis databases, in one place. Every entity (item, user, order, saga-step
+ * record) is one Redis string: the JSON of its fields, all strings, and `v`, the sequence number of
+ * the change that last wrote it (see log.ts). Strings rather than hashes, because a batch of
+ * transactions then reads all its keys with one MGET and writes them with one MSET. Through ioredis
+ * each command costs the client about 15 µs of CPU whatever its size: ten HGETALLs and ten HSETs of
+ * orders cost 520 µs, one MGET and one MSET of the same ten orders 245 µs.
  */
 import type { ServiceName } from "./config";
-import type { Hash } from "./log";
+import { VERSION_FIELD, type Hash } from "./log";
+
+/** The stored form of an entity written by the change numbered `seq`. */
+export function storedValue(hash: Hash, seq: number): string {
+  return JSON.stringify({ ...hash, [VERSION_FIELD]: String(seq) });
+}
+
+/** An entity as stored (null: no such key), with its `v`. */
+export function parseStored(value: string | null | undefined): Hash | null {
+  return value == null ? null : (JSON.parse(value) as Hash);
+}
 
 export const keys = {
   /** Allocation counter of sequence numbers (every service). */
@@ -38,6 +52,35 @@ export const DERIVED_INDEXES: Record<ServiceName, readonly DerivedIndex[]> = {
   stock: [],
   payment: [],
 };
+
+/** Members to add to and remove from one derived set. */
+export type IndexUpdate = { set: string; add: string[]; remove: string[] };
+
+/**
+ * The index changes implied by writing each `hash` at its `key`, grouped into one SADD and one SREM
+ * per set. A key written twice counts with its last state.
+ */
+export function indexUpdates(service: ServiceName, written: Iterable<readonly [string, Hash]>): IndexUpdate[] {
+  if (DERIVED_INDEXES[service].length === 0) return [];
+  const last = new Map(written);
+  const updates = new Map<string, IndexUpdate>();
+  for (const [key, hash] of last) {
+    for (const [set, member, belongs] of indexChanges(service, key, hash)) {
+      let update = updates.get(set);
+      if (!update) updates.set(set, (update = { set, add: [], remove: [] }));
+      (belongs ? update.add : update.remove).push(member);
+    }
+  }
+  return [...updates.values()];
+}
+
+/** SADD and SREM of the derived indexes' changes, one command each per set. */
+export function addIndexUpdates(tx: { sadd(set: string, ...members: string[]): unknown; srem(set: string, ...members: string[]): unknown }, updates: readonly IndexUpdate[]): void {
+  for (const { set, add, remove } of updates) {
+    if (add.length > 0) tx.sadd(set, ...add);
+    if (remove.length > 0) tx.srem(set, ...remove);
+  }
+}
 
 /** The index changes implied by writing `hash` at `key`: [set, member, belongs]. */
 export function indexChanges(service: ServiceName, key: string, hash: Hash): Array<[string, string, boolean]> {

@@ -11,14 +11,14 @@ import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { ServiceName } from "./config";
 
-/** A Redis hash as stored: every value a string. */
+/** An entity's fields, every value a string (stored as one JSON string, see keyspace.ts). */
 export type Hash = Record<string, string>;
 /** The absolute state of every key a change wrote. */
 export type Writes = Record<string, Hash>;
 
 export type LogRecord = { seq: number; at: string; op: string; writes: Writes };
 
-/** The hash field holding the sequence number of the change that last wrote the key. */
+/** The field holding the sequence number of the change that last wrote the key. */
 export const VERSION_FIELD = "v";
 
 export function logPath(logDir: string, service: ServiceName): string {

@@ -1,12 +1,12 @@
 /**
  * Rebuilding a Redis from its service log. Each log line holds the absolute state of the keys it
- * wrote and its sequence number, and every stored hash remembers the number that last wrote it (`v`).
+ * wrote and its sequence number, and every stored entity remembers the number that last wrote it (`v`).
  * So the rule is one comparison: a key takes a line's state exactly when the line is newer than what
  * the key holds. Replaying any part of the log, twice, or out of order, gives the same result.
  */
 import type { Redis } from "ioredis";
 import type { ServiceName } from "./config";
-import { indexChanges, keys } from "./keyspace";
+import { addIndexUpdates, indexUpdates, keys, parseStored, storedValue } from "./keyspace";
 import { parseRecord, VERSION_FIELD, type Hash, type LogRecord } from "./log";
 
 export type LatestState = { seq: number; hash: Hash };
@@ -57,23 +57,19 @@ export async function applyLatest(redis: Redis, service: ServiceName, latest: Ma
   let maxSeq = 0;
   for (let start = 0; start < entries.length; start += REPLAY_CHUNK) {
     const chunk = entries.slice(start, start + REPLAY_CHUNK);
-    const versions = empty ? undefined : await redis.pipeline(chunk.map(([key]) => ["hget", key, VERSION_FIELD])).exec();
-    const write = redis.pipeline();
-    chunk.forEach(([key, { seq, hash }], i) => {
+    // MGET answers nil for a key of another type too (a hash of an older layout): it is replaced.
+    const stored = empty ? undefined : await redis.mget(...chunk.map(([key]) => key));
+    const newer = chunk.filter(([, { seq }], i) => {
       maxSeq = Math.max(maxSeq, seq);
-      const stored = versions?.[i]?.[1];
-      const existed = stored != null;
-      if (!isNewer(seq, existed ? Number(stored) : null)) return;
-      applied++;
-      // The stored hash is replaced whole, as the line holds the key's whole state.
-      if (existed) write.del(key);
-      write.hset(key, { ...hash, [VERSION_FIELD]: String(seq) });
-      for (const [set, member, belongs] of indexChanges(service, key, hash)) {
-        if (belongs) write.sadd(set, member);
-        else if (existed) write.srem(set, member);
-      }
+      const version = parseStored(stored?.[i])?.[VERSION_FIELD];
+      return isNewer(seq, version === undefined ? null : Number(version));
     });
-    if (write.length > 0) await write.exec();
+    if (newer.length === 0) continue;
+    applied += newer.length;
+    // The stored value is replaced whole, as the line holds the key's whole state.
+    const write = redis.pipeline().mset(...newer.flatMap(([key, { seq, hash }]) => [key, storedValue(hash, seq)]));
+    addIndexUpdates(write, indexUpdates(service, newer.map(([key, { hash }]) => [key, hash] as const)));
+    await write.exec();
   }
   // The allocation counter must never hand out a number the log already holds.
   const current = Number((await redis.get(keys.seq)) ?? 0);

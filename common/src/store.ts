@@ -5,7 +5,7 @@
  *
  * Transactions are group-committed: see batch.ts. Crash safety of one change, step by step:
  *  1. WATCH + read + INCRBY meta:seq: nothing written yet (a burnt sequence number is harmless).
- *  2. EXEC writes the new hashes AND the log line into `log:pending`, atomically. If the process dies
+ *  2. EXEC writes the new states AND the log line into `log:pending`, atomically. If the process dies
  *     before EXEC, nothing happened; if EXEC's reply is lost, the outcome is unknown and reported as
  *     an error (the saga retries idempotently; a public caller got no answer).
  *  3. The line is appended to the log, durably (O_DSYNC, group commit). If the process dies before
@@ -18,15 +18,15 @@ import { join } from "node:path";
 import { TIMING, type ServiceConfig, type ServiceName } from "./config";
 import { AppError } from "./errors";
 import { crashPoint, faultsArmed } from "./faults";
-import { indexChanges, keys } from "./keyspace";
-import { formatRecord, logPath, LogWriter, parseRecord, VERSION_FIELD, type Hash, type Writes } from "./log";
+import { addIndexUpdates, indexUpdates, keys, parseStored, storedValue } from "./keyspace";
+import { formatRecord, logPath, LogWriter, parseRecord, type Hash, type Writes } from "./log";
 import { planBatch, watchedKeys, type BatchEntry, type BatchPlan, type EntryOutcome } from "./batch";
 import { connect, ConnectionPool } from "./redis";
 
-/** What a transaction read: each watched key's hash, or null where the key does not exist. */
+/** What a transaction read: each watched key's fields, or null where the key does not exist. */
 export type Snapshot = ReadonlyMap<string, Hash | null>;
 
-/** How an entity is stored as a hash. */
+/** How an entity maps to its fields. */
 export type Codec<T> = { encode: (value: T) => Hash; decode: (hash: Hash) => T };
 
 /** What a pure decision returns: the answer, and the absolute new state of each key to write (if any). */
@@ -119,8 +119,7 @@ export class Store {
   }
 
   async read(key: string): Promise<Hash | null> {
-    const hash = await this.client.hgetall(key);
-    return Object.keys(hash).length === 0 ? null : hash;
+    return parseStored(await this.client.get(key));
   }
 
   async healthy(): Promise<boolean> {
@@ -179,7 +178,7 @@ export class Store {
         }
         const round = conn.pipeline();
         queueMulti(round);
-        for (const { key, hash, seq } of plan.writes) this.addWrite(round, key, hash, seq);
+        this.addWrites(round, plan.writes);
         const pending: Record<string, string> = {};
         for (const outcome of plan.outcomes) if (outcome.ok && outcome.line) pending[String(outcome.seq)] = outcome.line;
         round.hset(keys.pendingLog, pending);
@@ -245,8 +244,7 @@ export class Store {
   /** UNWATCH (a connection is reused), WATCH and read the batch's keys, then take its sequence numbers. */
   private addReads(round: ReturnType<Redis["pipeline"]>, batch: readonly Waiting[]): void {
     const watched = watchedKeys(batch);
-    round.unwatch().watch(...watched);
-    for (const key of watched) round.hgetall(key);
+    round.unwatch().watch(...watched).mget(...watched);
     // Sequence numbers are taken after the reads: a change that commits after another on the same
     // key has read it, so it holds a higher number, and replay by number is replay in commit order.
     round.incrby(keys.seq, batch.length);
@@ -280,16 +278,16 @@ export class Store {
     });
   }
 
-  private addWrite(tx: ReturnType<Redis["multi"]> | ReturnType<Redis["pipeline"]>, key: string, hash: Hash, seq: number): void {
-    tx.hset(key, { ...hash, [VERSION_FIELD]: String(seq) });
-    for (const [set, member, belongs] of indexChanges(this.service, key, hash)) {
-      if (belongs) tx.sadd(set, member);
-      else tx.srem(set, member);
-    }
+  /** One MSET for all the writes (a key written twice keeps its last state), and the index changes they imply. */
+  private addWrites(tx: ReturnType<Redis["multi"]> | ReturnType<Redis["pipeline"]>, writes: ReadonlyArray<{ key: string; hash: Hash; seq: number }>): void {
+    const values: string[] = [];
+    for (const { key, hash, seq } of writes) values.push(key, storedValue(hash, seq));
+    tx.mset(...values);
+    addIndexUpdates(tx, indexUpdates(this.service, writes.map(({ key, hash }) => [key, hash] as const)));
   }
 
   /**
-   * The common single-entity change: read one hash, let `change` compute the entity's next state or
+   * The common single-entity change: read one entity, let `change` compute the entity's next state or
    * refuse (an AppError, thrown after the transaction), write it back.
    */
   async change<T>(op: string, key: string, codec: Codec<T>, change: (current: T | null) => T | AppError): Promise<T> {
@@ -328,24 +326,9 @@ export class Store {
       const firstSeq = Number(reserved[2]) - chunk.length + 1;
       const at = new Date().toISOString();
       const tx = conn.multi();
-      // The chunk's index changes go as one SADD and one SREM per set, not one command per key.
-      const memberships = new Map<string, { add: string[]; remove: string[] }>();
-      const chunkLines: string[] = [];
-      chunk.forEach(([key, hash], i) => {
-        const seq = firstSeq + i;
-        chunkLines.push(formatRecord({ seq, at, op, writes: { [key]: hash } }));
-        tx.hset(key, { ...hash, [VERSION_FIELD]: String(seq) });
-        for (const [set, member, belongs] of indexChanges(this.service, key, hash)) {
-          const change = memberships.get(set) ?? { add: [], remove: [] };
-          (belongs ? change.add : change.remove).push(member);
-          memberships.set(set, change);
-        }
-      });
-      for (const [set, { add, remove }] of memberships) {
-        if (add.length > 0) tx.sadd(set, ...add);
-        if (remove.length > 0) tx.srem(set, ...remove);
-      }
-      lines = chunkLines.join("");
+      const writes = chunk.map(([key, hash], i) => ({ key, hash, seq: firstSeq + i }));
+      this.addWrites(tx, writes);
+      lines = writes.map(({ key, hash, seq }) => formatRecord({ seq, at, op, writes: { [key]: hash } })).join("");
       // One pending entry for the whole chunk (its lines, under its first number): half the Redis
       // work and AOF volume of an entry per line.
       seqs.push(firstSeq);
@@ -430,16 +413,15 @@ function queueExec(round: ReturnType<Redis["pipeline"]>): void {
 
 type BatchRead = { snapshot: Map<string, Hash | null>; firstSeq: number };
 
-/** The replies of addReads: UNWATCH, WATCH, one HGETALL per key, INCRBY. */
+/** The replies of addReads: UNWATCH, WATCH, MGET, INCRBY. */
 function parseReads(replies: unknown[], batch: readonly Waiting[]): BatchRead {
   const watched = watchedKeys(batch);
+  const values = replies[2] as Array<string | null>;
   const snapshot = new Map<string, Hash | null>();
-  watched.forEach((key, i) => {
-    const hash = replies[i + 2] as Hash;
-    snapshot.set(key, Object.keys(hash).length === 0 ? null : hash);
-  });
-  return { snapshot, firstSeq: Number(replies[watched.length + 2]) - batch.length + 1 };
+  watched.forEach((key, i) => snapshot.set(key, parseStored(values[i])));
+  return { snapshot, firstSeq: Number(replies[3]) - batch.length + 1 };
 }
+
 
 function untilReady(client: Redis): Promise<void> {
   if (client.status === "ready") return Promise.resolve();

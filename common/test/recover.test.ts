@@ -8,7 +8,7 @@ import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { keys } from "@checkout/common/keyspace";
+import { keys, parseStored } from "@checkout/common/keyspace";
 import { formatRecord, logPath } from "@checkout/common/log";
 import { recover } from "@checkout/common/recover";
 import { parseLog } from "@checkout/common/replay";
@@ -174,6 +174,6 @@ describe("recover", () => {
     expect(records.filter((r) => "item:after-crash" in r.writes).length).toBe(1);
     const { client } = await redisServer();
     await recoverWithin(client, tornDir);
-    expect(await client.hgetall("item:after-crash")).toMatchObject({ stock: "0", price: "3" });
+    expect(parseStored(await client.get("item:after-crash"))).toMatchObject({ stock: "0", price: "3" });
   }, TEST_TIMEOUT_MS);
 });

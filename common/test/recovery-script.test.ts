@@ -9,7 +9,7 @@ import { Redis } from "ioredis";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { keys } from "../src/keyspace";
+import { keys, parseStored } from "../src/keyspace";
 import { Store } from "../src/store";
 import type { ServiceConfig } from "../src/config";
 
@@ -67,12 +67,12 @@ function config(): ServiceConfig {
   };
 }
 
-async function dump(): Promise<Record<string, Record<string, string>>> {
+async function dump(): Promise<Record<string, Record<string, string> | null>> {
   const client = new Redis({ port });
-  const all: Record<string, Record<string, string>> = {};
+  const all: Record<string, Record<string, string> | null> = {};
   for (const key of (await client.keys("*")).sort()) {
     if (key === keys.seq || key === keys.pendingLog) continue;
-    all[key] = await client.hgetall(key);
+    all[key] = parseStored(await client.get(key));
   }
   await client.quit();
   return all;

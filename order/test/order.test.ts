@@ -3,7 +3,7 @@
  * Redis: the public API and checkout, the saga the API describes.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { keys } from "@checkout/common/keyspace";
+import { keys, parseStored } from "@checkout/common/keyspace";
 import { errorBody, get, post } from "../../common/test/support/http";
 import { startRedis, type RedisServer } from "../../common/test/support/redis-server";
 import { eventually } from "../../common/test/support/eventually";
@@ -183,7 +183,8 @@ describe("checkout", () => {
     const user = await newUser(100);
     const id = await newOrder(user);
     // An order written by batch_init can name items that were never created.
-    await order.store.client.hset(keys.order(id), { items: JSON.stringify([["no-such-item", 1]]), total_cost: "5" });
+    const stored = parseStored(await order.store.client.get(keys.order(id)))!;
+    await order.store.client.set(keys.order(id), JSON.stringify({ ...stored, items: JSON.stringify([["no-such-item", 1]]), total_cost: "5" }));
     expect(await checkout(id)).toEqual({ status: 409, body: errorBody("unknown_item") });
     expect(await creditOf(user)).toBe(100);
   });
