@@ -25,13 +25,14 @@ const CLIENTS = 32;
 const KILL_AFTER_MS = 400;
 
 /**
- * Crash points armed in one replica of each service (each fires once, one after the other): right
- * after the stock is taken, before the payment; right after the payment, before the order is marked
- * paid; and in stock and payment between a commit to Redis and its log line.
+ * Crash points armed in the active replica of each service (each fires once, one after the other):
+ * right after the stock is taken, before the payment; right after the payment, before the order is
+ * marked paid; and in stock and payment between a commit to Redis and its log line. The standbys
+ * take over while the active replicas restart.
  */
 const CRASH_POINTS: Record<string, string> = {
   "order-1": "after_take_stock,after_charge_credit",
-  "stock-2": "stock.take.committed_not_logged",
+  "stock-1": "stock.take.committed_not_logged",
   "payment-1": "payment.charge.committed_not_logged",
 };
 
