@@ -7,7 +7,7 @@
  * So transactions on the same key inside a process never conflict with each other (they are
  * ordered, not raced), and a batch of N costs two round trips and one log flush instead of N of each.
  */
-import { formatRecord, VERSION_FIELD, type Hash, type Writes } from "./log";
+import { formatLine, VERSION_FIELD, type Hash, type JsonWrite, type Writes } from "./log";
 import type { Decision, Snapshot } from "./store";
 
 export type BatchEntry = {
@@ -18,10 +18,13 @@ export type BatchEntry = {
 
 export type EntryOutcome = { ok: true; result: unknown; seq: number; line: string | null } | { ok: false; error: unknown };
 
+/** A key's new state, its JSON (as in the log line) and the number of the change that wrote it. */
+export type BatchWrite = JsonWrite & { hash: Hash; seq: number };
+
 export type BatchPlan = {
   outcomes: EntryOutcome[];
   /** Every write in commit order, each carrying its transaction's sequence number as version. */
-  writes: Array<{ key: string; hash: Hash; seq: number }>;
+  writes: BatchWrite[];
 };
 
 /** The union of the entries' keys, each once, in first-seen order. */
@@ -52,11 +55,12 @@ export function planBatch(entries: readonly BatchEntry[], read: ReadonlyMap<stri
       outcomes.push({ ok: true, result: decision.result, seq, line: null });
       return;
     }
-    for (const [key, hash] of Object.entries(changed)) {
-      current.set(key, { ...hash, [VERSION_FIELD]: String(seq) });
-      writes.push({ key, hash, seq });
+    const written = Object.entries(changed).map(([key, hash]) => ({ key, hash, seq, json: JSON.stringify(hash) }));
+    for (const write of written) {
+      current.set(write.key, { ...write.hash, [VERSION_FIELD]: String(seq) });
+      writes.push(write);
     }
-    outcomes.push({ ok: true, result: decision.result, seq, line: formatRecord({ seq, at, op: entry.op, writes: changed }) });
+    outcomes.push({ ok: true, result: decision.result, seq, line: formatLine(seq, at, entry.op, written) });
   });
   return { outcomes, writes };
 }

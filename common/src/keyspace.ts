@@ -9,9 +9,12 @@
 import type { ServiceName } from "./config";
 import { VERSION_FIELD, type Hash } from "./log";
 
-/** The stored form of an entity written by the change numbered `seq`. */
-export function storedValue(hash: Hash, seq: number): string {
-  return JSON.stringify({ ...hash, [VERSION_FIELD]: String(seq) });
+/**
+ * The stored form of an entity written by the change numbered `seq`, from `json`, the JSON object of
+ * its fields (as in its log line): the same text with `v` added as the last field.
+ */
+export function storedValue(json: string, seq: number): string {
+  return `${json.length > 2 ? `${json.slice(0, -1)},` : "{"}"${VERSION_FIELD}":"${seq}"}`;
 }
 
 /** An entity as stored (null: no such key), with its `v`. */

@@ -45,12 +45,26 @@ export function logFiles(logDir: string, service: ServiceName): string[] {
   return [snapshotPath(logDir, service), compactingPath(logDir, service), logPath(logDir, service)];
 }
 
+/** A key's new state as JSON, serialised once for both its log line and its Redis value. */
+export type JsonWrite = { key: string; json: string };
+
 export function formatRecord(record: LogRecord): string {
-  // Exactly JSON.stringify(record.writes), without building the object of objects first: this runs
-  // once per change, and for batch_init once per entity (measured: 151 -> 65 ms per 100 000 lines).
-  let writes = "";
-  for (const key in record.writes) writes += `${writes ? "," : ""}${JSON.stringify(key)}:${JSON.stringify(record.writes[key])}`;
-  return `${record.seq} ${record.at} ${record.op} {${writes}}\n`;
+  return formatLine(
+    record.seq,
+    record.at,
+    record.op,
+    Object.entries(record.writes).map(([key, hash]) => ({ key, json: JSON.stringify(hash) })),
+  );
+}
+
+/**
+ * The line of a change whose states are already JSON: exactly what formatRecord gives, without
+ * building the object of objects. It runs once per change, and for batch_init once per entity.
+ */
+export function formatLine(seq: number, at: string, op: string, writes: readonly JsonWrite[]): string {
+  let text = "";
+  for (const { key, json } of writes) text += `${text ? "," : ""}${JSON.stringify(key)}:${json}`;
+  return `${seq} ${at} ${op} {${text}}\n`;
 }
 
 /** Parses one line; a torn or foreign line (e.g. the tail of a crash) yields null and is skipped. */

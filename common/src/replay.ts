@@ -67,7 +67,7 @@ export async function applyLatest(redis: Redis, service: ServiceName, latest: Ma
     if (newer.length === 0) continue;
     applied += newer.length;
     // The stored value is replaced whole, as the line holds the key's whole state.
-    const write = redis.pipeline().mset(...newer.flatMap(([key, { seq, hash }]) => [key, storedValue(hash, seq)]));
+    const write = redis.pipeline().mset(...newer.flatMap(([key, { seq, hash }]) => [key, storedValue(JSON.stringify(hash), seq)]));
     addIndexUpdates(write, indexUpdates(service, newer.map(([key, { hash }]) => [key, hash] as const)));
     await write.exec();
   }

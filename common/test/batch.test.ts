@@ -20,8 +20,8 @@ describe("planBatch", () => {
     const plan = planBatch([take("k", 2), take("k", 2), take("k", 2)], new Map([["k", { n: "5", v: "1" }]]), 10, AT);
     expect(plan.outcomes.map((o) => (o.ok ? o.result : o.error))).toEqual([3, 1, "refused"]);
     expect(plan.writes).toEqual([
-      { key: "k", hash: { n: "3" }, seq: 10 },
-      { key: "k", hash: { n: "1" }, seq: 11 },
+      { key: "k", hash: { n: "3" }, seq: 10, json: '{"n":"3"}' },
+      { key: "k", hash: { n: "1" }, seq: 11, json: '{"n":"1"}' },
     ]);
   });
 
