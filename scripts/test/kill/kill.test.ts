@@ -27,13 +27,14 @@ const KILL_AFTER_MS = 400;
 /**
  * Crash points armed in the active replica of each service (each fires once, one after the other):
  * right after the stock is taken, before the payment; right after the payment, before the order is
- * marked paid; and in stock and payment between a commit to Redis and its log line. The standbys
- * take over while the active replicas restart.
+ * marked paid; in stock and payment between a commit to Redis and its log line; and between the log
+ * line and the answer (of a restore, and of a charge). The standbys take over while the active
+ * replicas restart.
  */
 const CRASH_POINTS: Record<string, string> = {
   "order-1": "after_take_stock,after_charge_credit",
-  "stock-1": "stock.take.committed_not_logged",
-  "payment-1": "payment.charge.committed_not_logged",
+  "stock-1": "stock.take.committed_not_logged,stock.restore.logged_not_answered",
+  "payment-1": "payment.charge.committed_not_logged,payment.charge.logged_not_answered",
 };
 
 const stateDir = mkdtempSync(join(tmpdir(), "kill-test-"));
