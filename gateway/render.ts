@@ -11,8 +11,8 @@
  *
  * Replicas are active/standby: the first replica of a service takes every request, the others stand
  * by for when it dies. On two cores one busy process per service is faster than two half-busy ones
- * (its batches of transactions and log appends are larger): the benchmark measured about twice the
- * checkouts per second. The order service calls its peers the same way (order/src/peers.ts).
+ * (its batches of transactions and log appends are larger; README, Benchmark results). The order
+ * service calls its peers the same way (order/src/peers.ts).
  */
 import { TIMING, type ServiceName, SERVICES } from "../common/src/config";
 import { GATEWAY_HEADER } from "../common/src/internal";

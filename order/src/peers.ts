@@ -3,8 +3,7 @@
  * every call goes to the first one, and to the next only when the one before cannot be reached
  * (every saga call is idempotent, so sending it again elsewhere is safe). One busy process per
  * service batches more transactions per Redis round trip and per fsync than two half-busy ones
- * sharing two cores: it served twice the checkouts (see README, benchmark). The answer says whether
- * the outcome is known.
+ * sharing two cores (README, Benchmark results). The answer says whether the outcome is known.
  */
 import { TIMING } from "@checkout/common/config";
 import { AppError, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
