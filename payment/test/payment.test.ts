@@ -1,31 +1,16 @@
 /** The payment service over real HTTP, on its own real Redis: the public API and the saga steps. */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { keys } from "@checkout/common/keyspace";
 import { errorBody, get, post } from "../../common/test/support/http";
-import { startRedis, type RedisServer } from "../../common/test/support/redis-server";
-import { redisState, without } from "../../common/test/support/redis-state";
-import { startService, type RunningService } from "../../common/test/support/service";
+import { without } from "../../common/test/support/redis-state";
+import { serviceOnItsOwnRedis } from "../../common/test/support/service";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(30_000);
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
-let redis: RedisServer;
-let payment: RunningService;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  payment = await startService("payment", { redisPort: redis.port });
-});
-
-afterAll(async () => {
-  await payment?.stop();
-  await redis?.stop();
-});
-
-const url = (path: string) => payment.url + path;
-const state = () => redisState(payment.store.client);
+const { url, state } = serviceOnItsOwnRedis("payment");
 
 async function newUser(credit = 0): Promise<string> {
   const { body } = await post(url("/create_user"));

@@ -2,6 +2,7 @@
  * A service started in-process for a test, wired as its main.ts wires it, served over real HTTP on a
  * free port. Tests talk to it with fetch, exactly as the gateway would.
  */
+import { afterAll, beforeAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +17,8 @@ import { orderApp } from "../../../order/src/app";
 import { createOrders } from "../../../order/src/orders";
 import { createPeers } from "../../../order/src/peers";
 import { createCheckout, type Checkout } from "../../../order/src/saga";
+import { startRedis, type RedisServer } from "./redis-server";
+import { redisState, type RedisState } from "./redis-state";
 
 /** Large enough that no test's log is compacted unless the test asks for it. */
 const DEFAULT_LOG_COMPACT_BYTES = 1024 * 1024 * 1024;
@@ -108,4 +111,22 @@ export async function startService(service: ServiceName, opts: ServiceOptions): 
       if (ownsLogDir) rmSync(logDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * For a test file about one service: a Redis of its own and the service on it, started before the
+ * file's tests and stopped after them. `url` and `state` (the whole Redis) are for its tests.
+ */
+export function serviceOnItsOwnRedis(service: ServiceName): { url: (path: string) => string; state: () => Promise<RedisState> } {
+  let redis: RedisServer | undefined;
+  let running: RunningService | undefined;
+  beforeAll(async () => {
+    redis = await startRedis();
+    running = await startService(service, { redisPort: redis.port });
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await redis?.stop();
+  });
+  return { url: (path) => running!.url + path, state: () => redisState(running!.store.client) };
 }
