@@ -10,8 +10,9 @@ import type { Codec, Decision, Store } from "@checkout/common/store";
 export type SagaStatus = "none" | "running" | "compensating" | "failed" | "done";
 
 /**
- * The checkout saga of an order, as recorded before each step. `step` is the index of the step begun
- * (running) or of the last step whose effect may need undoing (compensating; -1: none).
+ * The checkout saga of an order, as recorded before its first step and at its decision. `step`: while
+ * compensating, the index of the last step whose effect may need undoing (-1: none); 0 while running
+ * (a driver runs the forward steps from the first, see saga.ts).
  */
 export type SagaRecord = {
   status: SagaStatus;
@@ -134,8 +135,6 @@ export type SagaChange = (saga: SagaRecord, order: Order) => (Partial<Order> & {
 const whileRunning = (saga: SagaRecord) => saga.status === "running";
 
 export const sagaChanges = {
-  beginStep: (step: number, now: number, leaseMs: number): SagaChange => (saga) =>
-    whileRunning(saga) ? { saga: { ...saga, step, leaseUntil: now + leaseMs } } : null,
   renewLease: (now: number, leaseMs: number): SagaChange => (saga) => ({ saga: { ...saga, leaseUntil: now + leaseMs } }),
   /** Only a running saga becomes paid: once compensation is decided, a late "charged" changes nothing. */
   paid: (): SagaChange => (saga) => (whileRunning(saga) ? { paid: true, saga: { ...saga, status: "done", owner: "", leaseUntil: 0 } } : null),

@@ -7,8 +7,10 @@
  * and the answer is 409.
  *
  * What makes it crash-proof:
- * - The saga's state is recorded in the order (Redis + log) BEFORE each step; whoever drives it
- *   next knows where it stood.
+ * - The saga's start is recorded in the order (Redis + log) BEFORE its first step, and its decision
+ *   (paid, or compensating from a given step) before it is answered; whoever drives it next knows
+ *   where it stood. Forward steps in between are not recorded one by one: a driver that takes a
+ *   running saga over sends them again from the first, and each answers with its first outcome.
  * - Each step and each compensation carries the attempt's operation id (SagaRecord.opId): the participant
  *   applies it once, answers a repeat with the first outcome, and a compensation fences its step.
  *   So a step whose outcome is unknown (timeout, crash) is simply sent again.
@@ -138,9 +140,9 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
 
     if (order.saga.status === "running") {
       const deadline = Date.now() + timing.forwardStepDeadlineMs;
-      for (let k = order.saga.step; k < steps.length; k++) {
+      for (let k = 0; k < steps.length; k++) {
         const step = steps[k]!;
-        if (k !== order.saga.step && !(await record("order.saga_step", sagaChanges.beginStep(k, Date.now(), timing.sagaLeaseMs)))) return;
+        if (k > 0) await keepLease();
         const answer = await untilKnown(step.forward, deadline, keepLease);
         if (answer.kind === "ok") {
           crashPoint(`after_${step.name}`);

@@ -155,10 +155,6 @@ describe("sagaChanges", () => {
   const order = running(ME, NOW);
   const apply = (change: ReturnType<typeof sagaChanges.paid>) => ({ ...order, ...change(order.saga, order) });
 
-  test("beginStep moves to the step and renews the lease", () => {
-    expect(apply(sagaChanges.beginStep(1, NOW + 10, LEASE)).saga).toEqual({ ...order.saga, step: 1, leaseUntil: NOW + 10 + LEASE });
-  });
-
   test("renewLease only renews the lease", () => {
     expect(apply(sagaChanges.renewLease(NOW + 10, LEASE))).toEqual({ ...order, saga: { ...order.saga, leaseUntil: NOW + 10 + LEASE } });
   });

@@ -157,4 +157,40 @@ describe("checkout saga", () => {
     expect(await second).toEqual({ paid: true });
     expect([await stockOf(a), await creditOf(user)]).toEqual([9, 0]);
   });
+
+  test("a saga taken over after its first step was applied sends that step again, and it is applied once", async () => {
+    const a = await newItem(5, 10);
+    const user = await newUser(100);
+    const LEASE_MS = 100;
+    const timing = { ...TIMING, sagaLeaseMs: LEASE_MS as typeof TIMING.sagaLeaseMs };
+    const first = createOrders(orderStore, "driver-that-stalls", LEASE_MS);
+    const id = await first.create(user);
+    await first.addItem(id, a, 2, 5);
+
+    // The first driver takes the stock, then never hears back from payment: to the others, it is gone.
+    const stalled = Promise.withResolvers<PeerAnswer>();
+    const chargeSent = Promise.withResolvers<void>();
+    const silentPayment = scripted(real.payment, (path, _body, send) => {
+      if (!path.startsWith("/internal/charge/")) return send();
+      chargeSent.resolve();
+      return stalled.promise;
+    });
+    const stalling = createCheckout(first, { stock: real.stock, payment: silentPayment }, timing);
+    void stalling.checkout(id).catch(() => {});
+    await chargeSent.promise;
+    expect(await stockOf(a)).toBe(8);
+
+    await Bun.sleep(LEASE_MS * 2);
+    const sent: string[] = [];
+    const counting = (peer: Peer) => scripted(peer, (path, _body, send) => (sent.push(path.split("/")[2]!), send()));
+    const takeover = createCheckout(createOrders(orderStore, "driver-that-takes-over", LEASE_MS), { stock: counting(real.stock), payment: counting(real.payment) }, timing);
+    expect(await takeover.checkout(id)).toEqual({ paid: true });
+    expect(sent).toEqual(["take", "charge"]);
+    expect([await stockOf(a), await creditOf(user)]).toEqual([8, 90]);
+
+    // The stalled driver hears nothing in the end, finds the saga taken over, and stops.
+    stalled.resolve({ kind: "unknown", reason: "scripted: the answer was lost" });
+    await eventually(async () => stalling.inFlight() === 0);
+    expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([8, 90, true]);
+  });
 });
