@@ -8,6 +8,7 @@
  */
 import { createHistogram, recordMs, type Histogram } from "./histogram";
 import { REQUEST_TIMEOUT_MS } from "./client";
+import { machineCpu, readCpuTicks, type MachineCpu } from "./machine";
 
 /** `statuses[i]` of a URL that was never sent. */
 export const NOT_SENT = 0;
@@ -57,6 +58,8 @@ export type LoadResult = {
   failureCodes: Record<string, number>;
   /** True when the loop stopped because every request was spent before the time was up. */
   exhausted: boolean;
+  /** The whole machine's CPU over the loop (absent where /proc/stat is not available). */
+  cpu?: MachineCpu;
 };
 
 const PROGRESS_INTERVAL_MS = 1_000;
@@ -118,6 +121,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const failureCodes: Record<string, number> = {};
   const slots = Array.from({ length: Math.max(1, Math.min(options.clients, maxRequests)) }, () => newSlot(method));
 
+  const ticksBefore = await readCpuTicks();
   const startedAt = performance.now();
   const stopStartingAt = startedAt + options.durationMs;
   let next = 0;
@@ -181,7 +185,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     if (reporter) clearInterval(reporter);
   }
 
+  const ticksAfter = await readCpuTicks();
   const elapsedMs = Math.max(lastAnswerAt - startedAt, 1);
+  const cpu = ticksBefore && ticksAfter ? machineCpu(ticksBefore, ticksAfter, performance.now() - startedAt, decided(counts)) : undefined;
   return {
     statuses,
     histogram,
@@ -192,5 +198,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     throughput: decided(counts) / (elapsedMs / 1000),
     failureCodes,
     exhausted: next >= maxRequests,
+    cpu,
   };
 }

@@ -1,6 +1,7 @@
 /** What the benchmark prints and writes: the live progress line, the result table, the JSON file. */
 import type { LatencySummaryMs } from "./histogram";
 import { decided, type LoadProgress, type StatusCounts } from "./load";
+import type { MachineCpu } from "./machine";
 import type { InvariantReport } from "./verify";
 
 export type ShapeName = "skeleton" | "uniform" | "hot" | "mixed";
@@ -20,6 +21,8 @@ export type ShapeResult = {
   invariants: InvariantReport;
   /** Facts about the run a reader needs to interpret it (e.g. the orders ran out). */
   notes: string[];
+  /** The whole machine's CPU while the checkouts ran (Linux only). */
+  cpu?: MachineCpu;
   /** This shape's throughput over the skeleton's, measured in the same run. */
   skeletonFraction?: number;
 };
@@ -67,6 +70,7 @@ export function formatResult(r: ShapeResult): string {
     `  answers      2xx ${r.counts["2xx"]}  4xx ${r.counts["4xx"]}  5xx ${r.counts["5xx"]}  network ${r.counts.network}` +
       (r.counts.other ? `  other ${r.counts.other}` : ""),
   ];
+  if (r.cpu) lines.push(`  machine cpu  ${fixed(r.cpu.msPerCheckout, 2)} ms per checkout, ${fixed(r.cpu.busyShare * 100, 0)} % busy (all processes)`);
   const codes = Object.entries(r.failureCodes).sort((a, b) => b[1] - a[1]);
   if (codes.length > 0) lines.push(`  failures     ${codes.map(([code, n]) => `${code} ${n}`).join("  ")}`);
   for (const note of r.notes) lines.push(`  note         ${note}`);

@@ -125,6 +125,7 @@ export function shapeResult(
     failureCodes: load.failureCodes,
     invariants,
     notes,
+    cpu: load.cpu,
   };
 }
 
