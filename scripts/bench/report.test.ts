@@ -38,6 +38,13 @@ describe("formatResult", () => {
     expect(text).toContain("failures     insufficient_stock 3");
     expect(text).toContain("invariants   VIOLATED\n    stock: item 1: lost 1");
   });
+
+  test("gives the machine's CPU per checkout when it was measured, and nothing where it was not", () => {
+    expect(formatResult({ ...result("uniform", 100), cpu: { busyShare: 0.912, msPerCheckout: 1.5234 } })).toContain(
+      "machine cpu  1.52 ms per checkout, 91 % busy (all processes)",
+    );
+    expect(formatResult(result("uniform", 100))).not.toContain("machine cpu");
+  });
 });
 
 describe("progressPrinter", () => {
