@@ -9,7 +9,7 @@
  * the next compaction starts by finishing an interrupted one.
  */
 import { existsSync, renameSync, rmSync } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { SERVICES, type ServiceName } from "./config";
 import { compactingPath, formatRecord, logPath, snapshotPath } from "./log";
@@ -41,13 +41,36 @@ export async function compact(logDir: string, service: ServiceName): Promise<Com
     .map(([key, { seq, hash }]) => formatRecord({ seq, at, op: "snapshot", writes: { [key]: hash } }));
   const temporary = `${snapshot}.tmp`;
   const file = await open(temporary, "w");
-  await file.write(lines.join(""));
-  await file.datasync();
+  await writeInSyncedParts(file, lines);
   await file.close();
   renameSync(temporary, snapshot);
   await syncDirectory(dirname(snapshot));
   rmSync(compacting);
   return { linesRead, keys: latest.size, ms: Math.round(performance.now() - started) };
+}
+
+/**
+ * The snapshot is written and fdatasync'ed in parts of about this many bytes. The services' durable log
+ * appends share the disk and wait behind a write-back in progress: behind one 64 MB write they waited
+ * up to 79 ms here, behind 4 MB parts at most 12 ms.
+ */
+const SYNCED_PART_BYTES = 4 * 1024 * 1024;
+
+async function writeInSyncedParts(file: FileHandle, lines: readonly string[]): Promise<void> {
+  let part: string[] = [];
+  let size = 0;
+  const flush = async () => {
+    await file.write(part.join(""));
+    await file.datasync();
+    part = [];
+    size = 0;
+  };
+  for (const line of lines) {
+    part.push(line);
+    size += line.length;
+    if (size >= SYNCED_PART_BYTES) await flush();
+  }
+  await flush();
 }
 
 /** Makes a rename durable: the directory entry, not only the file, must reach the disk. */
