@@ -3,39 +3,25 @@
  * is rotated under it, and recovery from a snapshot, an interrupted compaction and the live log —
  * also while a compaction runs.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { Redis } from "ioredis";
-import { existsSync, mkdtempSync, renameSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync, renameSync } from "node:fs";
 import { compact } from "../src/compact";
 import { keys } from "../src/keyspace";
 import { compactingPath, logPath, snapshotPath } from "../src/log";
 import { recover } from "../src/recover";
 import { parseLog } from "../src/replay";
-import { Store } from "../src/store";
-import { startRedis, type RedisServer } from "./support/redis-server";
+import { startRedis } from "./support/redis-server";
 import { redisState, without } from "./support/redis-state";
-import { serviceConfig } from "./support/service";
+import { storeOnItsOwnRedis } from "./support/service";
 
 setDefaultTimeout(60_000);
 
 const ITEMS = 200;
-let live: RedisServer;
-let store: Store;
-let logDir: string;
+const fixture = storeOnItsOwnRedis("stock");
 
 beforeAll(async () => {
-  live = await startRedis();
-  logDir = mkdtempSync(join(tmpdir(), "compact-test-"));
-  store = await Store.open(serviceConfig("stock", { redisPort: live.port, logDir }));
-  await store.writeMany("stock.batch_init", Array.from({ length: ITEMS }, (_, i) => [keys.item(String(i)), { stock: "1000", price: "1" }] as const));
-});
-
-afterAll(async () => {
-  await store?.close();
-  await live?.stop();
-  rmSync(logDir, { recursive: true, force: true });
+  await fixture.store.writeMany("stock.batch_init", Array.from({ length: ITEMS }, (_, i) => [keys.item(String(i)), { stock: "1000", price: "1" }] as const));
 });
 
 /** `n` concurrent takes of one unit from random items: many log lines over few keys. */
@@ -43,7 +29,7 @@ async function churn(n: number): Promise<void> {
   await Promise.all(
     Array.from({ length: n }, (_, i) => {
       const key = keys.item(String((i * 7919) % ITEMS));
-      return store.transact("stock.subtract", [key], (s) => ({
+      return fixture.store.transact("stock.subtract", [key], (s) => ({
         result: null,
         writes: { [key]: { stock: String(Number(s.get(key)!.stock) - 1), price: "1" } },
       }));
@@ -56,8 +42,8 @@ async function expectReplayEqualsLive(): Promise<void> {
   const empty = await startRedis();
   const client = new Redis({ port: empty.port });
   try {
-    await recover("stock", client, logDir, () => {});
-    expect(without(await redisState(client), keys.seq)).toEqual(without(await redisState(store.client), keys.seq));
+    await recover("stock", client, fixture.logDir, () => {});
+    expect(without(await redisState(client), keys.seq)).toEqual(without(await redisState(fixture.store.client), keys.seq));
   } finally {
     client.disconnect();
     await empty.stop();
@@ -68,10 +54,10 @@ const lines = async (path: string) => (existsSync(path) ? parseLog(await Bun.fil
 
 test("compaction keeps one line per key, the newest, and recovery from snapshot and log is the live data", async () => {
   await churn(1_000);
-  const stats = await compact(logDir, "stock");
+  const stats = await compact(fixture.logDir, "stock");
   expect(stats.keys).toBe(ITEMS);
-  expect(await lines(snapshotPath(logDir, "stock"))).toBe(ITEMS);
-  expect(existsSync(compactingPath(logDir, "stock"))).toBe(false);
+  expect(await lines(snapshotPath(fixture.logDir, "stock"))).toBe(ITEMS);
+  expect(existsSync(compactingPath(fixture.logDir, "stock"))).toBe(false);
   await churn(300);
   await expectReplayEqualsLive();
 });
@@ -80,7 +66,7 @@ test("lines committed while the log is rotated again and again are all in some f
   const writing = churn(3_000);
   for (let i = 0; i < 5; i++) {
     await Bun.sleep(20);
-    await compact(logDir, "stock");
+    await compact(fixture.logDir, "stock");
   }
   await writing;
   await expectReplayEqualsLive();
@@ -88,11 +74,11 @@ test("lines committed while the log is rotated again and again are all in some f
 
 test("an interrupted compaction's file is read by recovery and finished by the next compaction", async () => {
   await churn(200);
-  renameSync(logPath(logDir, "stock"), compactingPath(logDir, "stock")); // died right after its rename
+  renameSync(logPath(fixture.logDir, "stock"), compactingPath(fixture.logDir, "stock")); // died right after its rename
   await churn(200);
   await expectReplayEqualsLive();
-  await compact(logDir, "stock");
-  expect(existsSync(compactingPath(logDir, "stock"))).toBe(false);
+  await compact(fixture.logDir, "stock");
+  expect(existsSync(compactingPath(fixture.logDir, "stock"))).toBe(false);
   await expectReplayEqualsLive();
 });
 
@@ -101,8 +87,8 @@ test("recovery while a compaction runs misses no line", async () => {
   const empty = await startRedis();
   const client = new Redis({ port: empty.port });
   try {
-    await Promise.all([recover("stock", client, logDir, () => {}), compact(logDir, "stock")]);
-    expect(without(await redisState(client), keys.seq)).toEqual(without(await redisState(store.client), keys.seq));
+    await Promise.all([recover("stock", client, fixture.logDir, () => {}), compact(fixture.logDir, "stock")]);
+    expect(without(await redisState(client), keys.seq)).toEqual(without(await redisState(fixture.store.client), keys.seq));
   } finally {
     client.disconnect();
     await empty.stop();

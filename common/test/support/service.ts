@@ -130,3 +130,24 @@ export function serviceOnItsOwnRedis(service: ServiceName): { url: (path: string
   });
   return { url: (path) => running!.url + path, state: () => redisState(running!.store.client) };
 }
+
+export type StoreFixture = { redis: RedisServer; logDir: string; store: Store };
+
+/**
+ * For a test file about the store itself: a Redis of its own, a fresh log folder and a Store of
+ * `service` on them, opened before the file's tests (its fields are set then) and closed after them.
+ */
+export function storeOnItsOwnRedis(service: ServiceName): StoreFixture {
+  const fixture = {} as StoreFixture;
+  beforeAll(async () => {
+    fixture.redis = await startRedis();
+    fixture.logDir = mkdtempSync(join(tmpdir(), `checkout-${service}-store-`));
+    fixture.store = await Store.open(serviceConfig(service, { redisPort: fixture.redis.port, logDir: fixture.logDir }));
+  });
+  afterAll(async () => {
+    await fixture.store?.close();
+    await fixture.redis?.stop();
+    if (fixture.logDir) rmSync(fixture.logDir, { recursive: true, force: true });
+  });
+  return fixture;
+}
