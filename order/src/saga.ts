@@ -142,6 +142,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
       const deadline = Date.now() + timing.forwardStepDeadlineMs;
       for (let k = 0; k < steps.length; k++) {
         const step = steps[k]!;
+        // Nothing is recorded between steps (see above); the lease is kept as between retries.
         if (k > 0) await keepLease();
         const answer = await untilKnown(step.forward, deadline, keepLease);
         if (answer.kind === "ok") {
