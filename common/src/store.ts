@@ -177,15 +177,19 @@ export class Store {
     const conn = await this.pool.acquire();
     let batch: Waiting[] = [];
     let next: Waiting[] = [];
-    try {
+    let read: BatchRead = { snapshot: new Map(), firstSeq: 0 };
+    /** The next batch from the queue, and its reads in a round trip of their own. */
+    const takeAndRead = async () => {
       batch = this.takeBatch();
-      let read = await this.readPhase(conn, batch);
+      if (batch.length > 0) read = await this.readPhase(conn, batch);
+    };
+    try {
+      await takeAndRead();
       for (let attempt = 0; batch.length > 0; ) {
         const plan = planBatch(batch, read.snapshot, read.firstSeq, new Date().toISOString());
         if (plan.writes.length === 0) {
           void this.finishBatch(batch, plan);
-          batch = this.takeBatch();
-          if (batch.length > 0) read = await this.readPhase(conn, batch);
+          await takeAndRead();
           continue;
         }
         const round = conn.pipeline();
@@ -201,7 +205,7 @@ export class Store {
         queueExec(round);
         const execAt = round.length - 1;
         next = this.takeBatch();
-        if (next.length > 0) this.addReads(round, next);
+        const nextWatched = next.length > 0 ? this.addReads(round, next) : [];
         const replies = await round.exec().catch((err: unknown) => {
           this.pendingDone.push(...dropped);
           throw err;
@@ -221,11 +225,8 @@ export class Store {
         attempt = 0;
         batch = next;
         next = [];
-        if (batch.length > 0) read = parseReads(throwOnReplyError(replies!).slice(execAt + 1), batch);
-        else {
-          batch = this.takeBatch();
-          if (batch.length > 0) read = await this.readPhase(conn, batch);
-        }
+        if (batch.length > 0) read = parseReads(throwOnReplyError(replies!).slice(execAt + 1), nextWatched, batch.length);
+        else await takeAndRead();
       }
     } catch (err) {
       // Redis failed us: a batch whose EXEC was sent has an unknown outcome, and its callers are told so.
@@ -253,19 +254,23 @@ export class Store {
     });
   }
 
-  /** UNWATCH (a connection is reused), WATCH and read the batch's keys, then take its sequence numbers. */
-  private addReads(round: ReturnType<Redis["pipeline"]>, batch: readonly Waiting[]): void {
+  /**
+   * UNWATCH (a connection is reused), WATCH and read the batch's keys, then take its sequence numbers.
+   * Returns the keys read, in the order parseReads expects them.
+   */
+  private addReads(round: ReturnType<Redis["pipeline"]>, batch: readonly Waiting[]): string[] {
     const watched = watchedKeys(batch);
     round.unwatch().watch(...watched).mget(...watched);
     // Sequence numbers are taken after the reads: a change that commits after another on the same
     // key has read it, so it holds a higher number, and replay by number is replay in commit order.
     round.incrby(keys.seq, batch.length);
+    return watched;
   }
 
   private async readPhase(conn: Redis, batch: readonly Waiting[]): Promise<BatchRead> {
     const round = conn.pipeline();
-    this.addReads(round, batch);
-    return parseReads(throwOnReplyError(await round.exec()), batch);
+    const watched = this.addReads(round, batch);
+    return parseReads(throwOnReplyError(await round.exec()), watched, batch.length);
   }
 
   private async finishBatch(batch: Waiting[], plan: BatchPlan): Promise<void> {
@@ -425,15 +430,13 @@ function queueExec(round: ReturnType<Redis["pipeline"]>): void {
 
 type BatchRead = { snapshot: Map<string, Hash | null>; firstSeq: number };
 
-/** The replies of addReads: UNWATCH, WATCH, MGET, INCRBY. */
-function parseReads(replies: unknown[], batch: readonly Waiting[]): BatchRead {
-  const watched = watchedKeys(batch);
+/** The replies of addReads (UNWATCH, WATCH, MGET, INCRBY) for a batch of `count` transactions. */
+function parseReads(replies: unknown[], watched: readonly string[], count: number): BatchRead {
   const values = replies[2] as Array<string | null>;
   const snapshot = new Map<string, Hash | null>();
   watched.forEach((key, i) => snapshot.set(key, parseStored(values[i])));
-  return { snapshot, firstSeq: Number(replies[3]) - batch.length + 1 };
+  return { snapshot, firstSeq: Number(replies[3]) - count + 1 };
 }
-
 
 function untilReady(client: Redis): Promise<void> {
   if (client.status === "ready") return Promise.resolve();

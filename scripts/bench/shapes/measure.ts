@@ -48,30 +48,27 @@ export async function checkOut(
       answers.set(ids[i] as string, status);
       sentOrderIds.push(ids[i] as string);
     });
+  const allUrls = orderIds.map((id) => `${baseUrl}/orders/checkout/${id}`);
   // Warm-up: the same kind of checkouts, answered and verified like the rest, but not measured. A
-  // fresh process runs its code cold (JIT), and the first seconds would be measuring that.
+  // fresh process runs its code cold (JIT), and the first seconds would be measuring that. Where each
+  // order is checked out once (no maxRequests), the measured run goes on with the orders not yet sent.
   let measured = orderIds;
-  if (options.warmupSeconds && options.warmupSeconds > 0 && !options.maxRequests) {
+  let urls = allUrls;
+  if (options.warmupSeconds && options.warmupSeconds > 0) {
     const warmup = await runLoad({
-      urls: orderIds.map((id) => `${baseUrl}/orders/checkout/${id}`),
-      clients,
-      durationMs: options.warmupSeconds * 1000,
-      stopSignal: options.signal,
-      session,
-    });
-    collect(orderIds, warmup);
-    measured = orderIds.slice(warmup.sent);
-  } else if (options.warmupSeconds && options.warmupSeconds > 0) {
-    await runLoad({
-      urls: orderIds.map((id) => `${baseUrl}/orders/checkout/${id}`),
+      urls: allUrls,
       clients,
       durationMs: options.warmupSeconds * 1000,
       maxRequests: options.maxRequests,
       stopSignal: options.signal,
       session,
     });
+    if (!options.maxRequests) {
+      collect(orderIds, warmup);
+      measured = orderIds.slice(warmup.sent);
+      urls = allUrls.slice(warmup.sent);
+    }
   }
-  const urls = measured.map((id) => `${baseUrl}/orders/checkout/${id}`);
   const progress = progressPrinter(label);
   try {
     const load = await runLoad({
