@@ -10,7 +10,7 @@ import { Store } from "@checkout/common/store";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createOrders } from "../src/orders";
+import { createOrders, type OrderStore } from "../src/orders";
 import { createPeers, type Peer, type PeerAnswer, type Peers } from "../src/peers";
 import { createCheckout } from "../src/saga";
 import { get, post } from "../../common/test/support/http";
@@ -64,6 +64,19 @@ async function newUser(credit: number): Promise<string> {
   return body.user_id;
 }
 
+/** Price of the item every test order holds; it has ITEM_UNITS in stock. */
+const ITEM_PRICE = 5;
+const ITEM_UNITS = 10;
+
+/** An order of `quantity` units of a new item, by a new user with `credit`, made through `orders`. */
+async function newOrder(orders: OrderStore, quantity: number, credit: number): Promise<{ id: string; item: string; user: string }> {
+  const item = await newItem(ITEM_PRICE, ITEM_UNITS);
+  const user = await newUser(credit);
+  const id = await orders.create(user);
+  await orders.addItem(id, item, quantity, ITEM_PRICE);
+  return { id, item, user };
+}
+
 const stockOf = async (id: string): Promise<number> => (await get(`${stock.url}/find/${id}`)).body.stock;
 const creditOf = async (id: string): Promise<number> => (await get(`${payment.url}/find_user/${id}`)).body.credit;
 const sagaStatus = async (orderId: string) => (await orderStore.read(keys.order(orderId)))?.saga_status;
@@ -76,11 +89,8 @@ function scripted(peer: Peer, route: (path: string, body: unknown, send: () => P
 
 describe("checkout saga", () => {
   test("two concurrent checkouts of one order in one process drive its saga once", async () => {
-    const a = await newItem(5, 10);
-    const user = await newUser(100);
     const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
-    const id = await orders.create(user);
-    await orders.addItem(id, a, 1, 5);
+    const { id } = await newOrder(orders, 1, 100);
 
     const sent: string[] = [];
     const counting = (peer: Peer) => scripted(peer, (path, _body, send) => (sent.push(path.split("/")[2]!), send()));
@@ -92,11 +102,8 @@ describe("checkout saga", () => {
   });
 
   test("an order is never paid for a charge that was refunded, even when two checkouts of it race in one process", async () => {
-    const a = await newItem(5, 10);
-    const user = await newUser(100);
     const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
-    const id = await orders.create(user);
-    await orders.addItem(id, a, 2, 5);
+    const { id, item: a, user } = await newOrder(orders, 2, 100);
 
     // The first charge's answer is lost (its driver compensates); a second charge of the same
     // operation lands, late, once that compensation is decided; the refund arrives after it.
@@ -135,11 +142,8 @@ describe("checkout saga", () => {
   });
 
   test("a checkout that comes after a failure was answered, while its compensations still run, is a new attempt once they end", async () => {
-    const a = await newItem(5, 10);
-    const user = await newUser(4);
     const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
-    const id = await orders.create(user);
-    await orders.addItem(id, a, 1, 5);
+    const { id, item: a, user } = await newOrder(orders, 1, 4);
 
     // The restore is held until the second checkout has arrived, and funds have been added.
     const secondArrived = Promise.withResolvers<void>();
@@ -159,13 +163,10 @@ describe("checkout saga", () => {
   });
 
   test("a saga taken over after its first step was applied sends that step again, and it is applied once", async () => {
-    const a = await newItem(5, 10);
-    const user = await newUser(100);
     const LEASE_MS = 100;
     const timing = { ...TIMING, sagaLeaseMs: LEASE_MS as typeof TIMING.sagaLeaseMs };
     const first = createOrders(orderStore, "driver-that-stalls", LEASE_MS);
-    const id = await first.create(user);
-    await first.addItem(id, a, 2, 5);
+    const { id, item: a, user } = await newOrder(first, 2, 100);
 
     // The first driver takes the stock, then never hears back from payment: to the others, it is gone.
     const stalled = Promise.withResolvers<PeerAnswer>();

@@ -14,7 +14,7 @@ import { startRedis } from "../../../common/test/support/redis-server";
 import { redisState } from "../../../common/test/support/redis-state";
 import { Api, createSession, SIDE_CONCURRENCY } from "../../bench/client";
 import { classify } from "../../bench/load";
-import { HOT, prepareHot } from "../../bench/shapes/hot";
+import { HOT, prepareHot, type HotData } from "../../bench/shapes/hot";
 import { readCredit, readOrders, readStock } from "../../bench/state";
 import { checkInvariants, type OrderState } from "../../bench/verify";
 import { postAllAtOnce, type AllAtOnceResult } from "../support/all-at-once";
@@ -27,13 +27,6 @@ setDefaultTimeout(120_000);
 const ROUNDS = 3;
 /** Keys a replay does not reproduce: the sequence counter, lines in transit to the log, the compaction lock. */
 const NOT_REPLAYED = new Set<string>([keys.seq, keys.pendingLog, keys.compactionLock]);
-
-type Round = {
-  itemId: string;
-  initialStock: number;
-  initialCredit: Map<string, number>;
-  orderIds: string[];
-};
 
 let shop: TestStack;
 let api: Api;
@@ -48,12 +41,6 @@ afterAll(async () => {
   await shop?.stop();
 });
 
-/** One item, its 1000 buyers and their orders, as the benchmark's hot shape makes them. */
-async function prepare(): Promise<Round> {
-  const { itemId, initialItemStock, initialCredit, orderIds } = await prepareHot(api);
-  return { itemId, initialStock: initialItemStock, initialCredit, orderIds };
-}
-
 function sum(values: Iterable<number>): number {
   let total = 0;
   for (const v of values) total += v;
@@ -62,7 +49,7 @@ function sum(values: Iterable<number>): number {
 
 for (let round = 1; round <= ROUNDS; round++) {
   describe(`round ${round}: ${HOT.users} checkouts at once for ${HOT.stock} units`, () => {
-    let data: Round;
+    let data: HotData;
     let checkouts: AllAtOnceResult;
     let orders: OrderState[];
     let stock: Map<string, number>;
@@ -70,7 +57,8 @@ for (let round = 1; round <= ROUNDS; round++) {
     const answerOf = (orderId: string) => checkouts.statuses[data.orderIds.indexOf(orderId)]!;
 
     beforeAll(async () => {
-      data = await prepare();
+      // One item, its 1000 buyers and their orders, as the benchmark's hot shape makes them.
+      data = await prepareHot(api);
       const started = performance.now();
       checkouts = await postAllAtOnce(data.orderIds.map((id) => `${shop.gatewayUrl}/orders/checkout/${id}`));
       const wallMs = performance.now() - started;
@@ -112,7 +100,7 @@ for (let round = 1; round <= ROUNDS; round++) {
 
     test("no unit of stock and no credit was lost or created, per item and per user", () => {
       const report = checkInvariants({
-        initialStock: new Map([[data.itemId, data.initialStock]]),
+        initialStock: new Map([[data.itemId, data.initialItemStock]]),
         currentStock: stock,
         initialCredit: data.initialCredit,
         currentCredit: credit,
