@@ -23,6 +23,8 @@ const ORDERS_PER_ROUND = 300;
 const CLIENTS = 32;
 /** A kill lands once the load is well under way. */
 const KILL_AFTER_MS = 400;
+/** Rounds of checkouts at most until every crash point has fired (one usually is). */
+const MAX_CRASH_POINT_ROUNDS = 4;
 
 /**
  * Crash points armed in the active replica of each service (each fires once, one after the other):
@@ -102,14 +104,20 @@ async function waitForRestart(name: string, before: number): Promise<void> {
 
 describe("under a stream of checkouts", () => {
   test("crash points: after the stock is taken, after the charge, between a commit and its log line", async () => {
-    const load = await round(async () => {});
-    for (const [name, points] of Object.entries(CRASH_POINTS)) {
-      const fired = points.split(",").length;
-      expect({ name, restarts: stack.restartCount(name) }).toEqual({ name, restarts: fired });
-      tally.kills += fired;
+    const armed = Object.entries(CRASH_POINTS).map(([name, points]) => ({ name, points: points.split(",").length }));
+    const allFired = () => armed.every(({ name, points }) => stack.restartCount(name) >= points);
+    // A point fires on the first call that reaches it in its replica. A round can end before a
+    // restarted replica gets that call (the standby answered meanwhile), so rounds go on until all fired.
+    let fives = 0;
+    for (let rounds = 0; rounds === 0 || (rounds < MAX_CRASH_POINT_ROUNDS && !allFired()); rounds++) {
+      fives += (await round(async () => {})).counts["5xx"];
+    }
+    for (const { name, points } of armed) {
+      expect({ name, restarts: stack.restartCount(name) }).toEqual({ name, restarts: points });
+      tally.kills += points;
     }
     // Order replicas that died mid-checkout were stood in for by the other one: no answer was an error.
-    expect(load.counts["5xx"]).toBe(0);
+    expect(fives).toBe(0);
   });
 
   for (const name of ["order-1", "stock-1", "payment-1"]) {
