@@ -1,15 +1,25 @@
 /**
- * The internal saga-step endpoints' shared shapes. They live under /internal/, which the gateway
- * never forwards: only the order service calls them, directly.
+ * The internal saga-step endpoint's shared shapes. It lives under /internal/, which the gateway never
+ * forwards: only the order service calls it, directly.
+ *
+ * One call carries a batch of steps of different sagas (`POST /internal/steps`), and each step gets
+ * its own answer: a call costs an HTTP round trip on both sides however many steps ride on it, and
+ * the steps of one call commit together in the participant's next Redis batch (store.ts). A step
+ * stays what it would be alone: idempotent per operation id, answered only once durable.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { MAX_INTEGER } from "./http";
-import { notFound } from "./errors";
-import type { StepAnswer } from "./saga-step";
+import { MAX_INTEGER, toAppError } from "./http";
+import { notFound, type ErrorCode } from "./errors";
+import type { StepAnswer, StepState } from "./saga-step";
 
 /** Set by the gateway on every request it forwards (gateway/render.ts). */
 export const GATEWAY_HEADER = "x-via-gateway";
+
+export const STEPS_PATH = "/internal/steps";
+
+/** The most steps one call carries; the order service sends the rest in the next call. */
+export const MAX_STEPS_PER_CALL = 256;
 
 /**
  * Internal endpoints answer only callers inside the system: a request that came through the gateway
@@ -21,19 +31,46 @@ export const internalOnly: MiddlewareHandler = async (c, next) => {
 };
 
 /** An operation id: `<order id>:<attempt>.<nonce>` (see the order service's SagaRecord.opId). */
-export const opIdParam = z.object({
-  op_id: z.string().regex(/^[A-Za-z0-9_-]{1,64}:\d{1,9}(\.[A-Za-z0-9-]{1,16})?$/, "op_id must be <order id>:<attempt>[.<nonce>]"),
-});
+const opId = z.string().regex(/^[A-Za-z0-9_-]{1,64}:\d{1,9}(\.[A-Za-z0-9-]{1,16})?$/, "op_id must be <order id>:<attempt>[.<nonce>]");
 
 const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const count = z.number().int().min(1).max(MAX_INTEGER);
 const amount = z.number().int().min(0).max(MAX_INTEGER);
 
-export const demandBody = z.object({ items: z.array(z.tuple([id, count])).min(1).max(1_000) });
-export const chargeBody = z.object({ user_id: id, amount });
+/** A call's body: its steps, each an action of the participant, the attempt's operation id, and the action's fields. */
+function stepsBody<A extends readonly [string, ...string[]], F extends z.ZodRawShape>(actions: A, fields: F) {
+  const step = z.object({ action: z.enum(actions), op_id: opId, ...fields });
+  return z.object({ steps: z.array(step).min(1).max(MAX_STEPS_PER_CALL) });
+}
 
-/** 200 with the outcome, or the refusal's own 4xx: the saga reads 4xx as definite, anything else as unknown. */
-export function stepResponse(c: Context, answer: StepAnswer) {
-  if (answer.ok) return c.json({ outcome: answer.outcome });
-  return c.json(answer.error.toJSON(), answer.error.status as 404 | 409);
+export const STOCK_ACTIONS = ["take", "restore"] as const;
+export const PAYMENT_ACTIONS = ["charge", "refund"] as const;
+export type StockAction = (typeof STOCK_ACTIONS)[number];
+export type PaymentAction = (typeof PAYMENT_ACTIONS)[number];
+
+export const stockStepsBody = stepsBody(STOCK_ACTIONS, { items: z.array(z.tuple([id, count])).min(1).max(1_000) });
+export const paymentStepsBody = stepsBody(PAYMENT_ACTIONS, { user_id: id, amount });
+
+/**
+ * One step's answer inside a call's 200: the status it would have had alone — 200 with its outcome,
+ * its refusal's 4xx, or the 5xx of a failure — so the saga reads 4xx as definite, anything else as unknown.
+ */
+export type StepReply = { status: number; outcome?: StepState; error?: ErrorCode; message?: string };
+
+function replyOf(answer: StepAnswer): StepReply {
+  return answer.ok ? { status: 200, outcome: answer.outcome } : { status: answer.error.status, ...answer.error.toJSON() };
+}
+
+/** Runs every step of a call at once (so they join one Redis batch) and answers each on its own. */
+export async function answerSteps<S>(c: Context, steps: readonly S[], run: (step: S) => Promise<StepAnswer>) {
+  const answers = await Promise.all(
+    steps.map((step) =>
+      run(step).then(replyOf, (err: unknown): StepReply => {
+        const error = toAppError(err);
+        if (error.status >= 500) console.error(`[steps] ${error.code}: ${err instanceof Error ? err.stack : err}`);
+        return { status: error.status, ...error.toJSON() };
+      }),
+    ),
+  );
+  return c.json({ answers });
 }

@@ -14,7 +14,7 @@ import { recover } from "@checkout/common/recover";
 import { parseLog } from "@checkout/common/replay";
 import { Store } from "@checkout/common/store";
 import { itemCodec } from "../../stock/src/stock";
-import { get, post } from "./support/http";
+import { get, post, step } from "./support/http";
 import { startRedis, type RedisServer } from "./support/redis-server";
 import { redisState, type RedisState } from "./support/redis-state";
 import { serviceConfig, startService, type RunningService } from "./support/service";
@@ -79,12 +79,12 @@ async function workload(tag: string): Promise<void> {
   expect((await post(stockUrl(`/add/${b}/3`))).status).toBe(200);
   expect((await post(stockUrl(`/subtract/${a}/4`))).status).toBe(200);
   expect((await post(stockUrl(`/subtract/${b}/4`))).status).toBe(409);
-  expect((await post(stockUrl(`/internal/take/${tag}-ok:1`), { items: [[a, 2], [b, 1]] })).status).toBe(200);
-  expect((await post(stockUrl(`/internal/take/${tag}-short:1`), { items: [[a, 1], [c, 1]] })).status).toBe(409);
-  expect((await post(stockUrl(`/internal/take/${tag}-unknown:1`), { items: [["no-such-item", 1]] })).status).toBe(404);
-  expect((await post(stockUrl(`/internal/take/${tag}-undone:1`), { items: [[a, 1]] })).status).toBe(200);
-  expect((await post(stockUrl(`/internal/restore/${tag}-undone:1`), { items: [[a, 1]] })).status).toBe(200);
-  expect((await post(stockUrl(`/internal/restore/${tag}-never:1`), { items: [[b, 1]] })).status).toBe(200);
+  expect((await step(stock.url, "take", `${tag}-ok:1`, { items: [[a, 2], [b, 1]] })).status).toBe(200);
+  expect((await step(stock.url, "take", `${tag}-short:1`, { items: [[a, 1], [c, 1]] })).status).toBe(409);
+  expect((await step(stock.url, "take", `${tag}-unknown:1`, { items: [["no-such-item", 1]] })).status).toBe(404);
+  expect((await step(stock.url, "take", `${tag}-undone:1`, { items: [[a, 1]] })).status).toBe(200);
+  expect((await step(stock.url, "restore", `${tag}-undone:1`, { items: [[a, 1]] })).status).toBe(200);
+  expect((await step(stock.url, "restore", `${tag}-never:1`, { items: [[b, 1]] })).status).toBe(200);
   await Promise.all(Array.from({ length: 20 }, () => post(stockUrl(`/add/${c}/1`))));
 }
 

@@ -4,9 +4,15 @@
  * (every saga call is idempotent, so sending it again elsewhere is safe). One busy process per
  * service batches more transactions per Redis round trip and per fsync than two half-busy ones
  * sharing two cores (README, Benchmark results). The answer says whether the outcome is known.
+ *
+ * Saga steps travel in batches (common/src/internal.ts): at most STEP_CALLS_IN_FLIGHT calls to a peer
+ * are in flight at once; a step made meanwhile waits for the next call and leaves with every other
+ * step queued by then. A lone step leaves at once; under load, one HTTP round trip on each side
+ * carries many sagas' steps.
  */
 import { TIMING } from "@checkout/common/config";
 import { AppError, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
+import { MAX_STEPS_PER_CALL, STEPS_PATH, type StepReply } from "@checkout/common/internal";
 
 export type PeerAnswer =
   | { kind: "ok"; body: Record<string, unknown> }
@@ -24,6 +30,13 @@ export type PeerAnswer =
  * keeps; a call over the cap waits for a free connection instead of opening one.
  */
 export const FETCH_IDLE_POOL = 64;
+
+/**
+ * Step calls in flight to one peer. Two keep one call on the wire while the peer commits the other's
+ * steps; one call would leave the link idle during each commit, more would split the same steps
+ * into smaller batches (README, "Saga steps travel in batches").
+ */
+export const STEP_CALLS_IN_FLIGHT = 2;
 
 /** A FIFO semaphore: at most `capacity` holders at once. */
 export class Slots {
@@ -47,8 +60,22 @@ export class Slots {
   }
 }
 
+/** How a status reads to the saga: 2xx done, 4xx refused for good, anything else unknown. */
+function answerOf(peer: string, status: number, json: Partial<StepReply> & Record<string, unknown>): PeerAnswer {
+  if (status >= 200 && status < 300) return { kind: "ok", body: json };
+  if (status >= 400 && status < 500) {
+    return { kind: "refused", error: new AppError(status as ErrorStatus, (json.error ?? "not_found") as ErrorCode, String(json.message ?? "")) };
+  }
+  return { kind: "unknown", reason: `${peer} answered ${status}: ${json.message ?? ""}` };
+}
+
+type Reply = { status: number; json: Record<string, unknown> } | { status: null; reason: string };
+type QueuedStep = { step: Record<string, unknown>; answer: (answer: PeerAnswer) => void };
+
 export class Peer {
   private readonly slots: Slots;
+  private readonly queued: QueuedStep[] = [];
+  private stepCalls = 0;
 
   constructor(
     readonly name: string,
@@ -56,20 +83,67 @@ export class Peer {
     private readonly session: Bun.FetchSession,
     connections: number,
     private readonly timeoutMs: number = TIMING.peerCallTimeoutMs,
+    private readonly stepCallsInFlight: number = STEP_CALLS_IN_FLIGHT,
   ) {
     this.slots = new Slots(connections);
   }
 
-  get = (path: string) => this.call("GET", path);
-  post = (path: string, body?: unknown) => this.call("POST", path, body);
+  get = async (path: string): Promise<PeerAnswer> => {
+    const reply = await this.call("GET", path);
+    return reply.status === null ? { kind: "unknown", reason: reply.reason } : answerOf(this.name, reply.status, reply.json);
+  };
 
-  private async call(method: string, path: string, body?: unknown): Promise<PeerAnswer> {
+  /** One saga step (an action of the peer, for the attempt `opId`); it leaves in the next call. */
+  step = (action: string, opId: string, fields: Record<string, unknown>): Promise<PeerAnswer> => {
+    const answered = Promise.withResolvers<PeerAnswer>();
+    this.queued.push({ step: { action, op_id: opId, ...fields }, answer: answered.resolve });
+    this.sendQueued();
+    return answered.promise;
+  };
+
+  private sendQueued(): void {
+    while (this.stepCalls < this.stepCallsInFlight && this.queued.length > 0) {
+      const batch = this.queued.splice(0, MAX_STEPS_PER_CALL);
+      this.stepCalls++;
+      void this.sendSteps(batch).finally(() => {
+        this.stepCalls--;
+        this.sendQueued();
+      });
+    }
+  }
+
+  /** Every step of the batch gets an answer: its own, or the call's when the call failed as a whole. */
+  private async sendSteps(batch: readonly QueuedStep[]): Promise<void> {
+    const reply = await this.call("POST", STEPS_PATH, { steps: batch.map((queued) => queued.step) });
+    const answers = reply.status === 200 ? reply.json.answers : undefined;
+    if (Array.isArray(answers) && answers.length === batch.length) {
+      batch.forEach((queued, i) => queued.answer(answerOf(this.name, Number(answers[i]?.status), answers[i] ?? {})));
+      return;
+    }
+    const whole: PeerAnswer =
+      reply.status === null
+        ? { kind: "unknown", reason: reply.reason }
+        : reply.status === 200
+          ? { kind: "unknown", reason: `${this.name} answered a call of ${batch.length} steps without their answers` }
+          : answerOf(this.name, reply.status, reply.json);
+    for (const queued of batch) queued.answer(whole);
+  }
+
+  /** The first replica that answers; a replica that cannot be reached or does not answer in time passes the call on. */
+  private async call(method: string, path: string, body?: unknown): Promise<Reply> {
     let reason = "no replica configured";
     await this.slots.acquire();
     try {
       for (const base of this.baseUrls) {
         try {
-          return await this.send(base, method, path, body);
+          const response = await this.session.fetch(base + path, {
+            method,
+            body: body === undefined ? undefined : JSON.stringify(body),
+            headers: body === undefined ? undefined : { "content-type": "application/json" },
+            signal: AbortSignal.timeout(this.timeoutMs),
+          });
+          // A 5xx is the peer's own infrastructure failing; its replicas share that, so stop here too.
+          return { status: response.status, json: (await response.json().catch(() => ({}))) as Record<string, unknown> };
         } catch (err) {
           reason = `${this.name} at ${base}: ${err instanceof Error ? err.message : String(err)}`;
         }
@@ -77,27 +151,7 @@ export class Peer {
     } finally {
       this.slots.release();
     }
-    return { kind: "unknown", reason };
-  }
-
-  /** One replica's answer; throws when it could not be reached or did not answer in time. */
-  private async send(base: string, method: string, path: string, body: unknown): Promise<PeerAnswer> {
-    const response = await this.session.fetch(base + path, {
-      method,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      headers: body === undefined ? undefined : { "content-type": "application/json" },
-      signal: AbortSignal.timeout(this.timeoutMs),
-    });
-    const json = (await response.json().catch(() => ({}))) as Record<string, unknown>;
-    if (response.ok) return { kind: "ok", body: json };
-    if (response.status >= 400 && response.status < 500) {
-      return {
-        kind: "refused",
-        error: new AppError(response.status as ErrorStatus, String(json.error ?? "not_found") as ErrorCode, String(json.message ?? "")),
-      };
-    }
-    // A 5xx is the peer's own infrastructure failing; its replicas share that, so stop here.
-    return { kind: "unknown", reason: `${this.name} answered ${response.status}: ${json.message ?? ""}` };
+    return { status: null, reason };
   }
 }
 

@@ -39,13 +39,13 @@ export function checkoutSteps(order: Order, peers: Peers): SagaStep[] {
   return [
     {
       name: "take_stock",
-      forward: order.items.length ? () => peers.stock.post(`/internal/take/${opId}`, items) : nothingToDo,
-      compensate: order.items.length ? () => peers.stock.post(`/internal/restore/${opId}`, items) : nothingToDo,
+      forward: order.items.length ? () => peers.stock.step("take", opId, items) : nothingToDo,
+      compensate: order.items.length ? () => peers.stock.step("restore", opId, items) : nothingToDo,
     },
     {
       name: "charge_credit",
-      forward: () => peers.payment.post(`/internal/charge/${opId}`, charge),
-      compensate: () => peers.payment.post(`/internal/refund/${opId}`, charge),
+      forward: () => peers.payment.step("charge", opId, charge),
+      compensate: () => peers.payment.step("refund", opId, charge),
     },
   ];
 }

@@ -1,29 +1,40 @@
 /**
  * The order service's calls to a peer's replicas: active/standby over real HTTP servers. The first
  * replica takes every call; the next one only those the first could not be reached for; an answer,
- * even a refusal or a 5xx, is never sent again elsewhere.
+ * even a refusal or a 5xx, is never sent again elsewhere. Saga steps made while a call is in flight
+ * leave together in the next call, and each gets its own answer.
  */
 import { afterEach, expect, test } from "bun:test";
+import { STEPS_PATH, type StepReply } from "@checkout/common/internal";
 import { Peer } from "../src/peers";
 
-type Replica = { url: string; hits: () => number; stop: () => Promise<void> };
+type Call = { path: string; steps: Array<Record<string, unknown>> };
+type Replica = { url: string; calls: Call[]; stop: () => Promise<void> };
 
-function replica(status = 200): Replica {
-  let hits = 0;
+/**
+ * A replica that answers every step with `reply(step)`, or the whole call with `status` when it is
+ * not 200; each call is held until `hold` resolves.
+ */
+function replica(options: { status?: number; reply?: (step: Record<string, unknown>) => StepReply; hold?: () => Promise<void> } = {}): Replica {
+  const calls: Call[] = [];
+  const reply = options.reply ?? (() => ({ status: 200, outcome: "applied" }));
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
-    fetch: () => {
-      hits++;
-      return Response.json(status === 200 ? { ok: true } : { error: "insufficient_stock", message: "no" }, { status });
+    fetch: async (request) => {
+      const steps = request.method === "POST" ? ((await request.json()) as { steps: Call["steps"] }).steps : [];
+      calls.push({ path: new URL(request.url).pathname, steps });
+      await options.hold?.();
+      if (options.status && options.status !== 200) return Response.json({ error: "redis_unavailable", message: "no" }, { status: options.status });
+      return Response.json({ answers: steps.map(reply) });
     },
   });
-  return { url: `http://127.0.0.1:${server.port}`, hits: () => hits, stop: () => server.stop(true) };
+  return { url: `http://127.0.0.1:${server.port}`, calls, stop: () => server.stop(true) };
 }
 
 const started: Replica[] = [];
-const start = (status?: number) => {
-  const r = replica(status);
+const start = (options?: Parameters<typeof replica>[0]) => {
+  const r = replica(options);
   started.push(r);
   return r;
 };
@@ -31,31 +42,34 @@ afterEach(async () => {
   for (const r of started.splice(0)) await r.stop();
 });
 
-const peerOf = (...replicas: Replica[]) => new Peer("stock", replicas.map((r) => r.url), new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), 8, 1_000);
+const peerOf = (replicas: Replica[], stepCallsInFlight = 2) =>
+  new Peer("stock", replicas.map((r) => r.url), new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), 8, 1_000, stepCallsInFlight);
+const take = (peer: Peer, op = "o:1.x") => peer.step("take", op, { items: [["i", 1]] });
 
 test("every call goes to the active replica while it answers", async () => {
   const [active, standby] = [start(), start()];
-  const peer = peerOf(active, standby);
-  for (let i = 0; i < 5; i++) expect((await peer.post("/internal/take/o:1.x", { items: [] })).kind).toBe("ok");
-  expect([active.hits(), standby.hits()]).toEqual([5, 0]);
+  const peer = peerOf([active, standby]);
+  for (let i = 0; i < 5; i++) expect((await take(peer)).kind).toBe("ok");
+  expect([active.calls.length, standby.calls.length]).toEqual([5, 0]);
+  expect(active.calls[0]).toEqual({ path: STEPS_PATH, steps: [{ action: "take", op_id: "o:1.x", items: [["i", 1]] }] });
 });
 
 test("a call the active replica cannot take goes to the standby", async () => {
   const [active, standby] = [start(), start()];
-  const peer = peerOf(active, standby);
+  const peer = peerOf([active, standby]);
   await active.stop();
-  expect((await peer.post("/internal/take/o:1.x", { items: [] })).kind).toBe("ok");
-  expect(standby.hits()).toBe(1);
+  expect((await take(peer)).kind).toBe("ok");
+  expect(standby.calls.length).toBe(1);
 });
 
 test("a refusal or a 5xx from the active replica is the answer: the standby is not asked", async () => {
-  for (const [status, kind] of [
-    [409, "refused"],
-    [503, "unknown"],
+  for (const [options, kind] of [
+    [{ reply: (): StepReply => ({ status: 409, error: "insufficient_stock", message: "no" }) }, "refused"],
+    [{ status: 503 }, "unknown"],
   ] as const) {
-    const [active, standby] = [start(status), start()];
-    expect((await peerOf(active, standby).post("/internal/take/o:1.x", { items: [] })).kind).toBe(kind);
-    expect([active.hits(), standby.hits()]).toEqual([1, 0]);
+    const [active, standby] = [start(options), start()];
+    expect((await take(peerOf([active, standby]))).kind).toBe(kind);
+    expect([active.calls.length, standby.calls.length]).toEqual([1, 0]);
   }
 });
 
@@ -63,7 +77,37 @@ test("with no replica reachable the outcome is unknown, naming the last one trie
   const [a, b] = [start(), start()];
   await a.stop();
   await b.stop();
-  const answer = await peerOf(a, b).post("/internal/take/o:1.x", { items: [] });
+  const answer = await take(peerOf([a, b]));
   expect(answer.kind).toBe("unknown");
   if (answer.kind === "unknown") expect(answer.reason).toContain(b.url);
+});
+
+test("steps made while the calls in flight are full leave together in the next call, each with its own answer", async () => {
+  const release = Promise.withResolvers<void>();
+  let held = 0;
+  const outcomes: Record<string, StepReply> = {
+    "o1:1": { status: 200, outcome: "applied" },
+    "o2:1": { status: 409, error: "insufficient_stock", message: "no" },
+    "o3:1": { status: 503, error: "redis_unavailable", message: "down" },
+    "o4:1": { status: 200, outcome: "applied" },
+  };
+  // The first call is held until the other steps have queued behind it.
+  const active = start({ reply: (step) => outcomes[String(step.op_id)]!, hold: () => (held++ === 0 ? release.promise : Promise.resolve()) });
+  const peer = peerOf([active], 1);
+  const answers = ["o1:1", "o2:1", "o3:1", "o4:1"].map((op) => take(peer, op));
+  await Bun.sleep(50);
+  expect(active.calls.map((c) => c.steps.length)).toEqual([1]);
+  release.resolve();
+  expect((await Promise.all(answers)).map((a) => a.kind)).toEqual(["ok", "refused", "unknown", "ok"]);
+  expect(active.calls.map((c) => c.steps.map((s) => s.op_id))).toEqual([["o1:1"], ["o2:1", "o3:1", "o4:1"]]);
+});
+
+test("a call answered without one answer per step leaves every step's outcome unknown", async () => {
+  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => Response.json({ answers: [] }) });
+  try {
+    const peer = new Peer("stock", [`http://127.0.0.1:${server.port}`], new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), 8, 1_000);
+    expect((await take(peer)).kind).toBe("unknown");
+  } finally {
+    server.stop(true);
+  }
 });

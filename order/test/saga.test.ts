@@ -82,9 +82,10 @@ const creditOf = async (id: string): Promise<number> => (await get(`${payment.ur
 const sagaStatus = async (orderId: string) => (await orderStore.read(keys.order(orderId)))?.saga_status;
 const sagaFinished = (orderId: string) => eventually(async () => ["done", "failed"].includes((await sagaStatus(orderId)) ?? ""), 5_000);
 
-/** A peer whose POSTs go through `route` first (to count, delay or drop them). */
-function scripted(peer: Peer, route: (path: string, body: unknown, send: () => Promise<PeerAnswer>) => Promise<PeerAnswer>): Peer {
-  return { ...peer, get: peer.get, post: (path: string, body?: unknown) => route(path, body, () => peer.post(path, body)) } as Peer;
+/** A peer whose saga steps go through `route` first (to count, delay or drop them). */
+function scripted(peer: Peer, route: (action: string, send: () => Promise<PeerAnswer>) => Promise<PeerAnswer>): Peer {
+  const step: Peer["step"] = (action, opId, fields) => route(action, () => peer.step(action, opId, fields));
+  return Object.assign(Object.create(peer) as Peer, { step });
 }
 
 describe("checkout saga", () => {
@@ -93,7 +94,7 @@ describe("checkout saga", () => {
     const { id } = await newOrder(orders, 1, 100);
 
     const sent: string[] = [];
-    const counting = (peer: Peer) => scripted(peer, (path, _body, send) => (sent.push(path.split("/")[2]!), send()));
+    const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
     const checkout = createCheckout(orders, { stock: counting(real.stock), payment: counting(real.payment) });
 
     const outcomes = await Promise.all([checkout.checkout(id), checkout.checkout(id)]);
@@ -109,8 +110,8 @@ describe("checkout saga", () => {
     // operation lands, late, once that compensation is decided; the refund arrives after it.
     let charges = 0;
     const lateChargeLanded = Promise.withResolvers<void>();
-    const flakyPayment = scripted(real.payment, async (path, _body, send) => {
-      if (path.startsWith("/internal/charge/")) {
+    const flakyPayment = scripted(real.payment, async (action, send) => {
+      if (action === "charge") {
         if (++charges === 1) {
           await Bun.sleep(FORWARD_DEADLINE_MS * 2);
           return { kind: "unknown", reason: "scripted: the answer was lost" };
@@ -120,7 +121,7 @@ describe("checkout saga", () => {
         lateChargeLanded.resolve();
         return answer;
       }
-      if (path.startsWith("/internal/refund/")) await Promise.race([lateChargeLanded.promise, Bun.sleep(LATE_CHARGE_WAIT_MS)]);
+      if (action === "refund") await Promise.race([lateChargeLanded.promise, Bun.sleep(LATE_CHARGE_WAIT_MS)]);
       return send();
     });
     const checkout = createCheckout(orders, { stock: real.stock, payment: flakyPayment }, {
@@ -147,8 +148,8 @@ describe("checkout saga", () => {
 
     // The restore is held until the second checkout has arrived, and funds have been added.
     const secondArrived = Promise.withResolvers<void>();
-    const slowRestore = scripted(real.stock, async (path, _body, send) => {
-      if (path.startsWith("/internal/restore/")) await secondArrived.promise;
+    const slowRestore = scripted(real.stock, async (action, send) => {
+      if (action === "restore") await secondArrived.promise;
       return send();
     });
     const checkout = createCheckout(orders, { stock: slowRestore, payment: real.payment });
@@ -171,8 +172,8 @@ describe("checkout saga", () => {
     // The first driver takes the stock, then never hears back from payment: to the others, it is gone.
     const stalled = Promise.withResolvers<PeerAnswer>();
     const chargeSent = Promise.withResolvers<void>();
-    const silentPayment = scripted(real.payment, (path, _body, send) => {
-      if (!path.startsWith("/internal/charge/")) return send();
+    const silentPayment = scripted(real.payment, (action, send) => {
+      if (action !== "charge") return send();
       chargeSent.resolve();
       return stalled.promise;
     });
@@ -183,7 +184,7 @@ describe("checkout saga", () => {
 
     await Bun.sleep(LEASE_MS * 2);
     const sent: string[] = [];
-    const counting = (peer: Peer) => scripted(peer, (path, _body, send) => (sent.push(path.split("/")[2]!), send()));
+    const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
     const takeover = createCheckout(createOrders(orderStore, "driver-that-takes-over", LEASE_MS), { stock: counting(real.stock), payment: counting(real.payment) }, timing);
     expect(await takeover.checkout(id)).toEqual({ paid: true });
     expect(sent).toEqual(["take", "charge"]);

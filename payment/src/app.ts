@@ -1,6 +1,6 @@
 /** Payment routes: validation and HTTP shapes only; the rules live in payment.ts. */
 import { createApp, entityId, nonNegativeInteger, validJson, validParams } from "@checkout/common/http";
-import { chargeBody, internalOnly, opIdParam, stepResponse } from "@checkout/common/internal";
+import { answerSteps, internalOnly, paymentStepsBody, STEPS_PATH } from "@checkout/common/internal";
 import { z } from "zod";
 import type { PaymentService } from "./payment";
 
@@ -44,15 +44,11 @@ export function paymentApp(payment: PaymentService) {
 
   app.use("/internal/*", internalOnly);
 
-  app.post("/internal/charge/:op_id", validParams(opIdParam), validJson(chargeBody), async (c) => {
-    const { user_id, amount } = c.req.valid("json");
-    return stepResponse(c, await payment.charge(c.req.valid("param").op_id, user_id, amount));
-  });
-
-  app.post("/internal/refund/:op_id", validParams(opIdParam), validJson(chargeBody), async (c) => {
-    const { user_id, amount } = c.req.valid("json");
-    return stepResponse(c, await payment.refund(c.req.valid("param").op_id, user_id, amount));
-  });
+  app.post(STEPS_PATH, validJson(paymentStepsBody), (c) =>
+    answerSteps(c, c.req.valid("json").steps, (step) =>
+      step.action === "charge" ? payment.charge(step.op_id, step.user_id, step.amount) : payment.refund(step.op_id, step.user_id, step.amount),
+    ),
+  );
 
   return app;
 }

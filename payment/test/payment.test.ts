@@ -1,7 +1,7 @@
 /** The payment service over real HTTP, on its own real Redis: the public API and the saga steps. */
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { keys } from "@checkout/common/keyspace";
-import { errorBody, get, post } from "../../common/test/support/http";
+import { errorBody, get, post, step } from "../../common/test/support/http";
 import { without } from "../../common/test/support/redis-state";
 import { serviceOnItsOwnRedis } from "../../common/test/support/service";
 
@@ -19,8 +19,8 @@ async function newUser(credit = 0): Promise<string> {
 }
 
 const creditOf = async (id: string): Promise<number> => (await get(url(`/find_user/${id}`))).body.credit;
-const charge = (op: string, user_id: string, amount: number) => post(url(`/internal/charge/${op}`), { user_id, amount });
-const refund = (op: string, user_id: string, amount: number) => post(url(`/internal/refund/${op}`), { user_id, amount });
+const charge = (op: string, user_id: string, amount: number) => step(url(""), "charge", `${op}`, { user_id, amount });
+const refund = (op: string, user_id: string, amount: number) => step(url(""), "refund", `${op}`, { user_id, amount });
 
 describe("public endpoints", () => {
   test("create_user makes a user with credit 0", async () => {
@@ -124,20 +124,24 @@ describe("invalid input", () => {
     expect(await state()).toEqual(before);
   });
 
-  const internal: Array<[path: string, body: unknown]> = [
-    ["/internal/charge/no-attempt", { user_id: "0", amount: 1 }],
-    ["/internal/charge/o:1", { user_id: "0", amount: -1 }],
-    ["/internal/charge/o:1", { user_id: "0", amount: 1.5 }],
-    ["/internal/charge/o:1", { user_id: "0", amount: "1" }],
-    ["/internal/charge/o:1", { user_id: "a/b", amount: 1 }],
-    ["/internal/charge/o:1", { amount: 1 }],
-    ["/internal/refund/o:1", { user_id: "0", amount: MAX + 1 }],
-    ["/internal/refund/no-attempt", { user_id: "0", amount: 1 }],
+  const call = (action: string, op_id: string, fields: Record<string, unknown>) => ({ steps: [{ action, op_id, ...fields }] });
+  const internal: Array<[body: unknown]> = [
+    [call("charge", "no-attempt", { user_id: "0", amount: 1 })],
+    [call("charge", "o:1", { user_id: "0", amount: -1 })],
+    [call("charge", "o:1", { user_id: "0", amount: 1.5 })],
+    [call("charge", "o:1", { user_id: "0", amount: "1" })],
+    [call("charge", "o:1", { user_id: "a/b", amount: 1 })],
+    [call("charge", "o:1", { amount: 1 })],
+    [call("refund", "o:1", { user_id: "0", amount: MAX + 1 })],
+    [call("refund", "no-attempt", { user_id: "0", amount: 1 })],
+    [call("take", "o:1", { user_id: "0", amount: 1 })],
+    [{ steps: [] }],
+    [{}],
   ];
 
-  test.each(internal)("POST %s with %j is 400 invalid_input and changes nothing", async (path, body) => {
+  test.each(internal)("POST /internal/steps with %j is 400 invalid_input and changes nothing", async (body) => {
     const before = await state();
-    expect(await post(url(path), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await post(url("/internal/steps"), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
     expect(await state()).toEqual(before);
   });
 });

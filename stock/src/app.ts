@@ -1,6 +1,6 @@
 /** Stock routes: validation and HTTP shapes only; the rules live in stock.ts. */
 import { createApp, entityId, nonNegativeInteger, validJson, validParams } from "@checkout/common/http";
-import { demandBody, internalOnly, opIdParam, stepResponse } from "@checkout/common/internal";
+import { answerSteps, internalOnly, STEPS_PATH, stockStepsBody } from "@checkout/common/internal";
 import { z } from "zod";
 import type { StockService } from "./stock";
 
@@ -47,12 +47,10 @@ export function stockApp(stock: StockService) {
 
   app.use("/internal/*", internalOnly);
 
-  app.post("/internal/take/:op_id", validParams(opIdParam), validJson(demandBody), async (c) =>
-    stepResponse(c, await stock.take(c.req.valid("param").op_id, c.req.valid("json").items)),
-  );
-
-  app.post("/internal/restore/:op_id", validParams(opIdParam), validJson(demandBody), async (c) =>
-    stepResponse(c, await stock.restore(c.req.valid("param").op_id, c.req.valid("json").items)),
+  app.post(STEPS_PATH, validJson(stockStepsBody), (c) =>
+    answerSteps(c, c.req.valid("json").steps, (step) =>
+      step.action === "take" ? stock.take(step.op_id, step.items) : stock.restore(step.op_id, step.items),
+    ),
   );
 
   return app;

@@ -1,7 +1,8 @@
 /** The stock service over real HTTP, on its own real Redis: the public API and the saga steps. */
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { keys } from "@checkout/common/keyspace";
-import { errorBody, get, post } from "../../common/test/support/http";
+import { MAX_STEPS_PER_CALL } from "@checkout/common/internal";
+import { errorBody, get, post, step } from "../../common/test/support/http";
 import { without } from "../../common/test/support/redis-state";
 import { serviceOnItsOwnRedis } from "../../common/test/support/service";
 
@@ -135,22 +136,29 @@ describe("invalid input", () => {
     expect(await state()).toEqual(before);
   });
 
-  const internal: Array<[path: string, body: unknown]> = [
-    ["/internal/take/no-attempt", { items: [["0", 1]] }],
-    ["/internal/take/o:abc", { items: [["0", 1]] }],
-    ["/internal/take/o:1", { items: [] }],
-    ["/internal/take/o:1", { items: [["0", 0]] }],
-    ["/internal/take/o:1", { items: [["0", -1]] }],
-    ["/internal/take/o:1", { items: [["0", 1.5]] }],
-    ["/internal/take/o:1", { items: [["a/b", 1]] }],
-    ["/internal/take/o:1", {}],
-    ["/internal/restore/o:1", { items: [] }],
-    ["/internal/restore/no-attempt", { items: [["0", 1]] }],
+  const take = (fields: Record<string, unknown>, op_id = "o:1") => ({ steps: [{ action: "take", op_id, ...fields }] });
+  const internal: Array<[body: unknown]> = [
+    [take({ items: [["0", 1]] }, "no-attempt")],
+    [take({ items: [["0", 1]] }, "o:abc")],
+    [take({ items: [] })],
+    [take({ items: [["0", 0]] })],
+    [take({ items: [["0", -1]] })],
+    [take({ items: [["0", 1.5]] })],
+    [take({ items: [["a/b", 1]] })],
+    [take({})],
+    [{ steps: [{ action: "restore", op_id: "o:1", items: [] }] }],
+    [{ steps: [{ action: "restore", op_id: "no-attempt", items: [["0", 1]] }] }],
+    [{ steps: [{ action: "charge", op_id: "o:1", items: [["0", 1]] }] }],
+    // One bad step rejects the whole call: the good one beside it is not taken either.
+    [{ steps: [take({ items: [["0", 1]] }).steps[0], take({ items: [["0", 0]] }, "o:2").steps[0]] }],
+    [{ steps: [] }],
+    [{ steps: Array.from({ length: MAX_STEPS_PER_CALL + 1 }, (_, i) => take({ items: [["0", 1]] }, `o:${i}`).steps[0]) }],
+    [{}],
   ];
 
-  test.each(internal)("POST %s with %j is 400 invalid_input and changes nothing", async (path, body) => {
+  test.each(internal)("POST /internal/steps with %j is 400 invalid_input and changes nothing", async (body) => {
     const before = await state();
-    expect(await post(url(path), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await post(url("/internal/steps"), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
     expect(await state()).toEqual(before);
   });
 });
@@ -158,95 +166,127 @@ describe("invalid input", () => {
 describe("saga steps: take and restore", () => {
   test("take subtracts every item of the order and answers applied", async () => {
     const [a, b] = [await newItem(1, 10), await newItem(2, 10)];
-    expect(await post(url("/internal/take/t1:1"), { items: [[a, 2], [b, 3]] })).toEqual({ status: 200, body: { outcome: "applied" } });
+    expect(await step(url(""), "take", "t1:1", { items: [[a, 2], [b, 3]] })).toEqual({ status: 200, body: { outcome: "applied" } });
     expect([await stockOf(a), await stockOf(b)]).toEqual([8, 7]);
   });
 
   test("take sums the quantities of a repeated item", async () => {
     const a = await newItem(1, 10);
-    expect((await post(url("/internal/take/t2:1"), { items: [[a, 2], [a, 3]] })).status).toBe(200);
+    expect((await step(url(""), "take", "t2:1", { items: [[a, 2], [a, 3]] })).status).toBe(200);
     expect(await stockOf(a)).toBe(5);
   });
 
   test("a repeated take answers applied again and takes nothing more", async () => {
     const a = await newItem(1, 10);
-    await post(url("/internal/take/t3:1"), { items: [[a, 4]] });
-    expect(await post(url("/internal/take/t3:1"), { items: [[a, 4]] })).toEqual({ status: 200, body: { outcome: "applied" } });
+    await step(url(""), "take", "t3:1", { items: [[a, 4]] });
+    expect(await step(url(""), "take", "t3:1", { items: [[a, 4]] })).toEqual({ status: 200, body: { outcome: "applied" } });
     expect(await stockOf(a)).toBe(6);
   });
 
   test("20 concurrent copies of one take take the stock once", async () => {
     const a = await newItem(1, 10);
-    const answers = await Promise.all(Array.from({ length: 20 }, () => post(url("/internal/take/t4:1"), { items: [[a, 4]] })));
+    const answers = await Promise.all(Array.from({ length: 20 }, () => step(url(""), "take", "t4:1", { items: [[a, 4]] })));
     expect(answers.every((x) => x.status === 200 && x.body.outcome === "applied")).toBe(true);
     expect(await stockOf(a)).toBe(6);
   });
 
   test("another attempt of the same order is another operation", async () => {
     const a = await newItem(1, 10);
-    await post(url("/internal/take/t5:1"), { items: [[a, 4]] });
-    await post(url("/internal/take/t5:2"), { items: [[a, 4]] });
+    await step(url(""), "take", "t5:1", { items: [[a, 4]] });
+    await step(url(""), "take", "t5:2", { items: [[a, 4]] });
     expect(await stockOf(a)).toBe(2);
   });
 
   test("take of several items is all-or-nothing when one is short", async () => {
     const [a, b] = [await newItem(1, 10), await newItem(1, 1)];
-    expect(await post(url("/internal/take/t6:1"), { items: [[a, 2], [b, 2]] })).toEqual({ status: 409, body: errorBody("insufficient_stock") });
+    expect(await step(url(""), "take", "t6:1", { items: [[a, 2], [b, 2]] })).toEqual({ status: 409, body: errorBody("insufficient_stock") });
     expect([await stockOf(a), await stockOf(b)]).toEqual([10, 1]);
   });
 
   test("take of several items is all-or-nothing when one is unknown", async () => {
     const a = await newItem(1, 10);
-    expect(await post(url("/internal/take/t7:1"), { items: [[a, 2], ["no-such-item", 1]] })).toEqual({ status: 404, body: errorBody("unknown_item") });
+    expect(await step(url(""), "take", "t7:1", { items: [[a, 2], ["no-such-item", 1]] })).toEqual({ status: 404, body: errorBody("unknown_item") });
     expect(await stockOf(a)).toBe(10);
   });
 
   test("a refused take is refused again even once the stock would allow it", async () => {
     const a = await newItem(1, 1);
-    await post(url("/internal/take/t8:1"), { items: [[a, 2]] });
+    await step(url(""), "take", "t8:1", { items: [[a, 2]] });
     await post(url(`/add/${a}/10`));
-    expect(await post(url("/internal/take/t8:1"), { items: [[a, 2]] })).toEqual({ status: 409, body: errorBody("insufficient_stock") });
+    expect(await step(url(""), "take", "t8:1", { items: [[a, 2]] })).toEqual({ status: 409, body: errorBody("insufficient_stock") });
     expect(await stockOf(a)).toBe(11);
   });
 
   test("restore puts back what its take took, once", async () => {
     const [a, b] = [await newItem(1, 10), await newItem(1, 10)];
     const items = [[a, 2], [b, 3]];
-    await post(url("/internal/take/r1:1"), { items });
-    expect(await post(url("/internal/restore/r1:1"), { items })).toEqual({ status: 200, body: { outcome: "compensated" } });
+    await step(url(""), "take", "r1:1", { items });
+    expect(await step(url(""), "restore", "r1:1", { items })).toEqual({ status: 200, body: { outcome: "compensated" } });
     expect([await stockOf(a), await stockOf(b)]).toEqual([10, 10]);
-    expect(await post(url("/internal/restore/r1:1"), { items })).toEqual({ status: 200, body: { outcome: "compensated" } });
+    expect(await step(url(""), "restore", "r1:1", { items })).toEqual({ status: 200, body: { outcome: "compensated" } });
     expect([await stockOf(a), await stockOf(b)]).toEqual([10, 10]);
   });
 
   test("a take after its restore is 409 operation_cancelled and takes nothing", async () => {
     const a = await newItem(1, 10);
-    await post(url("/internal/take/r2:1"), { items: [[a, 2]] });
-    await post(url("/internal/restore/r2:1"), { items: [[a, 2]] });
-    expect(await post(url("/internal/take/r2:1"), { items: [[a, 2]] })).toEqual({ status: 409, body: errorBody("operation_cancelled") });
+    await step(url(""), "take", "r2:1", { items: [[a, 2]] });
+    await step(url(""), "restore", "r2:1", { items: [[a, 2]] });
+    expect(await step(url(""), "take", "r2:1", { items: [[a, 2]] })).toEqual({ status: 409, body: errorBody("operation_cancelled") });
     expect(await stockOf(a)).toBe(10);
   });
 
   test("a restore that arrives before its take fences it: the take is 409 operation_cancelled and the stock is unchanged", async () => {
     const a = await newItem(1, 10);
-    expect(await post(url("/internal/restore/r3:1"), { items: [[a, 2]] })).toEqual({ status: 200, body: { outcome: "cancelled" } });
+    expect(await step(url(""), "restore", "r3:1", { items: [[a, 2]] })).toEqual({ status: 200, body: { outcome: "cancelled" } });
     expect(await stockOf(a)).toBe(10);
-    expect(await post(url("/internal/take/r3:1"), { items: [[a, 2]] })).toEqual({ status: 409, body: errorBody("operation_cancelled") });
+    expect(await step(url(""), "take", "r3:1", { items: [[a, 2]] })).toEqual({ status: 409, body: errorBody("operation_cancelled") });
     expect(await stockOf(a)).toBe(10);
   });
 
   test("restore of a refused take changes nothing", async () => {
     const a = await newItem(1, 1);
-    await post(url("/internal/take/r4:1"), { items: [[a, 2]] });
-    expect(await post(url("/internal/restore/r4:1"), { items: [[a, 2]] })).toEqual({ status: 200, body: { outcome: "refused" } });
+    await step(url(""), "take", "r4:1", { items: [[a, 2]] });
+    expect(await step(url(""), "restore", "r4:1", { items: [[a, 2]] })).toEqual({ status: 200, body: { outcome: "refused" } });
     expect(await stockOf(a)).toBe(1);
   });
 
   test("a restore that names other items than its take is 400 and changes nothing", async () => {
     const [a, b] = [await newItem(1, 10), await newItem(1, 10)];
-    await post(url("/internal/take/r5:1"), { items: [[a, 2]] });
+    await step(url(""), "take", "r5:1", { items: [[a, 2]] });
     const before = await state();
-    expect(await post(url("/internal/restore/r5:1"), { items: [[b, 2]] })).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await step(url(""), "restore", "r5:1", { items: [[b, 2]] })).toEqual({ status: 400, body: errorBody("invalid_input") });
     expect(without(await state(), keys.seq)).toEqual(without(before, keys.seq));
+  });
+});
+
+describe("a call of many steps", () => {
+  test("answers every step on its own, in the order sent, as if each had come alone", async () => {
+    const [a, b] = [await newItem(1, 3), await newItem(1, 10)];
+    const steps = [
+      { action: "take", op_id: "m1:1", items: [[a, 2]] },
+      { action: "take", op_id: "m2:1", items: [[a, 2]] },
+      { action: "take", op_id: "m1:1", items: [[a, 2]] },
+      { action: "take", op_id: "m3:1", items: [["no-such-item", 1]] },
+      { action: "restore", op_id: "m4:1", items: [[b, 1]] },
+      { action: "take", op_id: "m4:1", items: [[b, 1]] },
+      { action: "take", op_id: "m5:1", items: [[a, 1]] },
+    ];
+    expect(await post(url("/internal/steps"), { steps })).toEqual({
+      status: 200,
+      body: {
+        answers: [
+          { status: 200, outcome: "applied" },
+          { status: 409, ...errorBody("insufficient_stock") },
+          // A repeat of the first step, in the same call: its first outcome, and nothing taken again.
+          { status: 200, outcome: "applied" },
+          { status: 404, ...errorBody("unknown_item") },
+          // A restore before its take fences it: the take that follows is refused.
+          { status: 200, outcome: "cancelled" },
+          { status: 409, ...errorBody("operation_cancelled") },
+          { status: 200, outcome: "applied" },
+        ],
+      },
+    });
+    expect([await stockOf(a), await stockOf(b)]).toEqual([0, 10]);
   });
 });

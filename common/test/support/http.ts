@@ -24,3 +24,15 @@ export const get = (url: string) => call("GET", url);
 
 /** The shape every error answer has: a named code and a human message. */
 export const errorBody = (error: string) => ({ error, message: expect.any(String) });
+
+/**
+ * One saga step sent alone to a participant's step endpoint (common/src/internal.ts), answered as the
+ * step's own status and body: `{ outcome }`, or the error body of its refusal or failure. A call the
+ * endpoint rejects as a whole (bad input) answers with the call's status and body.
+ */
+export async function step(baseUrl: string, action: string, opId: string, fields: Record<string, unknown>): Promise<Answer> {
+  const answer = await post(`${baseUrl}/internal/steps`, { steps: [{ action, op_id: opId, ...fields }] });
+  if (answer.status !== 200) return answer;
+  const { status, ...body } = answer.body.answers[0];
+  return { status, body };
+}

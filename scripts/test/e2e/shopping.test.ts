@@ -467,20 +467,20 @@ describe("paths the gateway does not serve answer 404 with a JSON error", () => 
   test("the internal saga endpoints of stock and payment (only the order service may call them)", async () => {
     const itemId = await newItem(1, 10);
     const userId = await newUser(10);
-    const take = { items: [[itemId, 3]] };
-    const charge = { user_id: userId, amount: 3 };
+    const take = (action: string, op: number) => ({ steps: [{ action, op_id: `intruder:${op}`, items: [[itemId, 3]] }] });
+    const charge = (action: string, op: number) => ({ steps: [{ action, op_id: `intruder:${op}`, user_id: userId, amount: 3 }] });
     const attempts: Array<[string, unknown]> = [
-      ["/stock/internal/take/intruder:1", take],
-      ["/stock/internal/restore/intruder:2", take],
-      ["/payment/internal/charge/intruder:3", charge],
-      ["/payment/internal/refund/intruder:4", charge],
+      ["/stock/internal/steps", take("take", 1)],
+      ["/stock/internal/steps", take("restore", 2)],
+      ["/payment/internal/steps", charge("charge", 3)],
+      ["/payment/internal/steps", charge("refund", 4)],
       ["/orders/internal/anything", {}],
-      ["/stock/%69nternal/take/intruder:5", take],
-      ["/STOCK/INTERNAL/take/intruder:6", take],
-      ["/stock//internal/take/intruder:7", take],
-      ["/stock/find/../internal/take/intruder:8", take],
-      ["/stock/find/%2E%2E/internal/take/intruder:9", take],
-      ["/payment/find_user%2F..%2Finternal/charge/intruder:10", charge],
+      ["/stock/%69nternal/steps", take("take", 5)],
+      ["/STOCK/INTERNAL/steps", take("take", 6)],
+      ["/stock//internal/steps", take("take", 7)],
+      ["/stock/find/../internal/steps", take("take", 8)],
+      ["/stock/find/%2E%2E/internal/steps", take("take", 9)],
+      ["/payment/find_user%2F..%2Finternal/steps", charge("charge", 10)],
     ];
     for (const [path, body] of attempts) {
       const answer = await rawRequest(shop.gatewayUrl, "POST", path, body);
@@ -492,13 +492,13 @@ describe("paths the gateway does not serve answer 404 with a JSON error", () => 
   test("the internal saga endpoints stay out of reach with backslashes in the path (which the services read as slashes)", async () => {
     const itemId = await newItem(1, 10);
     const userId = await newUser(10);
-    const take = { items: [[itemId, 3]] };
-    const charge = { user_id: userId, amount: 3 };
+    const take = (op: number) => ({ steps: [{ action: "take", op_id: `intruder:${op}`, items: [[itemId, 3]] }] });
+    const charge = (op: number) => ({ steps: [{ action: "charge", op_id: `intruder:${op}`, user_id: userId, amount: 3 }] });
     const attempts: Array<[string, unknown]> = [
-      ["/stock/find\\..\\internal/take/intruder:1", take],
-      ["/stock/internal\\take/intruder:2", take],
-      ["/payment/find_user\\..\\internal/charge/intruder:3", charge],
-      ["/payment/internal\\charge/intruder:4", charge],
+      ["/stock/find\\..\\internal/steps", take(1)],
+      ["/stock/internal\\steps", take(2)],
+      ["/payment/find_user\\..\\internal/steps", charge(3)],
+      ["/payment/internal\\steps", charge(4)],
     ];
     const reached: string[] = [];
     for (const [path, body] of attempts) {
