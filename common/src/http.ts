@@ -67,6 +67,11 @@ export function validParams<T extends z.ZodType>(schema: T) {
 /** Validates a JSON body (internal endpoints); a failure is a 400. */
 export function validJson<T extends z.ZodType>(schema: T) {
   return zValidator("json", schema, (result) => {
-    if (!result.success) throw badInput(result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+    if (!result.success) throw badInput(describeIssues(result.error.issues));
   });
+}
+
+/** A zod failure as one message: each problem with the path it was found at. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
 }

@@ -9,8 +9,8 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { MAX_INTEGER, toAppError } from "./http";
-import { notFound, type ErrorCode } from "./errors";
+import { describeIssues, MAX_INTEGER, toAppError } from "./http";
+import { badInput, notFound, type ErrorCode } from "./errors";
 import type { StepAnswer, StepState } from "./saga-step";
 
 /** Set by the gateway on every request it forwards (gateway/render.ts). */
@@ -37,19 +37,18 @@ const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const count = z.number().int().min(1).max(MAX_INTEGER);
 const amount = z.number().int().min(0).max(MAX_INTEGER);
 
-/** A call's body: its steps, each an action of the participant, the attempt's operation id, and the action's fields. */
-function stepsBody<A extends readonly [string, ...string[]], F extends z.ZodRawShape>(actions: A, fields: F) {
-  const step = z.object({ action: z.enum(actions), op_id: opId, ...fields });
-  return z.object({ steps: z.array(step).min(1).max(MAX_STEPS_PER_CALL) });
-}
+/**
+ * A call's body: 1 to MAX_STEPS_PER_CALL steps. Each step is validated on its own (answerSteps), so
+ * that a bad step is refused alone and never takes the other sagas' steps of its call down with it.
+ */
+export const stepsBody = z.object({ steps: z.array(z.unknown()).min(1).max(MAX_STEPS_PER_CALL) });
 
-export const STOCK_ACTIONS = ["take", "restore"] as const;
-export const PAYMENT_ACTIONS = ["charge", "refund"] as const;
-export type StockAction = (typeof STOCK_ACTIONS)[number];
-export type PaymentAction = (typeof PAYMENT_ACTIONS)[number];
+/** A step: an action of the participant, the attempt's operation id, and the action's fields. */
+const stepOf = <A extends readonly [string, ...string[]], F extends z.ZodRawShape>(actions: A, fields: F) =>
+  z.object({ action: z.enum(actions), op_id: opId, ...fields });
 
-export const stockStepsBody = stepsBody(STOCK_ACTIONS, { items: z.array(z.tuple([id, count])).min(1).max(1_000) });
-export const paymentStepsBody = stepsBody(PAYMENT_ACTIONS, { user_id: id, amount });
+export const stockStep = stepOf(["take", "restore"], { items: z.array(z.tuple([id, count])).min(1).max(1_000) });
+export const paymentStep = stepOf(["charge", "refund"], { user_id: id, amount });
 
 /**
  * One step's answer inside a call's 200: the status it would have had alone — 200 with its outcome,
@@ -61,16 +60,23 @@ function replyOf(answer: StepAnswer): StepReply {
   return answer.ok ? { status: 200, outcome: answer.outcome } : { status: answer.error.status, ...answer.error.toJSON() };
 }
 
-/** Runs every step of a call at once (so they join one Redis batch) and answers each on its own. */
-export async function answerSteps<S>(c: Context, steps: readonly S[], run: (step: S) => Promise<StepAnswer>) {
+const failureReply = (err: unknown): StepReply => {
+  const error = toAppError(err);
+  if (error.status >= 500) console.error(`[steps] ${error.code}: ${err instanceof Error ? err.stack : err}`);
+  return { status: error.status, ...error.toJSON() };
+};
+
+/**
+ * Validates and runs every step of a call at once, in the order sent (so they join one Redis batch, in
+ * that order), and answers each on its own: a step that is not valid is answered 400 and changes nothing.
+ */
+export async function answerSteps<S>(c: Context, steps: readonly unknown[], schema: z.ZodType<S>, run: (step: S) => Promise<StepAnswer>) {
   const answers = await Promise.all(
-    steps.map((step) =>
-      run(step).then(replyOf, (err: unknown): StepReply => {
-        const error = toAppError(err);
-        if (error.status >= 500) console.error(`[steps] ${error.code}: ${err instanceof Error ? err.stack : err}`);
-        return { status: error.status, ...error.toJSON() };
-      }),
-    ),
+    steps.map((raw) => {
+      const step = schema.safeParse(raw);
+      if (!step.success) return failureReply(badInput(describeIssues(step.error.issues)));
+      return run(step.data).then(replyOf, failureReply);
+    }),
   );
   return c.json({ answers });
 }

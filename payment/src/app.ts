@@ -1,6 +1,6 @@
 /** Payment routes: validation and HTTP shapes only; the rules live in payment.ts. */
 import { createApp, entityId, nonNegativeInteger, validJson, validParams } from "@checkout/common/http";
-import { answerSteps, internalOnly, paymentStepsBody, STEPS_PATH } from "@checkout/common/internal";
+import { answerSteps, internalOnly, paymentStep, STEPS_PATH, stepsBody } from "@checkout/common/internal";
 import { z } from "zod";
 import type { PaymentService } from "./payment";
 
@@ -44,8 +44,8 @@ export function paymentApp(payment: PaymentService) {
 
   app.use("/internal/*", internalOnly);
 
-  app.post(STEPS_PATH, validJson(paymentStepsBody), (c) =>
-    answerSteps(c, c.req.valid("json").steps, (step) =>
+  app.post(STEPS_PATH, validJson(stepsBody), (c) =>
+    answerSteps(c, c.req.valid("json").steps, paymentStep, (step) =>
       step.action === "charge" ? payment.charge(step.op_id, step.user_id, step.amount) : payment.refund(step.op_id, step.user_id, step.amount),
     ),
   );

@@ -124,22 +124,25 @@ describe("invalid input", () => {
     expect(await state()).toEqual(before);
   });
 
-  const call = (action: string, op_id: string, fields: Record<string, unknown>) => ({ steps: [{ action, op_id, ...fields }] });
-  const internal: Array<[body: unknown]> = [
-    [call("charge", "no-attempt", { user_id: "0", amount: 1 })],
-    [call("charge", "o:1", { user_id: "0", amount: -1 })],
-    [call("charge", "o:1", { user_id: "0", amount: 1.5 })],
-    [call("charge", "o:1", { user_id: "0", amount: "1" })],
-    [call("charge", "o:1", { user_id: "a/b", amount: 1 })],
-    [call("charge", "o:1", { amount: 1 })],
-    [call("refund", "o:1", { user_id: "0", amount: MAX + 1 })],
-    [call("refund", "no-attempt", { user_id: "0", amount: 1 })],
-    [call("take", "o:1", { user_id: "0", amount: 1 })],
-    [{ steps: [] }],
-    [{}],
+  const badSteps: Array<[action: string, opId: string, fields: Record<string, unknown>]> = [
+    ["charge", "no-attempt", { user_id: "0", amount: 1 }],
+    ["charge", "o:1", { user_id: "0", amount: -1 }],
+    ["charge", "o:1", { user_id: "0", amount: 1.5 }],
+    ["charge", "o:1", { user_id: "0", amount: "1" }],
+    ["charge", "o:1", { user_id: "a/b", amount: 1 }],
+    ["charge", "o:1", { amount: 1 }],
+    ["refund", "o:1", { user_id: "0", amount: MAX + 1 }],
+    ["refund", "no-attempt", { user_id: "0", amount: 1 }],
+    ["take", "o:1", { user_id: "0", amount: 1 }],
   ];
 
-  test.each(internal)("POST /internal/steps with %j is 400 invalid_input and changes nothing", async (body) => {
+  test.each(badSteps)("a %s step for %s with %j is answered 400 invalid_input and changes nothing", async (action, opId, fields) => {
+    const before = await state();
+    expect(await step(url(""), action, opId, fields)).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await state()).toEqual(before);
+  });
+
+  test.each([[{ steps: [] }], [{}]])("POST /internal/steps with %j is 400 invalid_input and changes nothing", async (body) => {
     const before = await state();
     expect(await post(url("/internal/steps"), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
     expect(await state()).toEqual(before);

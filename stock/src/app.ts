@@ -1,6 +1,6 @@
 /** Stock routes: validation and HTTP shapes only; the rules live in stock.ts. */
 import { createApp, entityId, nonNegativeInteger, validJson, validParams } from "@checkout/common/http";
-import { answerSteps, internalOnly, STEPS_PATH, stockStepsBody } from "@checkout/common/internal";
+import { answerSteps, internalOnly, STEPS_PATH, stepsBody, stockStep } from "@checkout/common/internal";
 import { z } from "zod";
 import type { StockService } from "./stock";
 
@@ -47,8 +47,8 @@ export function stockApp(stock: StockService) {
 
   app.use("/internal/*", internalOnly);
 
-  app.post(STEPS_PATH, validJson(stockStepsBody), (c) =>
-    answerSteps(c, c.req.valid("json").steps, (step) =>
+  app.post(STEPS_PATH, validJson(stepsBody), (c) =>
+    answerSteps(c, c.req.valid("json").steps, stockStep, (step) =>
       step.action === "take" ? stock.take(step.op_id, step.items) : stock.restore(step.op_id, step.items),
     ),
   );

@@ -136,27 +136,35 @@ describe("invalid input", () => {
     expect(await state()).toEqual(before);
   });
 
-  const take = (fields: Record<string, unknown>, op_id = "o:1") => ({ steps: [{ action: "take", op_id, ...fields }] });
-  const internal: Array<[body: unknown]> = [
-    [take({ items: [["0", 1]] }, "no-attempt")],
-    [take({ items: [["0", 1]] }, "o:abc")],
-    [take({ items: [] })],
-    [take({ items: [["0", 0]] })],
-    [take({ items: [["0", -1]] })],
-    [take({ items: [["0", 1.5]] })],
-    [take({ items: [["a/b", 1]] })],
-    [take({})],
-    [{ steps: [{ action: "restore", op_id: "o:1", items: [] }] }],
-    [{ steps: [{ action: "restore", op_id: "no-attempt", items: [["0", 1]] }] }],
-    [{ steps: [{ action: "charge", op_id: "o:1", items: [["0", 1]] }] }],
-    // One bad step rejects the whole call: the good one beside it is not taken either.
-    [{ steps: [take({ items: [["0", 1]] }).steps[0], take({ items: [["0", 0]] }, "o:2").steps[0]] }],
+  const badSteps: Array<[action: string, opId: string, fields: Record<string, unknown>]> = [
+    ["take", "no-attempt", { items: [["0", 1]] }],
+    ["take", "o:abc", { items: [["0", 1]] }],
+    ["take", "o:1", { items: [] }],
+    ["take", "o:1", { items: [["0", 0]] }],
+    ["take", "o:1", { items: [["0", -1]] }],
+    ["take", "o:1", { items: [["0", 1.5]] }],
+    ["take", "o:1", { items: [["a/b", 1]] }],
+    ["take", "o:1", {}],
+    ["restore", "o:1", { items: [] }],
+    ["restore", "no-attempt", { items: [["0", 1]] }],
+    ["charge", "o:1", { items: [["0", 1]] }],
+  ];
+
+  test.each(badSteps)("a %s step for %s with %j is answered 400 invalid_input and changes nothing", async (action, opId, fields) => {
+    const before = await state();
+    expect(await step(url(""), action, opId, fields)).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await state()).toEqual(before);
+  });
+
+  const take = (op_id: string) => ({ action: "take", op_id, items: [["0", 1]] });
+  const badCalls: Array<[body: unknown]> = [
     [{ steps: [] }],
-    [{ steps: Array.from({ length: MAX_STEPS_PER_CALL + 1 }, (_, i) => take({ items: [["0", 1]] }, `o:${i}`).steps[0]) }],
+    [{ steps: Array.from({ length: MAX_STEPS_PER_CALL + 1 }, (_, i) => take(`o:${i}`)) }],
+    [{ steps: take("o:1") }],
     [{}],
   ];
 
-  test.each(internal)("POST /internal/steps with %j is 400 invalid_input and changes nothing", async (body) => {
+  test.each(badCalls)("POST /internal/steps with %j is 400 invalid_input and changes nothing", async (body) => {
     const before = await state();
     expect(await post(url("/internal/steps"), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
     expect(await state()).toEqual(before);
@@ -260,6 +268,20 @@ describe("saga steps: take and restore", () => {
 });
 
 describe("a call of many steps", () => {
+  test("a bad step is refused alone: the good steps beside it are applied", async () => {
+    const a = await newItem(1, 10);
+    const steps = [
+      { action: "take", op_id: "b1:1", items: [[a, 2]] },
+      { action: "take", op_id: "b2:1", items: [[a, 0]] },
+      { action: "take", op_id: "b3:1", items: [[a, 3]] },
+    ];
+    expect(await post(url("/internal/steps"), { steps })).toEqual({
+      status: 200,
+      body: { answers: [{ status: 200, outcome: "applied" }, { status: 400, ...errorBody("invalid_input") }, { status: 200, outcome: "applied" }] },
+    });
+    expect(await stockOf(a)).toBe(5);
+  });
+
   test("answers every step on its own, in the order sent, as if each had come alone", async () => {
     const [a, b] = [await newItem(1, 3), await newItem(1, 10)];
     const steps = [
