@@ -15,12 +15,18 @@ export const MAX_INTEGER = Number.MAX_SAFE_INTEGER;
 export function createApp(service: ServiceName): Hono {
   const app = new Hono();
   app.onError((err, c) => {
-    const appError = toAppError(err);
-    if (appError.status >= 500) console.error(`[${service}] ${appError.code}: ${err instanceof Error ? err.stack : err}`);
+    const appError = answerableError(err, service);
     return c.json(appError.toJSON(), appError.status as ContentfulStatusCode);
   });
   app.notFound((c) => c.json({ error: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }, 404));
   return app;
+}
+
+/** A failure as the error to answer with; one that is the service's own (5xx) is also logged, by `where`. */
+export function answerableError(err: unknown, where: string): AppError {
+  const appError = toAppError(err);
+  if (appError.status >= 500) console.error(`[${where}] ${appError.code}: ${err instanceof Error ? err.stack : err}`);
+  return appError;
 }
 
 /** Redis connection failures are the service's own infrastructure failing: 503, never a business answer. */

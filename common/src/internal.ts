@@ -9,7 +9,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { describeIssues, MAX_INTEGER, toAppError } from "./http";
+import { answerableError, describeIssues, MAX_INTEGER } from "./http";
 import { badInput, notFound, type ErrorCode } from "./errors";
 import type { StepAnswer, StepState } from "./saga-step";
 
@@ -61,8 +61,7 @@ function replyOf(answer: StepAnswer): StepReply {
 }
 
 const failureReply = (err: unknown): StepReply => {
-  const error = toAppError(err);
-  if (error.status >= 500) console.error(`[steps] ${error.code}: ${err instanceof Error ? err.stack : err}`);
+  const error = answerableError(err, "steps");
   return { status: error.status, ...error.toJSON() };
 };
 

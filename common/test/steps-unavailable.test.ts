@@ -3,35 +3,24 @@
  * reads as unknown and sends again — never with a business refusal, and never with the whole call failed
  * for a step that could not be decided.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
+import { STEPS_PATH } from "../src/internal";
 import { errorBody, post } from "./support/http";
-import { startRedis, type RedisServer } from "./support/redis-server";
-import { startService, type RunningService } from "./support/service";
+import { serviceOnItsOwnRedis } from "./support/service";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(60_000);
 
-let redis: RedisServer;
-let stock: RunningService;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  stock = await startService("stock", { redisPort: redis.port, sweeps: false });
-});
-
-afterAll(async () => {
-  await stock?.stop();
-  await redis?.stop();
-});
+const { url, stopRedis } = serviceOnItsOwnRedis("stock");
 
 test("every step of a call to a stock service without its Redis is answered 503 redis_unavailable", async () => {
-  const { body } = await post(`${stock.url}/item/create/1`);
-  await redis.stop();
+  const { body } = await post(url("/item/create/1"));
+  await stopRedis();
   const steps = [
     { action: "take", op_id: "u1:1", items: [[body.item_id, 1]] },
     { action: "restore", op_id: "u2:1", items: [[body.item_id, 1]] },
   ];
-  expect(await post(`${stock.url}/internal/steps`, { steps })).toEqual({
+  expect(await post(url(STEPS_PATH), { steps })).toEqual({
     status: 200,
     body: { answers: [{ status: 503, ...errorBody("redis_unavailable") }, { status: 503, ...errorBody("redis_unavailable") }] },
   });

@@ -89,10 +89,7 @@ export class Peer {
     this.slots = new Slots(connections);
   }
 
-  get = async (path: string): Promise<PeerAnswer> => {
-    const reply = await this.call("GET", path);
-    return reply.status === null ? { kind: "unknown", reason: reply.reason } : answerOf(this.name, reply.status, reply.json);
-  };
+  get = async (path: string): Promise<PeerAnswer> => this.answerOfCall(await this.call("GET", path));
 
   /** One saga step (an action of the peer, for the attempt `opId`); it leaves in the next call. */
   step = (action: string, opId: string, fields: Record<string, unknown>): Promise<PeerAnswer> => {
@@ -121,13 +118,18 @@ export class Peer {
       batch.forEach((queued, i) => queued.answer(answerOf(this.name, Number(answers[i]?.status), answers[i] ?? {})));
       return;
     }
-    const whole: PeerAnswer =
-      reply.status === null
-        ? { kind: "unknown", reason: reply.reason }
-        : reply.status === 200
-          ? { kind: "unknown", reason: `${this.name} answered a call of ${batch.length} steps without their answers` }
-          : answerOf(this.name, reply.status, reply.json);
+    const whole = this.answerOfCall(reply, `${this.name} answered a call of ${batch.length} steps without their answers`);
     for (const queued of batch) queued.answer(whole);
+  }
+
+  /**
+   * A call's answer as a whole: unknown when no replica answered, or when a 200 should have carried
+   * something else (`missing` says what); otherwise what its status reads as.
+   */
+  private answerOfCall(reply: Reply, missing?: string): PeerAnswer {
+    if (reply.status === null) return { kind: "unknown", reason: reply.reason };
+    if (reply.status === 200 && missing) return { kind: "unknown", reason: missing };
+    return answerOf(this.name, reply.status, reply.json);
   }
 
   /** The first replica that answers; a replica that cannot be reached or does not answer in time passes the call on. */

@@ -1,6 +1,7 @@
 /** The payment service over real HTTP, on its own real Redis: the public API and the saga steps. */
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { keys } from "@checkout/common/keyspace";
+import { STEPS_PATH } from "@checkout/common/internal";
 import { errorBody, get, post, step } from "../../common/test/support/http";
 import { without } from "../../common/test/support/redis-state";
 import { serviceOnItsOwnRedis } from "../../common/test/support/service";
@@ -142,9 +143,9 @@ describe("invalid input", () => {
     expect(await state()).toEqual(before);
   });
 
-  test.each([[{ steps: [] }], [{}]])("POST /internal/steps with %j is 400 invalid_input and changes nothing", async (body) => {
+  test.each([[{ steps: [] }], [{}]])("a call with %j is 400 invalid_input and changes nothing", async (body) => {
     const before = await state();
-    expect(await post(url("/internal/steps"), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await post(url(STEPS_PATH), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
     expect(await state()).toEqual(before);
   });
 });

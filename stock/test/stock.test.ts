@@ -1,7 +1,7 @@
 /** The stock service over real HTTP, on its own real Redis: the public API and the saga steps. */
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { keys } from "@checkout/common/keyspace";
-import { MAX_STEPS_PER_CALL } from "@checkout/common/internal";
+import { MAX_STEPS_PER_CALL, STEPS_PATH } from "@checkout/common/internal";
 import { errorBody, get, post, step } from "../../common/test/support/http";
 import { without } from "../../common/test/support/redis-state";
 import { serviceOnItsOwnRedis } from "../../common/test/support/service";
@@ -164,9 +164,9 @@ describe("invalid input", () => {
     [{}],
   ];
 
-  test.each(badCalls)("POST /internal/steps with %j is 400 invalid_input and changes nothing", async (body) => {
+  test.each(badCalls)("a call with %j is 400 invalid_input and changes nothing", async (body) => {
     const before = await state();
-    expect(await post(url("/internal/steps"), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await post(url(STEPS_PATH), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
     expect(await state()).toEqual(before);
   });
 });
@@ -275,7 +275,7 @@ describe("a call of many steps", () => {
       { action: "take", op_id: "b2:1", items: [[a, 0]] },
       { action: "take", op_id: "b3:1", items: [[a, 3]] },
     ];
-    expect(await post(url("/internal/steps"), { steps })).toEqual({
+    expect(await post(url(STEPS_PATH), { steps })).toEqual({
       status: 200,
       body: { answers: [{ status: 200, outcome: "applied" }, { status: 400, ...errorBody("invalid_input") }, { status: 200, outcome: "applied" }] },
     });
@@ -293,7 +293,7 @@ describe("a call of many steps", () => {
       { action: "take", op_id: "m4:1", items: [[b, 1]] },
       { action: "take", op_id: "m5:1", items: [[a, 1]] },
     ];
-    expect(await post(url("/internal/steps"), { steps })).toEqual({
+    expect(await post(url(STEPS_PATH), { steps })).toEqual({
       status: 200,
       body: {
         answers: [

@@ -1,5 +1,6 @@
 /** Small helpers for talking to a service over real HTTP in a test. */
 import { expect } from "bun:test";
+import { STEPS_PATH } from "../../src/internal";
 
 export type Answer = { status: number; body: any };
 
@@ -31,7 +32,7 @@ export const errorBody = (error: string) => ({ error, message: expect.any(String
  * endpoint rejects as a whole (bad input) answers with the call's status and body.
  */
 export async function step(baseUrl: string, action: string, opId: string, fields: Record<string, unknown>): Promise<Answer> {
-  const answer = await post(`${baseUrl}/internal/steps`, { steps: [{ action, op_id: opId, ...fields }] });
+  const answer = await post(`${baseUrl}${STEPS_PATH}`, { steps: [{ action, op_id: opId, ...fields }] });
   if (answer.status !== 200) return answer;
   const { status, ...body } = answer.body.answers[0];
   return { status, body };

@@ -117,7 +117,12 @@ export async function startService(service: ServiceName, opts: ServiceOptions): 
  * For a test file about one service: a Redis of its own and the service on it, started before the
  * file's tests and stopped after them. `url` and `state` (the whole Redis) are for its tests.
  */
-export function serviceOnItsOwnRedis(service: ServiceName): { url: (path: string) => string; state: () => Promise<RedisState> } {
+export function serviceOnItsOwnRedis(service: ServiceName): {
+  url: (path: string) => string;
+  state: () => Promise<RedisState>;
+  /** Stops the service's Redis under it (for tests of a service whose database is gone). */
+  stopRedis: () => Promise<void>;
+} {
   let redis: RedisServer | undefined;
   let running: RunningService | undefined;
   beforeAll(async () => {
@@ -128,7 +133,7 @@ export function serviceOnItsOwnRedis(service: ServiceName): { url: (path: string
     await running?.stop();
     await redis?.stop();
   });
-  return { url: (path) => running!.url + path, state: () => redisState(running!.store.client) };
+  return { url: (path) => running!.url + path, state: () => redisState(running!.store.client), stopRedis: () => redis!.stop() };
 }
 
 export type StoreFixture = { redis: RedisServer; logDir: string; store: Store };
