@@ -52,8 +52,7 @@ export async function checkOut(
   // Warm-up: the same kind of checkouts, answered and verified like the rest, but not measured. A
   // fresh process runs its code cold (JIT), and the first seconds would be measuring that. Where each
   // order is checked out once (no maxRequests), the measured run goes on with the orders not yet sent.
-  let measured = orderIds;
-  let urls = allUrls;
+  let firstMeasured = 0;
   if (options.warmupSeconds && options.warmupSeconds > 0) {
     const warmup = await runLoad({
       urls: allUrls,
@@ -65,14 +64,13 @@ export async function checkOut(
     });
     if (!options.maxRequests) {
       collect(orderIds, warmup);
-      measured = orderIds.slice(warmup.sent);
-      urls = allUrls.slice(warmup.sent);
+      firstMeasured = warmup.sent;
     }
   }
   const progress = progressPrinter(label);
   try {
     const load = await runLoad({
-      urls,
+      urls: allUrls.slice(firstMeasured),
       clients,
       durationMs: seconds * 1000,
       maxRequests: options.maxRequests,
@@ -82,7 +80,7 @@ export async function checkOut(
     });
     // An interrupted run has nothing to verify: its stack is being stopped.
     options.signal?.throwIfAborted();
-    collect(measured, load);
+    collect(orderIds.slice(firstMeasured), load);
     return { load, answers, sentOrderIds };
   } finally {
     progress.done();
