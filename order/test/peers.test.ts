@@ -42,8 +42,9 @@ afterEach(async () => {
   for (const r of started.splice(0)) await r.stop();
 });
 
-const peerOf = (replicas: Replica[], stepCallsInFlight = 2) =>
-  new Peer("stock", replicas.map((r) => r.url), new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), 8, 1_000, stepCallsInFlight);
+const peerAt = (urls: string[], stepCallsInFlight = 2) =>
+  new Peer("stock", urls, new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), 8, 1_000, stepCallsInFlight);
+const peerOf = (replicas: Replica[], stepCallsInFlight = 2) => peerAt(replicas.map((r) => r.url), stepCallsInFlight);
 const take = (peer: Peer, op = "o:1.x") => peer.step("take", op, { items: [["i", 1]] });
 
 test("every call goes to the active replica while it answers", async () => {
@@ -105,8 +106,7 @@ test("steps made while the calls in flight are full leave together in the next c
 test("a call answered without one answer per step leaves every step's outcome unknown", async () => {
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => Response.json({ answers: [] }) });
   try {
-    const peer = new Peer("stock", [`http://127.0.0.1:${server.port}`], new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), 8, 1_000);
-    expect((await take(peer)).kind).toBe("unknown");
+    expect((await take(peerAt([`http://127.0.0.1:${server.port}`]))).kind).toBe("unknown");
   } finally {
     server.stop(true);
   }

@@ -20,8 +20,8 @@ async function newUser(credit = 0): Promise<string> {
 }
 
 const creditOf = async (id: string): Promise<number> => (await get(url(`/find_user/${id}`))).body.credit;
-const charge = (op: string, user_id: string, amount: number) => step(url(""), "charge", `${op}`, { user_id, amount });
-const refund = (op: string, user_id: string, amount: number) => step(url(""), "refund", `${op}`, { user_id, amount });
+const charge = (op: string, user_id: string, amount: number) => step(url(""), "charge", op, { user_id, amount });
+const refund = (op: string, user_id: string, amount: number) => step(url(""), "refund", op, { user_id, amount });
 
 describe("public endpoints", () => {
   test("create_user makes a user with credit 0", async () => {
