@@ -10,7 +10,8 @@
  *     an error (the saga retries idempotently; a public caller got no answer).
  *  3. The line is appended to the log, durably (O_DSYNC, group commit). If the process dies before
  *     that, the line waits in `log:pending`: any process of the service appends lines older than
- *     TIMING.orphanLogLineAgeMs (orphan sweep), and recovery appends them before replaying.
+ *     TIMING.orphanLogLineAgeMs (orphan sweep), recovery appends them before replaying, and a change
+ *     that reads the change meanwhile logs its line ahead of its own (unloggedPredecessors).
  *  4. Only then does the caller answer, and the pending entry is dropped.
  */
 import type { Redis } from "ioredis";
@@ -20,7 +21,7 @@ import { TIMING, type ServiceConfig, type ServiceName } from "./config";
 import { AppError } from "./errors";
 import { crashPoint, faultsArmed } from "./faults";
 import { addIndexUpdates, indexUpdates, keys, parseStored, storedValue } from "./keyspace";
-import { formatLine, logPath, LogWriter, parseRecord, type Hash, type Writes } from "./log";
+import { formatLine, logPath, LogWriter, parseRecord, VERSION_FIELD, type Hash, type Writes } from "./log";
 import { planBatch, watchedKeys, type BatchEntry, type BatchPlan, type BatchWrite, type EntryOutcome } from "./batch";
 import { connect, ConnectionPool } from "./redis";
 
@@ -78,6 +79,12 @@ export class Store {
   private batching = false;
   /** Sequence numbers whose lines are durable in the log: their `log:pending` entries can go. */
   private pendingDone: string[] = [];
+  /**
+   * This process's committed changes whose `log:pending` entries may still exist. A change of ours
+   * that reads one of them needs no look-up (see unloggedPredecessors): our log gets their lines
+   * first, in commit order, and if we die before, it gets neither.
+   */
+  private readonly ownPending = new Set<number>();
   private dropTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly timers: Array<ReturnType<typeof setInterval>> = [];
 
@@ -202,6 +209,10 @@ export class Store {
         const dropped = this.pendingDone;
         this.pendingDone = [];
         if (dropped.length > 0) round.hdel(keys.pendingLog, ...dropped);
+        // Inside the MULTI, so it sees `log:pending` as of this commit (see unloggedPredecessors).
+        const foreign = this.foreignVersions(read.snapshot);
+        const lookupAt = round.length - 1;
+        if (foreign.length > 0) round.hmget(keys.pendingLog, ...foreign.map(String));
         queueExec(round);
         const execAt = round.length - 1;
         next = this.takeBatch();
@@ -210,7 +221,8 @@ export class Store {
           this.pendingDone.push(...dropped);
           throw err;
         });
-        const committed = replies?.[execAt]?.[1] as Array<[Error | null, unknown]> | null | undefined;
+        /** EXEC's reply: null when a watched key changed, else the replies of the MULTI's commands. */
+        const committed = replies?.[execAt]?.[1] as unknown[] | null | undefined;
         if (!committed) {
           // A watched key changed under this batch: retry it, ahead of the one read behind it.
           this.pendingDone.push(...dropped);
@@ -221,7 +233,11 @@ export class Store {
           if (batch.length > 0) read = await this.readPhase(conn, batch);
           continue;
         }
-        void this.finishBatch(batch, plan);
+        for (const seq of dropped) this.ownPending.delete(Number(seq));
+        for (const outcome of plan.outcomes) if (outcome.ok && outcome.line) this.ownPending.add(outcome.seq);
+        const stillPending = foreign.length > 0 ? (committed[lookupAt] as Array<string | null>) : [];
+        const preceding = stillPending.some((line) => line !== null) ? await this.unloggedPredecessors(foreign, stillPending) : undefined;
+        void this.finishBatch(batch, plan, preceding);
         attempt = 0;
         batch = next;
         next = [];
@@ -273,18 +289,63 @@ export class Store {
     return parseReads(throwOnReplyError(await round.exec()), watched, batch.length);
   }
 
-  private async finishBatch(batch: Waiting[], plan: BatchPlan): Promise<void> {
+  /** The versions (sequence numbers) of the keys a batch read, except this process's own pending ones. */
+  private foreignVersions(snapshot: Snapshot): number[] {
+    const versions = new Set<number>();
+    for (const hash of snapshot.values()) {
+      const seq = Number(hash?.[VERSION_FIELD]);
+      if (seq > 0 && !this.ownPending.has(seq)) versions.add(seq);
+    }
+    return [...versions];
+  }
+
+  /**
+   * A batch read a change that another process committed but has not logged (its process may have
+   * died between EXEC and the log). The batch's own lines hold that change's effect in the states
+   * they write, so they must not reach the log without it: were Redis then to lose its data,
+   * recovery would replay the effect without the change's record (a saga step's), and a retried step
+   * would apply it again. So its line goes first, in the same write, and with it every pending line
+   * numbered up to it: whatever that change read was committed before it, with a lower number, and
+   * may be unlogged too. Extra lines are harmless (each is a committed change; replay is idempotent).
+   * A change that was logged meanwhile has left `log:pending` and needs nothing.
+   *
+   * Exact numbers find single changes only: a batch_init chunk's entry sits under its first number.
+   * Reading a key from an unlogged chunk is harmless, as batch_init writes whole states and keeps no
+   * record that a retry would consult.
+   */
+  private async unloggedPredecessors(foreign: readonly number[], stillPending: ReadonlyArray<string | null>): Promise<PendingLines> {
+    const newest = Math.max(...foreign.filter((_, i) => stillPending[i] !== null));
+    return this.pendingUpTo(newest);
+  }
+
+  /** Every `log:pending` entry numbered up to `newest`, except this process's own (already queued in its log). */
+  private async pendingUpTo(newest: number): Promise<PendingLines> {
+    const pending = Object.entries(await this.client.hgetall(keys.pendingLog))
+      .map(([seq, lines]) => [Number(seq), lines] as const)
+      .filter(([seq]) => seq <= newest && !this.ownPending.has(seq))
+      .sort(([a], [b]) => a - b);
+    return { seqs: pending.map(([seq]) => seq), lines: pending.map(([, lines]) => lines).join("") };
+  }
+
+  /**
+   * Appends the batch's lines, after `preceding` (other processes' unlogged changes it read) in the
+   * same write, then answers its transactions. Called in commit order, and the lines are queued
+   * before its first await, so this process's lines reach the log in commit order.
+   */
+  private async finishBatch(batch: Waiting[], plan: BatchPlan, preceding?: PendingLines): Promise<void> {
     const logged = plan.outcomes.filter((o): o is Extract<EntryOutcome, { ok: true }> => o.ok && o.line !== null);
     try {
       if (logged.length > 0) {
         if (faultsArmed()) for (const tx of batch) crashPoint(`${tx.op}.committed_not_logged`);
         await this.logDurably(
-          logged.map((o) => o.seq),
-          logged.map((o) => o.line).join(""),
+          [...(preceding?.seqs ?? []), ...logged.map((o) => o.seq)],
+          (preceding?.lines ?? "") + logged.map((o) => o.line).join(""),
         );
         if (faultsArmed()) for (const tx of batch) crashPoint(`${tx.op}.logged_not_answered`);
       }
     } catch (err) {
+      // Not in the log: a later change of ours that reads them must look them up like anyone else's.
+      for (const o of logged) this.ownPending.delete(o.seq);
       for (const tx of batch) tx.reject(err);
       return;
     }
@@ -353,6 +414,7 @@ export class Store {
       const committed = await tx.exec();
       if (committed === null) return false;
       throwOnReplyError(committed);
+      this.ownPending.add(firstSeq);
     } finally {
       this.pool.release(conn);
     }
@@ -366,7 +428,11 @@ export class Store {
    */
   async ensureLogged(seq: number): Promise<void> {
     const line = await this.client.hget(keys.pendingLog, String(seq));
-    if (line !== null) await this.logDurably([seq], line);
+    if (line === null) return;
+    // After the pending lines it may have read, as for a batch (unloggedPredecessors). The line itself
+    // goes even when it is this process's own: its first append may still be in flight.
+    const before = await this.pendingUpTo(seq - 1);
+    await this.logDurably([...before.seqs, seq], before.lines + line);
   }
 
   private async logDurably(seqs: number[], lines: string): Promise<void> {
@@ -382,7 +448,12 @@ export class Store {
     this.dropTimer = undefined;
     const done = this.pendingDone;
     this.pendingDone = [];
-    if (done.length > 0) this.client.hdel(keys.pendingLog, ...done).catch(() => {});
+    if (done.length > 0) {
+      this.client
+        .hdel(keys.pendingLog, ...done)
+        .then(() => done.forEach((seq) => this.ownPending.delete(Number(seq))))
+        .catch(() => {});
+    }
   }
 
   async appendOrphanedLines(now = Date.now()): Promise<number> {
@@ -429,6 +500,8 @@ function queueExec(round: ReturnType<Redis["pipeline"]>): void {
 }
 
 type BatchRead = { snapshot: Map<string, Hash | null>; firstSeq: number };
+/** `log:pending` entries to append: their numbers and their lines, in that order. */
+type PendingLines = { seqs: number[]; lines: string };
 
 /** The replies of addReads (UNWATCH, WATCH, MGET, INCRBY) for a batch of `count` transactions. */
 function parseReads(replies: unknown[], watched: readonly string[], count: number): BatchRead {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { keys } from "@checkout/common/keyspace";
+import { keys, storedValue } from "@checkout/common/keyspace";
 import { formatRecord, logPath, VERSION_FIELD, type LogRecord } from "@checkout/common/log";
 import { parseLog } from "@checkout/common/replay";
 import { Store } from "@checkout/common/store";
@@ -55,12 +55,17 @@ async function untilPendingIsEmpty(): Promise<Record<string, string>> {
   return store.client.hgetall(keys.pendingLog);
 }
 
-/** Each line of `op` holds the value its change wrote; replay by number must be replay in commit order. */
-function expectOneLinePerIncrement(op: string, count: number) {
+/**
+ * Each increment of `op` has its line, holding the value its change wrote; replay by number must be
+ * replay in commit order. `duplicates`: a line may also appear again, whole (see the two-store test).
+ */
+function expectEveryIncrementLogged(op: string, count: number, duplicates = false) {
   const lines = linesOf(op).sort((a, b) => a.seq - b.seq);
-  expect(lines.length).toBe(count);
-  expect(new Set(lines.map((r) => r.seq)).size).toBe(count);
-  const values = lines.map((r) => Number(Object.values(r.writes)[0]!.n));
+  const bySeq = new Map(lines.map((r) => [r.seq, r]));
+  expect(bySeq.size).toBe(count);
+  if (!duplicates) expect(lines.length).toBe(count);
+  for (const line of lines) expect(line).toEqual(bySeq.get(line.seq)!);
+  const values = [...bySeq.values()].map((r) => Number(Object.values(r.writes)[0]!.n));
   expect(values).toEqual(Array.from({ length: count }, (_, i) => i + 1));
 }
 
@@ -72,7 +77,7 @@ describe("transact", () => {
   });
 
   test("every committed increment has exactly one log line, numbered in commit order", async () => {
-    expectOneLinePerIncrement("test.one", 1_000);
+    expectEveryIncrementLogged("test.one", 1_000);
     const stored = await store.read("counter:one");
     expect(stored?.[VERSION_FIELD]).toBe(String(Math.max(...linesOf("test.one").map((r) => r.seq))));
   });
@@ -82,7 +87,8 @@ describe("transact", () => {
     const settled = await Promise.allSettled([...from(store), ...from(replica)]);
     expect(settled.filter((s) => s.status === "rejected")).toEqual([]);
     expect(await store.read("counter:two")).toMatchObject({ n: "1000" });
-    expectOneLinePerIncrement("test.two", 1_000);
+    // Each store reads the other's increments before they are logged, and logs them ahead of its own.
+    expectEveryIncrementLogged("test.two", 1_000, true);
   });
 
   test("leaves nothing in log:pending once its callers have their answers", async () => {
@@ -135,6 +141,15 @@ describe("lines committed but never logged", () => {
     expect(await untilPendingIsEmpty()).toEqual({});
   });
 
+  test("ensureLogged appends the pending lines numbered before it first", async () => {
+    await store.client.hset(keys.pendingLog, { "900004": orphan(900_004, 0), "900005": orphan(900_005, 0), "900006": orphan(900_006, 0) });
+    await store.ensureLogged(900_005);
+    expect(linesOf("test.orphan").map((r) => r.seq)).toEqual([900_001, 900_003, 900_004, 900_005]);
+    await Bun.sleep(80);
+    expect(await store.client.hkeys(keys.pendingLog)).toEqual(["900006"]);
+    await store.client.hdel(keys.pendingLog, "900006");
+  });
+
   test("ensureLogged of a line no longer pending appends nothing", async () => {
     const before = logRecords().length;
     await store.ensureLogged(900_003);
@@ -142,3 +157,45 @@ describe("lines committed but never logged", () => {
     expect(logRecords().length).toBe(before);
   });
 });
+
+describe("a change that read another process's unlogged change", () => {
+  /** What a process killed between EXEC and its log leaves behind: the key at the change's version, and the line in log:pending. */
+  async function leftByADeadProcess(seq: number, key: string, n: number): Promise<void> {
+    await store.client.set(key, storedValue(JSON.stringify({ n: String(n) }), seq));
+    await store.client.hset(keys.pendingLog, String(seq), formatRecord({ seq, at: new Date().toISOString(), op: "test.unlogged", writes: { [key]: { n: String(n) } } }));
+  }
+  const appendedSince = (count: number) => logRecords().slice(count).map((r) => [r.op, r.seq]);
+
+  test("logs that change, and every pending line numbered before it, ahead of its own line", async () => {
+    await leftByADeadProcess(950_005, "unlogged:earlier", 1);
+    await leftByADeadProcess(950_010, "unlogged:read", 7);
+    await leftByADeadProcess(950_020, "unlogged:later", 1);
+    const before = logRecords().length;
+    expect(await increment(store, "unlogged:read", "test.after_unlogged")).toBe(8);
+    const own = linesOf("test.after_unlogged").at(-1)!;
+    expect(appendedSince(before)).toEqual([
+      ["test.unlogged", 950_005],
+      ["test.unlogged", 950_010],
+      ["test.after_unlogged", own.seq],
+    ]);
+    // The lines it logged leave log:pending; the later one, which it did not read, stays for its owner.
+    await Bun.sleep(80);
+    expect(await store.client.hkeys(keys.pendingLog)).toEqual(["950020"]);
+    await store.client.hdel(keys.pendingLog, "950020");
+  });
+
+  test("a change whose line is already logged is not logged again", async () => {
+    await store.client.set("logged:read", storedValue(JSON.stringify({ n: "3" }), 950_030));
+    const before = logRecords().length;
+    await increment(store, "logged:read", "test.after_logged");
+    expect(appendedSince(before)).toEqual([["test.after_logged", linesOf("test.after_logged").at(-1)!.seq]]);
+  });
+
+  test("this store's own pending changes are not looked up: one line per change", async () => {
+    const before = logRecords().length;
+    await Promise.all(Array.from({ length: 200 }, () => increment(store, "own:read", "test.own")));
+    expect(logRecords().length - before).toBe(200);
+    expectEveryIncrementLogged("test.own", 200);
+  });
+});
+
