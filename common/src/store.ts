@@ -209,7 +209,8 @@ export class Store {
         const dropped = this.pendingDone;
         this.pendingDone = [];
         if (dropped.length > 0) round.hdel(keys.pendingLog, ...dropped);
-        // Inside the MULTI, so it sees `log:pending` as of this commit (see unloggedPredecessors).
+        // Inside the MULTI, so it sees `log:pending` as of this commit (see unloggedPredecessors). Its
+        // reply's place among EXEC's replies: MULTI itself, the pipeline's first command, has none.
         const foreign = this.foreignVersions(read.snapshot);
         const lookupAt = round.length - 1;
         if (foreign.length > 0) round.hmget(keys.pendingLog, ...foreign.map(String));
@@ -234,9 +235,10 @@ export class Store {
           continue;
         }
         for (const seq of dropped) this.ownPending.delete(Number(seq));
-        for (const outcome of plan.outcomes) if (outcome.ok && outcome.line) this.ownPending.add(outcome.seq);
         const stillPending = foreign.length > 0 ? (committed[lookupAt] as Array<string | null>) : [];
         const preceding = stillPending.some((line) => line !== null) ? await this.unloggedPredecessors(foreign, stillPending) : undefined;
+        // Own only from here: if the look-up above failed, these lines are never queued by this process.
+        for (const outcome of plan.outcomes) if (outcome.ok && outcome.line) this.ownPending.add(outcome.seq);
         void this.finishBatch(batch, plan, preceding);
         attempt = 0;
         batch = next;
@@ -318,7 +320,11 @@ export class Store {
     return this.pendingUpTo(newest);
   }
 
-  /** Every `log:pending` entry numbered up to `newest`, except this process's own (already queued in its log). */
+  /**
+   * Every `log:pending` entry numbered up to `newest`, except this process's own, which are already
+   * queued in its log. (The asking batch's own lines are numbered above `newest`: it took its numbers
+   * after its reads.)
+   */
   private async pendingUpTo(newest: number): Promise<PendingLines> {
     const pending = Object.entries(await this.client.hgetall(keys.pendingLog))
       .map(([seq, lines]) => [Number(seq), lines] as const)

@@ -167,25 +167,28 @@ describe("a change that read another process's unlogged change", () => {
   const appendedSince = (count: number) => logRecords().slice(count).map((r) => [r.op, r.seq]);
 
   test("logs that change, and every pending line numbered before it, ahead of its own line", async () => {
-    await leftByADeadProcess(950_005, "unlogged:earlier", 1);
-    await leftByADeadProcess(950_010, "unlogged:read", 7);
-    await leftByADeadProcess(950_020, "unlogged:later", 1);
+    // Numbers taken as the dead process took them, so the change below is numbered after them.
+    const last = await store.client.incrby(keys.seq, 30);
+    const [earlier, read, later] = [last - 25, last - 20, last - 10];
+    await leftByADeadProcess(earlier, "unlogged:earlier", 1);
+    await leftByADeadProcess(read, "unlogged:read", 7);
+    await leftByADeadProcess(later, "unlogged:later", 1);
     const before = logRecords().length;
     expect(await increment(store, "unlogged:read", "test.after_unlogged")).toBe(8);
     const own = linesOf("test.after_unlogged").at(-1)!;
     expect(appendedSince(before)).toEqual([
-      ["test.unlogged", 950_005],
-      ["test.unlogged", 950_010],
+      ["test.unlogged", earlier],
+      ["test.unlogged", read],
       ["test.after_unlogged", own.seq],
     ]);
     // The lines it logged leave log:pending; the later one, which it did not read, stays for its owner.
     await Bun.sleep(80);
-    expect(await store.client.hkeys(keys.pendingLog)).toEqual(["950020"]);
-    await store.client.hdel(keys.pendingLog, "950020");
+    expect(await store.client.hkeys(keys.pendingLog)).toEqual([String(later)]);
+    await store.client.hdel(keys.pendingLog, String(later));
   });
 
   test("a change whose line is already logged is not logged again", async () => {
-    await store.client.set("logged:read", storedValue(JSON.stringify({ n: "3" }), 950_030));
+    await store.client.set("logged:read", storedValue(JSON.stringify({ n: "3" }), await store.client.incr(keys.seq)));
     const before = logRecords().length;
     await increment(store, "logged:read", "test.after_logged");
     expect(appendedSince(before)).toEqual([["test.after_logged", linesOf("test.after_logged").at(-1)!.seq]]);
