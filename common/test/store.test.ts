@@ -10,6 +10,7 @@ import { keys, storedValue } from "@checkout/common/keyspace";
 import { formatRecord, logPath, VERSION_FIELD, type LogRecord } from "@checkout/common/log";
 import { parseLog } from "@checkout/common/replay";
 import { Store } from "@checkout/common/store";
+import { eventually } from "./support/eventually";
 import { startRedis, type RedisServer } from "./support/redis-server";
 import { serviceConfig } from "./support/service";
 
@@ -145,7 +146,7 @@ describe("lines committed but never logged", () => {
     await store.client.hset(keys.pendingLog, { "900004": orphan(900_004, 0), "900005": orphan(900_005, 0), "900006": orphan(900_006, 0) });
     await store.ensureLogged(900_005);
     expect(linesOf("test.orphan").map((r) => r.seq)).toEqual([900_001, 900_003, 900_004, 900_005]);
-    await Bun.sleep(80);
+    expect(await eventually(async () => (await store.client.hlen(keys.pendingLog)) === 1)).toBe(true);
     expect(await store.client.hkeys(keys.pendingLog)).toEqual(["900006"]);
     await store.client.hdel(keys.pendingLog, "900006");
   });
@@ -182,7 +183,7 @@ describe("a change that read another process's unlogged change", () => {
       ["test.after_unlogged", own.seq],
     ]);
     // The lines it logged leave log:pending; the later one, which it did not read, stays for its owner.
-    await Bun.sleep(80);
+    expect(await eventually(async () => (await store.client.hlen(keys.pendingLog)) === 1)).toBe(true);
     expect(await store.client.hkeys(keys.pendingLog)).toEqual([String(later)]);
     await store.client.hdel(keys.pendingLog, String(later));
   });
