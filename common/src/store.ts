@@ -141,6 +141,18 @@ export class Store {
     return parseStored(await this.client.get(key));
   }
 
+  /**
+   * Reads a key whose state an answer is about to repeat, though another request committed it (maybe
+   * in a process that died before logging it): the change that wrote it, and the pending lines before
+   * it, are made durable first (ensureLogged).
+   */
+  async readLogged(key: string): Promise<Hash | null> {
+    const hash = await this.read(key);
+    const version = Number(hash?.[VERSION_FIELD]);
+    if (version > 0) await this.ensureLogged(version);
+    return hash;
+  }
+
   async healthy(): Promise<boolean> {
     try {
       return (await this.client.ping()) === "PONG";

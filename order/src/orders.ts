@@ -165,6 +165,13 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
       return orderCodec.decode(hash);
     },
 
+    /** The order, read for a checkout answer that repeats another request's outcome: durable in the log first. */
+    async findLogged(id: string): Promise<Order> {
+      const hash = await store.readLogged(keys.order(id));
+      if (!hash) throw unknownOrder(id);
+      return orderCodec.decode(hash);
+    },
+
     addItem: (orderId: string, itemId: string, quantity: number, price: number) =>
       change("order.add_item", orderId, (order) => withItem(order, orderId, itemId, quantity, price)),
 
@@ -187,6 +194,8 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
         return order ? { result, writes: { [key]: orderCodec.encode(order) } } : { result };
       });
       if (result instanceof AppError) throw result;
+      // A 200 for a payment another request recorded: its line must be in the log before the answer.
+      if (result.kind === "paid") await store.readLogged(key);
       return result;
     },
 

@@ -207,7 +207,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     for (let poll = 0; ; poll++) {
       const local = driving.get(orderId);
       if (local) return afterDecision ? checkout(orderId) : local.outcome;
-      const order = await orders.find(orderId).catch((err) => (err instanceof AppError && err.status === 404 ? Promise.reject(err) : null));
+      const order = await orders.findLogged(orderId).catch((err) => (err instanceof AppError && err.status === 404 ? Promise.reject(err) : null));
       if (order) {
         const saga = order.saga;
         if (order.paid) return { paid: true };
