@@ -5,6 +5,7 @@
 import { AppError, badInput, notFound, refused, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
 import { MAX_INTEGER } from "@checkout/common/http";
 import { keys, UNFINISHED_SAGA_STATUSES } from "@checkout/common/keyspace";
+import type { Hash } from "@checkout/common/log";
 import type { Codec, Decision, Store } from "@checkout/common/store";
 
 export type SagaStatus = "none" | "running" | "compensating" | "failed" | "done";
@@ -149,6 +150,11 @@ export const sagaChanges = {
 
 // ---- state changes ----
 
+function orderOrNotFound(id: string, hash: Hash | null): Order {
+  if (!hash) throw unknownOrder(id);
+  return orderCodec.decode(hash);
+}
+
 export function createOrders(store: Store, instanceId: string, leaseMs: number) {
   const change = (op: string, id: string, rule: (order: Order | null) => Order | AppError) => store.change(op, keys.order(id), orderCodec, rule);
 
@@ -159,18 +165,10 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
       return id;
     },
 
-    async find(id: string): Promise<Order> {
-      const hash = await store.read(keys.order(id));
-      if (!hash) throw unknownOrder(id);
-      return orderCodec.decode(hash);
-    },
+    find: async (id: string): Promise<Order> => orderOrNotFound(id, await store.read(keys.order(id))),
 
     /** The order, read for a checkout answer that repeats another request's outcome: durable in the log first. */
-    async findLogged(id: string): Promise<Order> {
-      const hash = await store.readLogged(keys.order(id));
-      if (!hash) throw unknownOrder(id);
-      return orderCodec.decode(hash);
-    },
+    findLogged: async (id: string): Promise<Order> => orderOrNotFound(id, await store.readLogged(keys.order(id))),
 
     addItem: (orderId: string, itemId: string, quantity: number, price: number) =>
       change("order.add_item", orderId, (order) => withItem(order, orderId, itemId, quantity, price)),
