@@ -11,6 +11,7 @@ import { formatRecord, logPath, VERSION_FIELD, type LogRecord } from "@checkout/
 import { parseLog } from "@checkout/common/replay";
 import { Store } from "@checkout/common/store";
 import { eventually } from "./support/eventually";
+import { committedNotLogged } from "./support/unlogged";
 import { startRedis, type RedisServer } from "./support/redis-server";
 import { serviceConfig } from "./support/service";
 
@@ -160,11 +161,7 @@ describe("lines committed but never logged", () => {
 });
 
 describe("a change that read another process's unlogged change", () => {
-  /** What a process killed between EXEC and its log leaves behind: the key at the change's version, and the line in log:pending. */
-  async function leftByADeadProcess(seq: number, key: string, n: number): Promise<void> {
-    await store.client.set(key, storedValue(JSON.stringify({ n: String(n) }), seq));
-    await store.client.hset(keys.pendingLog, String(seq), formatRecord({ seq, at: new Date().toISOString(), op: "test.unlogged", writes: { [key]: { n: String(n) } } }));
-  }
+  const leftByADeadProcess = (seq: number, key: string, n: number) => committedNotLogged(store.client, key, { n: String(n) }, "test.unlogged", seq);
   const appendedSince = (count: number) => logRecords().slice(count).map((r) => [r.op, r.seq]);
 
   test("logs that change, and every pending line numbered before it, ahead of its own line", async () => {

@@ -6,12 +6,13 @@
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { keys, storedValue } from "@checkout/common/keyspace";
-import { formatRecord, logPath } from "@checkout/common/log";
+import { keys } from "@checkout/common/keyspace";
+import { logPath } from "@checkout/common/log";
 import { parseLog } from "@checkout/common/replay";
 import { errorBody, post } from "../../common/test/support/http";
 import { startRedis, type RedisServer } from "../../common/test/support/redis-server";
 import { startService, type RunningService } from "../../common/test/support/service";
+import { committedNotLogged } from "../../common/test/support/unlogged";
 import { newOrder, orderCodec, type Order, type SagaRecord } from "../src/orders";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
@@ -48,19 +49,12 @@ const saga = (fields: Partial<SagaRecord>): SagaRecord => ({
   ...fields,
 });
 
-/** What another order process leaves when it dies between EXEC and its log line: the order at the change's number, and the line in log:pending. */
-async function committedNotLogged(id: string, state: Order, op: string): Promise<number> {
-  const client = order.store.client;
-  const seq = await client.incr(keys.seq);
-  const hash = orderCodec.encode(state);
-  await client.set(keys.order(id), storedValue(JSON.stringify(hash), seq));
-  await client.hset(keys.pendingLog, String(seq), formatRecord({ seq, at: new Date().toISOString(), op, writes: { [keys.order(id)]: hash } }));
-  return seq;
-}
+/** What another order process leaves when it dies between EXEC and its log line. */
+const committedElsewhere = (id: string, state: Order, op: string) => committedNotLogged(order.store.client, keys.order(id), orderCodec.encode(state), op);
 
 test("'already paid' is answered once the payment's record is in the log", async () => {
   const paid: Order = { ...newOrder("u1", [["i1", 1]], 5), paid: true, saga: saga({ status: "done", opId: "paid-elsewhere:1.a", owner: "", leaseUntil: 0 }) };
-  const seq = await committedNotLogged("paid-elsewhere", paid, "order.saga_paid");
+  const seq = await committedElsewhere("paid-elsewhere", paid, "order.saga_paid");
   expect(loggedSeqs()).not.toContain(seq);
 
   expect(await post(`${order.url}/checkout/paid-elsewhere`)).toMatchObject({ status: 200, body: { order_id: "paid-elsewhere", paid: true } });
@@ -69,13 +63,13 @@ test("'already paid' is answered once the payment's record is in the log", async
 
 test("a failure decided by the process driving the saga is answered once its record is in the log", async () => {
   const running: Order = { ...newOrder("u2", [["i1", 1]], 5), saga: saga({ opId: "failed-elsewhere:1.a" }) };
-  await committedNotLogged("failed-elsewhere", running, "order.checkout");
+  await committedElsewhere("failed-elsewhere", running, "order.checkout");
   const answer = post(`${order.url}/checkout/failed-elsewhere`);
   await Bun.sleep(WAITING_MS);
 
   const error = { status: 409 as const, code: "insufficient_credit" as const, message: "user u2 has 0, needs 5" };
   const compensating: Order = { ...running, saga: saga({ opId: "failed-elsewhere:1.a", status: "compensating", step: 0, error }) };
-  const seq = await committedNotLogged("failed-elsewhere", compensating, "order.saga_compensate");
+  const seq = await committedElsewhere("failed-elsewhere", compensating, "order.saga_compensate");
 
   expect(await answer).toMatchObject({ status: 409, body: errorBody("insufficient_credit") });
   expect(loggedSeqs()).toContain(seq);
