@@ -5,7 +5,7 @@
 import { AppError, badInput, notFound, refused, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
 import { MAX_INTEGER } from "@checkout/common/http";
 import { keys, UNFINISHED_SAGA_STATUSES } from "@checkout/common/keyspace";
-import type { Hash } from "@checkout/common/log";
+import { VERSION_FIELD, type Hash } from "@checkout/common/log";
 import type { Codec, Decision, Store } from "@checkout/common/store";
 
 export type SagaStatus = "none" | "running" | "compensating" | "failed" | "done";
@@ -186,15 +186,17 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     async startCheckout(id: string): Promise<CheckoutStart> {
       const key = keys.order(id);
       const nonce = crypto.randomUUID().slice(0, 8);
-      const result = await store.transact("order.checkout", [key], (snapshot) => {
+      // With the start, the version of the order it read: see "paid" below.
+      const { start, version } = await store.transact("order.checkout", [key], (snapshot) => {
         const hash = snapshot.get(key);
         const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce);
-        return order ? { result, writes: { [key]: orderCodec.encode(order) } } : { result };
+        const claim = { start: result, version: Number(hash?.[VERSION_FIELD] ?? 0) };
+        return order ? { result: claim, writes: { [key]: orderCodec.encode(order) } } : { result: claim };
       });
-      if (result instanceof AppError) throw result;
+      if (start instanceof AppError) throw start;
       // A 200 for a payment another request recorded: its line must be in the log before the answer.
-      if (result.kind === "paid") await store.readLogged(key);
-      return result;
+      if (start.kind === "paid" && version > 0) await store.ensureLogged(version);
+      return start;
     },
 
     /** Records a saga transition; returns the order after it, or null if this process no longer drives that attempt. */
