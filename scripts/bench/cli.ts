@@ -15,7 +15,7 @@ export const DEFAULTS = {
   orders: 100_000,
 } as const;
 
-/** `all` measures the ceiling first, so the real shapes can be reported as a fraction of it. */
+/** `all` measures the ceiling first (in turns with uniform), so the real shapes can be reported as a fraction of it. */
 export const ALL_SHAPES: readonly ShapeName[] = ["skeleton", "uniform", "hot", "mixed"];
 const SHAPE_CHOICES = [...ALL_SHAPES, "all"] as const;
 const MAX_CLIENTS = 10_000;
@@ -41,7 +41,8 @@ export type BenchOptions = {
 export const USAGE = `bun run bench [options]
 
   --shape S         uniform | hot | mixed | skeleton | all (default ${DEFAULTS.shape});
-                    all = skeleton, then uniform, hot and mixed as fractions of it
+                    all = skeleton and uniform in turns of a few seconds, then hot
+                    and mixed; each real shape as a fraction of the skeleton
   --clients C       concurrent clients, no think time (default ${DEFAULTS.clients}; hot always uses 1000)
   --seconds T       how long checkouts are sent and measured (default ${DEFAULTS.seconds})
   --warmup W        seconds of unmeasured checkouts first, so the processes run warm (default ${DEFAULTS.warmupSeconds})

@@ -6,9 +6,9 @@
  * request options are reused, and the request timeout is one watchdog timer for all clients instead
  * of a timer per request.
  */
-import { createHistogram, recordMs, type Histogram } from "./histogram";
+import { createHistogram, mergeInto, recordMs, type Histogram } from "./histogram";
 import { REQUEST_TIMEOUT_MS } from "./client";
-import { machineCpu, readCpuTicks, type MachineCpu } from "./machine";
+import { machineCpu, mergeCpu, readCpuTicks, type MachineCpu } from "./machine";
 
 /** `statuses[i]` of a URL that was never sent. */
 export const NOT_SENT = 0;
@@ -61,6 +61,43 @@ export type LoadResult = {
   /** The whole machine's CPU over the loop (absent where /proc/stat is not available). */
   cpu?: MachineCpu;
 };
+
+/** What a shape reports of its load, whether it was sent in one window or in several. */
+export type LoadSummary = Omit<LoadResult, "statuses">;
+
+/**
+ * Several windows of load as one: latencies and answers pooled, throughput over the windows' summed
+ * time (the gaps between them left out), CPU per checkout over all of them.
+ */
+export function mergeLoads(windows: readonly LoadResult[]): LoadSummary {
+  if (windows.length === 0) throw new Error("mergeLoads needs at least one window");
+  const histogram = createHistogram();
+  const counts = emptyCounts();
+  const failureCodes: Record<string, number> = {};
+  let elapsedMs = 0;
+  let sent = 0;
+  let answered = 0;
+  for (const w of windows) {
+    mergeInto(histogram, w.histogram);
+    for (const key of Object.keys(counts) as StatusClass[]) counts[key] += w.counts[key];
+    for (const [code, n] of Object.entries(w.failureCodes)) failureCodes[code] = (failureCodes[code] ?? 0) + n;
+    elapsedMs += w.elapsedMs;
+    sent += w.sent;
+    answered += w.answered;
+  }
+  const cpuParts = windows.map((w) => ({ cpu: w.cpu, elapsedMs: w.elapsedMs, checkouts: decided(w.counts) }));
+  return {
+    histogram,
+    counts,
+    elapsedMs,
+    sent,
+    answered,
+    throughput: decided(counts) / (elapsedMs / 1000),
+    failureCodes,
+    exhausted: windows.at(-1)!.exhausted,
+    cpu: mergeCpu(cpuParts),
+  };
+}
 
 const PROGRESS_INTERVAL_MS = 1_000;
 const WATCHDOG_INTERVAL_MS = 250;

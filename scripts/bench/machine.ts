@@ -39,3 +39,24 @@ export function machineCpu(before: CpuTicks, after: CpuTicks, elapsedMs: number,
   const busyShare = (after.busy - before.busy) / total;
   return { busyShare, msPerCheckout: (busyShare * cores * elapsedMs) / checkouts };
 }
+
+/**
+ * The CPU of several windows as one: the busy share weighted by each window's time, the CPU time per
+ * checkout by each window's checkouts. Undefined when a window has no figure: a partial one would be
+ * read as the whole.
+ */
+export function mergeCpu(parts: ReadonlyArray<{ cpu: MachineCpu | undefined; elapsedMs: number; checkouts: number }>): MachineCpu | undefined {
+  let busyTime = 0;
+  let elapsedMs = 0;
+  let cpuMs = 0;
+  let checkouts = 0;
+  for (const part of parts) {
+    if (!part.cpu) return undefined;
+    busyTime += part.cpu.busyShare * part.elapsedMs;
+    elapsedMs += part.elapsedMs;
+    cpuMs += part.cpu.msPerCheckout * part.checkouts;
+    checkouts += part.checkouts;
+  }
+  if (checkouts <= 0 || elapsedMs <= 0) return undefined;
+  return { busyShare: busyTime / elapsedMs, msPerCheckout: cpuMs / checkouts };
+}

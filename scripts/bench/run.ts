@@ -10,8 +10,9 @@ import { formatResult, isFailure, withSkeletonFractions, type ShapeName, type Sh
 import { runHot } from "./shapes/hot";
 import type { ShapeContext } from "./shapes/measure";
 import { runMixed } from "./shapes/mixed";
-import { runSkeleton } from "./shapes/skeleton";
-import { runUniform } from "./shapes/uniform";
+import { measurePaired } from "./shapes/paired";
+import { prepareSkeleton, runSkeleton } from "./shapes/skeleton";
+import { prepareUniform, runUniform } from "./shapes/uniform";
 import { startPrivateStack, type RunningStack } from "./stacks";
 
 export const EXIT_OK = 0;
@@ -27,6 +28,9 @@ const RUNNERS: Record<ShapeName, (ctx: ShapeContext) => Promise<ShapeResult>> = 
   mixed: runMixed,
 };
 
+/** The skeleton stack a run measures, and how to stop it once measured. */
+type Ceiling = { baseUrl: string; stop(): Promise<void> };
+
 export type RunEnvironment = {
   log: (line: string) => void;
   /** Aborted on an interrupt: no further shape starts, no further checkout is sent. */
@@ -35,45 +39,82 @@ export type RunEnvironment = {
   stacks: RunningStack[];
 };
 
-/** Runs the shapes in the order of ALL_SHAPES (the skeleton first) and returns their outcomes. */
+/**
+ * Runs the shapes in the order of ALL_SHAPES (the skeleton first) and returns their outcomes. With
+ * both the skeleton and uniform chosen, those two are measured in turns (shapes/paired.ts), as their
+ * ratio is the figure that matters; the other shapes follow, one after the other.
+ */
 export async function runShapes(options: BenchOptions, env: RunEnvironment): Promise<ShapeOutcome[]> {
   const { log, signal, stacks } = env;
+  const chosen = ALL_SHAPES.filter((s) => options.shapes.includes(s));
+  const paired = chosen.includes("skeleton") && chosen.includes("uniform");
   const outcomes: ShapeOutcome[] = [];
   let realUrl = options.startStack ? undefined : options.url;
-  for (const shape of ALL_SHAPES.filter((s) => options.shapes.includes(s))) {
-    if (signal.aborted) break;
-    let skeletonStack: RunningStack | undefined;
+  const context = (baseUrl: string): ShapeContext => ({
+    baseUrl,
+    clients: options.clients,
+    seconds: options.seconds,
+    warmupSeconds: options.warmupSeconds,
+    orders: options.orders,
+    log,
+    signal,
+  });
+  /** The system under test: the running one, or a private stack started once, on first use. */
+  const realSystem = async (): Promise<string> => {
+    if (!realUrl) {
+      const stack = await startPrivateStack("real", options.replicas, log);
+      stacks.push(stack);
+      realUrl = stack.gatewayUrl;
+    }
+    return realUrl;
+  };
+  /** The ceiling: a running skeleton stack, or a private one, stopped by `stop`. */
+  const skeletonSystem = async (): Promise<Ceiling> => {
+    if (options.skeletonUrl) return { baseUrl: options.skeletonUrl, stop: async () => {} };
+    const stack = await startPrivateStack("skeleton", options.replicas, log);
+    stacks.push(stack);
+    return { baseUrl: stack.gatewayUrl, stop: () => stack.stop() };
+  };
+  const failed = (shape: ShapeName, err: unknown): ShapeOutcome => {
+    const error = err instanceof Error ? err.message : String(err);
+    log(`[${shape}] could not run: ${error}`);
+    if (err instanceof ApiError && err.status === "network" && !options.startStack && shape !== "skeleton") {
+      log(`  is the system running at ${options.url}? Start it with \`bun run up --detach\`, or pass --start-stack.`);
+    }
+    return { shape, error };
+  };
+  const report = (result: ShapeResult): void => {
+    outcomes.push(result);
+    console.log(formatResult(result));
+  };
+
+  if (paired && !signal.aborted) {
+    let skeleton: Ceiling | undefined;
     try {
-      let baseUrl: string;
-      if (shape === "skeleton") {
-        if (options.skeletonUrl) baseUrl = options.skeletonUrl;
-        else {
-          skeletonStack = await startPrivateStack("skeleton", options.replicas, log);
-          stacks.push(skeletonStack);
-          baseUrl = skeletonStack.gatewayUrl;
-        }
-      } else {
-        if (!realUrl) {
-          const stack = await startPrivateStack("real", options.replicas, log);
-          stacks.push(stack);
-          realUrl = stack.gatewayUrl;
-        }
-        baseUrl = realUrl;
-      }
-      const result = await RUNNERS[shape]({ baseUrl, clients: options.clients, seconds: options.seconds, warmupSeconds: options.warmupSeconds, orders: options.orders, log, signal });
-      outcomes.push(result);
-      console.log(formatResult(result));
+      skeleton = await skeletonSystem();
+      const uniformContext = context(await realSystem());
+      const uniform = await prepareUniform(uniformContext);
+      for (const result of await measurePaired([prepareSkeleton(context(skeleton.baseUrl)), uniform], uniformContext)) report(result);
+    } catch (err) {
+      if (!signal.aborted) outcomes.push(failed("skeleton", err), failed("uniform", err));
+    } finally {
+      // From here on the ceiling's processes would only compete with the real stack's.
+      await skeleton?.stop();
+    }
+  }
+  for (const shape of chosen.filter((s) => !paired || (s !== "skeleton" && s !== "uniform"))) {
+    if (signal.aborted) break;
+    let skeleton: Ceiling | undefined;
+    try {
+      if (shape === "skeleton") skeleton = await skeletonSystem();
+      const baseUrl = skeleton ? skeleton.baseUrl : await realSystem();
+      report(await RUNNERS[shape](context(baseUrl)));
     } catch (err) {
       if (signal.aborted) break;
-      const error = err instanceof Error ? err.message : String(err);
-      log(`[${shape}] could not run: ${error}`);
-      if (err instanceof ApiError && err.status === "network" && !options.startStack && shape !== "skeleton") {
-        log(`  is the system running at ${options.url}? Start it with \`bun run up --detach\`, or pass --start-stack.`);
-      }
-      outcomes.push({ shape, error });
+      outcomes.push(failed(shape, err));
     } finally {
       // The ceiling is measured alone: its processes must not compete with the real stack's.
-      await skeletonStack?.stop();
+      await skeleton?.stop();
     }
   }
   return withSkeletonFractions(outcomes);

@@ -1,7 +1,7 @@
 /** What every shape does the same way: send checkouts, wait for stragglers, build a result. */
 import { createSession } from "../client";
 import { summarize } from "../histogram";
-import { NOT_SENT, runLoad, type LoadResult } from "../load";
+import { mergeLoads, NOT_SENT, runLoad, type LoadResult, type LoadSummary } from "../load";
 import { progressPrinter, type ShapeName, type ShapeResult } from "../report";
 import type { InvariantReport } from "../verify";
 
@@ -25,12 +25,104 @@ export type ShapeContext = {
  */
 export const UNDECIDED_SETTLE_MS = 5_000;
 
-export type Checkouts = { load: LoadResult; answers: Map<string, number>; sentOrderIds: string[] };
+export type Checkouts = { load: LoadSummary; answers: Map<string, number>; sentOrderIds: string[] };
 
 /**
- * Checks out `orderIds` from `clients` concurrent clients for `seconds`: each at most once, unless
- * `maxRequests` asks for more, in which case the ids are cycled through.
+ * Checkouts of `orderIds` from `clients` concurrent clients, sent in windows: an unmeasured warm-up,
+ * then one measured window or several (interleaved with another shape's, see paired.ts). Each order
+ * is sent at most once over all windows, unless `maxRequests` asks for more per window, in which
+ * case the ids are cycled through.
  */
+export function checkoutWindows(
+  label: ShapeName,
+  baseUrl: string,
+  orderIds: readonly string[],
+  clients: number,
+  options: { maxRequests?: number; signal?: AbortSignal } = {},
+) {
+  const session = createSession(clients);
+  const answers = new Map<string, number>();
+  const sentOrderIds: string[] = [];
+  const measured: LoadResult[] = [];
+  const allUrls = orderIds.map((id) => `${baseUrl}/orders/checkout/${id}`);
+  /** Where each order is sent once, the next window goes on with the orders not yet sent. */
+  let firstUnsent = 0;
+
+  async function send(seconds: number, progressLabel?: string): Promise<LoadResult> {
+    const progress = progressLabel === undefined ? undefined : progressPrinter(progressLabel);
+    try {
+      const load = await runLoad({
+        urls: options.maxRequests ? allUrls : allUrls.slice(firstUnsent),
+        clients,
+        durationMs: seconds * 1000,
+        maxRequests: options.maxRequests,
+        stopSignal: options.signal,
+        session,
+        onProgress: progress?.onProgress,
+      });
+      // An interrupted run has nothing to verify: its stack is being stopped.
+      options.signal?.throwIfAborted();
+      if (!options.maxRequests) {
+        load.statuses.forEach((status, i) => {
+          if (status === NOT_SENT) return;
+          const id = orderIds[firstUnsent + i] as string;
+          answers.set(id, status);
+          sentOrderIds.push(id);
+        });
+        firstUnsent += load.sent;
+      }
+      return load;
+    } finally {
+      progress?.done();
+    }
+  }
+
+  return {
+    /**
+     * The same kind of checkouts, answered and verified like the rest, but not measured: a fresh
+     * process runs its code cold (JIT), and the first seconds would be measuring that.
+     */
+    async warmUp(seconds: number): Promise<void> {
+      if (seconds > 0) await send(seconds);
+    },
+    async measure(seconds: number, progressLabel: string = label): Promise<void> {
+      // Orders that ran out in an earlier window leave nothing to send (the result notes it).
+      const ranOut = !options.maxRequests && firstUnsent >= allUrls.length && measured.length > 0;
+      if (!ranOut) measured.push(await send(seconds, progressLabel));
+    },
+    /** What the measured windows did, as one load, and every answer (the warm-up's too) for verification. */
+    result(): Checkouts {
+      return { load: mergeLoads(measured), answers, sentOrderIds };
+    },
+    close(): void {
+      session.close();
+    },
+  };
+}
+
+export type CheckoutWindows = ReturnType<typeof checkoutWindows>;
+
+/** A shape whose data is ready: its checkouts, to be sent in windows, and how to verify and report them. */
+export type PreparedShape = {
+  readonly shape: ShapeName;
+  readonly windows: CheckoutWindows;
+  /** Verifies what the windows did (the warm-up's checkouts too) and builds the result. */
+  finish(): Promise<ShapeResult>;
+  close(): void;
+};
+
+/** A warm-up, then one measured window of `ctx.seconds`, then the verification. */
+export async function measureAlone(prepared: PreparedShape, ctx: ShapeContext): Promise<ShapeResult> {
+  try {
+    await prepared.windows.warmUp(ctx.warmupSeconds);
+    await prepared.windows.measure(ctx.seconds);
+    return await prepared.finish();
+  } finally {
+    prepared.close();
+  }
+}
+
+/** A warm-up, then one measured window of `seconds` (see checkoutWindows). */
 export async function checkOut(
   label: ShapeName,
   baseUrl: string,
@@ -39,57 +131,18 @@ export async function checkOut(
   seconds: number,
   options: { maxRequests?: number; signal?: AbortSignal; warmupSeconds?: number } = {},
 ): Promise<Checkouts> {
-  const session = createSession(clients);
-  const answers = new Map<string, number>();
-  const sentOrderIds: string[] = [];
-  const collect = (ids: readonly string[], load: LoadResult) =>
-    load.statuses.forEach((status, i) => {
-      if (status === NOT_SENT) return;
-      answers.set(ids[i] as string, status);
-      sentOrderIds.push(ids[i] as string);
-    });
-  const allUrls = orderIds.map((id) => `${baseUrl}/orders/checkout/${id}`);
-  // Warm-up: the same kind of checkouts, answered and verified like the rest, but not measured. A
-  // fresh process runs its code cold (JIT), and the first seconds would be measuring that. Where each
-  // order is checked out once (no maxRequests), the measured run goes on with the orders not yet sent.
-  let firstMeasured = 0;
-  if (options.warmupSeconds && options.warmupSeconds > 0) {
-    const warmup = await runLoad({
-      urls: allUrls,
-      clients,
-      durationMs: options.warmupSeconds * 1000,
-      maxRequests: options.maxRequests,
-      stopSignal: options.signal,
-      session,
-    });
-    if (!options.maxRequests) {
-      collect(orderIds, warmup);
-      firstMeasured = warmup.sent;
-    }
-  }
-  const progress = progressPrinter(label);
+  const windows = checkoutWindows(label, baseUrl, orderIds, clients, options);
   try {
-    const load = await runLoad({
-      urls: allUrls.slice(firstMeasured),
-      clients,
-      durationMs: seconds * 1000,
-      maxRequests: options.maxRequests,
-      stopSignal: options.signal,
-      session,
-      onProgress: progress.onProgress,
-    });
-    // An interrupted run has nothing to verify: its stack is being stopped.
-    options.signal?.throwIfAborted();
-    collect(orderIds.slice(firstMeasured), load);
-    return { load, answers, sentOrderIds };
+    await windows.warmUp(options.warmupSeconds ?? 0);
+    await windows.measure(seconds);
+    return windows.result();
   } finally {
-    progress.done();
-    session.close();
+    windows.close();
   }
 }
 
 /** Waits for undecided sagas to settle before state is read back (see UNDECIDED_SETTLE_MS). */
-export async function settleIfUndecided(load: LoadResult, log: (line: string) => void): Promise<string[]> {
+export async function settleIfUndecided(load: LoadSummary, log: (line: string) => void): Promise<string[]> {
   const undecided = load.counts["5xx"] + load.counts.network + load.counts.other;
   if (undecided === 0) return [];
   log(`  ${undecided} checkouts got no business answer; waiting ${UNDECIDED_SETTLE_MS / 1000} s before verifying`);
@@ -101,7 +154,7 @@ export function shapeResult(
   shape: ShapeName,
   clients: number,
   seconds: number,
-  load: LoadResult,
+  load: LoadSummary,
   invariants: InvariantReport,
   notes: string[],
 ): ShapeResult {

@@ -7,7 +7,7 @@ import type { ShapeResult } from "../report";
 import { batchInitBody } from "../schemas";
 import { readCredit, readOrders, readStock, touchedBy } from "../state";
 import { checkInvariants, withExpectations, type InvariantReport } from "../verify";
-import { batchIds, checkOut, settleIfUndecided, shapeResult, shuffled, timed, type Checkouts, type ShapeContext } from "./measure";
+import { batchIds, checkoutWindows, measureAlone, settleIfUndecided, shapeResult, shuffled, timed, type Checkouts, type PreparedShape, type ShapeContext } from "./measure";
 
 export const UNIFORM = {
   items: 100_000,
@@ -17,7 +17,12 @@ export const UNIFORM = {
   itemPrice: 1,
 } as const;
 
-export async function runUniform(ctx: ShapeContext): Promise<ShapeResult> {
+export function runUniform(ctx: ShapeContext): Promise<ShapeResult> {
+  return prepareUniform(ctx).then((prepared) => measureAlone(prepared, ctx));
+}
+
+/** Items, users and orders through batch_init; the orders are then checked out in random order. */
+export async function prepareUniform(ctx: ShapeContext): Promise<PreparedShape> {
   const api = new Api(ctx.baseUrl, createSession(SIDE_CONCURRENCY));
   try {
     await timed(ctx.log, `[uniform] batch_init of ${UNIFORM.items} items, ${UNIFORM.users} users, ${ctx.orders} orders`, async () => {
@@ -25,14 +30,25 @@ export async function runUniform(ctx: ShapeContext): Promise<ShapeResult> {
       await api.post(`/payment/batch_init/${UNIFORM.users}/${UNIFORM.startingCredit}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
       await api.post(`/orders/batch_init/${ctx.orders}/${UNIFORM.items}/${UNIFORM.users}/${UNIFORM.itemPrice}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
     });
-
-    const checkouts = await checkOut("uniform", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, ctx.seconds, { signal: ctx.signal, warmupSeconds: ctx.warmupSeconds });
-    const notes = await settleIfUndecided(checkouts.load, ctx.log);
-    const invariants = await timed(ctx.log, `[uniform] verifying ${checkouts.sentOrderIds.length} orders`, () => verify(api, checkouts));
-    return shapeResult("uniform", ctx.clients, ctx.seconds, checkouts.load, invariants, notes);
-  } finally {
+  } catch (err) {
     api.close();
+    throw err;
   }
+  const windows = checkoutWindows("uniform", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, { signal: ctx.signal });
+  return {
+    shape: "uniform",
+    windows,
+    async finish() {
+      const checkouts = windows.result();
+      const notes = await settleIfUndecided(checkouts.load, ctx.log);
+      const invariants = await timed(ctx.log, `[uniform] verifying ${checkouts.sentOrderIds.length} orders`, () => verify(api, checkouts));
+      return shapeResult("uniform", ctx.clients, ctx.seconds, checkouts.load, invariants, notes);
+    },
+    close() {
+      windows.close();
+      api.close();
+    },
+  };
 }
 
 /**
