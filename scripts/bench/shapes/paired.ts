@@ -3,8 +3,9 @@
  * This machine's speed drifts over a run (the same code measures from 0.7 to 1.3 ms of CPU per
  * checkout from one run to the next): measured one after the other, the skeleton could meet a fast
  * stretch and uniform a slow one. In turns of a few seconds, in the order A B B A A B B A, a drift
- * weighs on both alike. Both stacks are up for the whole time; the idle one costs next to nothing
- * (a whole real stack at rest keeps the machine 2-3 % busy, its upkeep timers included).
+ * weighs on both alike. Both stacks are up for the whole time, and the one at rest takes a little
+ * of the other's windows: a real stack 40-60 ms of CPU per second (2-3 % of the machine, its upkeep
+ * timers), as much right after one of its windows as long after.
  */
 import type { ShapeResult } from "../report";
 import type { PreparedShape, ShapeContext } from "./measure";
