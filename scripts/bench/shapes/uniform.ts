@@ -17,8 +17,8 @@ export const UNIFORM = {
   itemPrice: 1,
 } as const;
 
-export function runUniform(ctx: ShapeContext): Promise<ShapeResult> {
-  return prepareUniform(ctx).then((prepared) => measureAlone(prepared, ctx));
+export async function runUniform(ctx: ShapeContext): Promise<ShapeResult> {
+  return measureAlone(await prepareUniform(ctx), ctx);
 }
 
 /** Items, users and orders through batch_init; the orders are then checked out in random order. */
