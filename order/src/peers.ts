@@ -162,12 +162,11 @@ export type Peers = { stock: Peer; payment: Peer };
 
 export function createPeers(stockUrls: readonly string[], paymentUrls: readonly string[]): Peers {
   const session = new Bun.FetchSession({ keepAlive: { maxIdleSockets: FETCH_IDLE_POOL } });
-  const replicas: Record<keyof Peers, readonly string[]> = { stock: stockUrls, payment: paymentUrls };
   // Calls to one peer use one replica at a time (the standby only while the active one is gone), so
-  // the pool is shared evenly among the peers.
-  const perPeer = Math.floor(FETCH_IDLE_POOL / Object.keys(replicas).length);
+  // the pool is shared evenly between the two peers.
+  const perPeer = Math.floor(FETCH_IDLE_POOL / 2);
   return {
-    stock: new Peer("stock", replicas.stock, session, perPeer),
-    payment: new Peer("payment", replicas.payment, session, perPeer),
+    stock: new Peer("stock", stockUrls, session, perPeer),
+    payment: new Peer("payment", paymentUrls, session, perPeer),
   };
 }
