@@ -5,7 +5,8 @@
  * stretch and uniform a slow one. In turns of a few seconds, in the order A B B A A B B A, a drift
  * weighs on both alike. Both stacks are up for the whole time, and the one at rest takes a little
  * of the other's windows: a real stack 40-60 ms of CPU per second (2-3 % of the machine, its upkeep
- * timers), as much right after one of its windows as long after.
+ * timers), as much right after one of its windows as long after, a skeleton stack 24 ms (1 %). The
+ * ratio of uniform to the skeleton reads at most 1-2 % high for it.
  */
 import type { ShapeResult } from "../report";
 import type { PreparedShape, ShapeContext } from "./measure";
