@@ -21,6 +21,12 @@ export type LogRecord = { seq: number; at: string; op: string; writes: Writes };
 /** The field holding the sequence number of the change that last wrote the key. */
 export const VERSION_FIELD = "v";
 
+/** The number of the change that last wrote a stored state; 0 when there is none (no state, or no number). */
+export function versionOf(hash: Hash | null | undefined): number {
+  const version = Number(hash?.[VERSION_FIELD]);
+  return version > 0 ? version : 0;
+}
+
 export function logPath(logDir: string, service: ServiceName): string {
   return join(logDir, `${service}_log.txt`);
 }

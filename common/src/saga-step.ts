@@ -10,7 +10,7 @@
  * is refused with `operation_cancelled`.
  */
 import { AppError, refused } from "./errors";
-import { VERSION_FIELD, type Hash, type Writes } from "./log";
+import { VERSION_FIELD, versionOf, type Hash, type Writes } from "./log";
 import type { Decision, Store } from "./store";
 
 export type StepState = "applied" | "refused" | "compensated" | "cancelled";
@@ -27,7 +27,7 @@ export function forwardStep(
   apply: () => Writes | AppError,
 ): Decision<StepAnswer> {
   if (record) {
-    const repeatOf = Number(record[VERSION_FIELD]);
+    const repeatOf = versionOf(record);
     switch (record.state as StepState) {
       case "applied":
         return { result: { ok: true, outcome: "applied", repeatOf } };
@@ -52,7 +52,7 @@ export function compensateStep(
   undo: (applied: Hash) => Writes,
 ): Decision<StepAnswer> {
   if (!record) return { result: { ok: true, outcome: "cancelled" }, writes: { [opKey]: { ...payload, state: "cancelled" } } };
-  const repeatOf = Number(record[VERSION_FIELD]);
+  const repeatOf = versionOf(record);
   const state = record.state as StepState;
   if (state !== "applied") return { result: { ok: true, outcome: state, repeatOf } };
   const { [VERSION_FIELD]: _version, ...fields } = record;

@@ -21,7 +21,7 @@ import { TIMING, type ServiceConfig, type ServiceName } from "./config";
 import { AppError } from "./errors";
 import { crashPoint, faultsArmed } from "./faults";
 import { addIndexUpdates, indexUpdates, keys, parseStored, storedValue } from "./keyspace";
-import { formatLine, logPath, LogWriter, parseRecord, VERSION_FIELD, type Hash, type Writes } from "./log";
+import { formatLine, logPath, LogWriter, parseRecord, versionOf, type Hash, type Writes } from "./log";
 import { planBatch, watchedKeys, type BatchEntry, type BatchPlan, type BatchWrite, type EntryOutcome } from "./batch";
 import { connect, ConnectionPool } from "./redis";
 
@@ -148,8 +148,7 @@ export class Store {
    */
   async readLogged(key: string): Promise<Hash | null> {
     const hash = await this.read(key);
-    const version = Number(hash?.[VERSION_FIELD]);
-    if (version > 0) await this.ensureLogged(version);
+    await this.ensureLogged(versionOf(hash));
     return hash;
   }
 
@@ -307,7 +306,7 @@ export class Store {
   private foreignVersions(snapshot: Snapshot): number[] {
     const versions = new Set<number>();
     for (const hash of snapshot.values()) {
-      const seq = Number(hash?.[VERSION_FIELD]);
+      const seq = versionOf(hash);
       if (seq > 0 && !this.ownPending.has(seq)) versions.add(seq);
     }
     return [...versions];
@@ -443,8 +442,10 @@ export class Store {
   /**
    * Called when an operation's earlier outcome is returned again: if its line is still pending (its
    * process died between EXEC and the log), it is appended now, before the outcome is repeated.
+   * `seq` 0 (see versionOf) names no change: nothing to do.
    */
   async ensureLogged(seq: number): Promise<void> {
+    if (seq <= 0) return;
     const line = await this.client.hget(keys.pendingLog, String(seq));
     if (line === null) return;
     // After the pending lines it may have read, as for a batch (unloggedPredecessors). The line itself

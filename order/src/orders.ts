@@ -5,7 +5,7 @@
 import { AppError, badInput, notFound, refused, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
 import { MAX_INTEGER } from "@checkout/common/http";
 import { keys, UNFINISHED_SAGA_STATUSES } from "@checkout/common/keyspace";
-import { VERSION_FIELD, type Hash } from "@checkout/common/log";
+import { versionOf, type Hash } from "@checkout/common/log";
 import type { Codec, Decision, Store } from "@checkout/common/store";
 
 export type SagaStatus = "none" | "running" | "compensating" | "failed" | "done";
@@ -190,12 +190,12 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
       const { start, version } = await store.transact("order.checkout", [key], (snapshot) => {
         const hash = snapshot.get(key);
         const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce);
-        const claim = { start: result, version: Number(hash?.[VERSION_FIELD] ?? 0) };
+        const claim = { start: result, version: versionOf(hash) };
         return order ? { result: claim, writes: { [key]: orderCodec.encode(order) } } : { result: claim };
       });
       if (start instanceof AppError) throw start;
       // A 200 for a payment another request recorded: its line must be in the log before the answer.
-      if (start.kind === "paid" && version > 0) await store.ensureLogged(version);
+      if (start.kind === "paid") await store.ensureLogged(version);
       return start;
     },
 
