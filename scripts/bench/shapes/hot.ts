@@ -7,7 +7,7 @@ import type { ShapeResult } from "../report";
 import { addedItemBody, createdItemBody, createdOrderBody, createdUserBody, creditChangeBody, stockChangeBody } from "../schemas";
 import { readCredit, readOrders, readStock } from "../state";
 import { checkInvariants, withExpectations, type InvariantReport } from "../verify";
-import { checkOut, settleIfUndecided, shapeResult, timed, type Checkouts, type ShapeContext } from "./measure";
+import { checkoutWindows, measureAlone, settleIfUndecided, shapeResult, timed, type Checkouts, type PreparedShape, type ShapeContext } from "./measure";
 
 export const HOT = {
   stock: 100,
@@ -20,22 +20,40 @@ export const HOT = {
 
 export type HotData = { itemId: string; initialItemStock: number; initialCredit: Map<string, number>; orderIds: string[] };
 
+/** No warm-up: every order is checked out once, all of them at once, and a warm-up would spend them. */
 export async function runHot(ctx: ShapeContext): Promise<ShapeResult> {
+  return measureAlone(await prepareHot(ctx), { ...ctx, warmupSeconds: 0 });
+}
+
+export async function prepareHot(ctx: ShapeContext): Promise<PreparedShape> {
   const api = new Api(ctx.baseUrl, createSession(SIDE_CONCURRENCY));
+  let data: HotData;
   try {
-    const data = await timed(ctx.log, `[hot] creating 1 item (stock ${HOT.stock}), ${HOT.users} users and their orders`, () => prepareHot(api));
-    const checkouts = await checkOut("hot", ctx.baseUrl, data.orderIds, HOT.concurrency, ctx.seconds, { signal: ctx.signal });
-    const notes = [`all ${checkouts.load.answered} of ${HOT.users} checkouts answered in ${(checkouts.load.elapsedMs / 1000).toFixed(2)} s`];
-    notes.push(...(await settleIfUndecided(checkouts.load, ctx.log)));
-    const invariants = await timed(ctx.log, "[hot] verifying", () => verify(api, data, checkouts));
-    return shapeResult("hot", HOT.concurrency, ctx.seconds, checkouts.load, invariants, notes);
-  } finally {
+    data = await timed(ctx.log, `[hot] creating 1 item (stock ${HOT.stock}), ${HOT.users} users and their orders`, () => createHotData(api));
+  } catch (err) {
     api.close();
+    throw err;
   }
+  const windows = checkoutWindows("hot", ctx.baseUrl, data.orderIds, HOT.concurrency, { signal: ctx.signal });
+  return {
+    shape: "hot",
+    windows,
+    async finish() {
+      const checkouts = windows.result();
+      const notes = [`all ${checkouts.load.answered} of ${HOT.users} checkouts answered in ${(checkouts.load.elapsedMs / 1000).toFixed(2)} s`];
+      notes.push(...(await settleIfUndecided(checkouts.load, ctx.log)));
+      const invariants = await timed(ctx.log, "[hot] verifying", () => verify(api, data, checkouts));
+      return shapeResult("hot", HOT.concurrency, ctx.seconds, checkouts.load, invariants, notes);
+    },
+    close() {
+      windows.close();
+      api.close();
+    },
+  };
 }
 
 /** Through the public API, one entity at a time: batch_init cannot make one item and its buyers. */
-export async function prepareHot(api: Api): Promise<HotData> {
+export async function createHotData(api: Api): Promise<HotData> {
   const { item_id: itemId } = await api.post(`/stock/item/create/${HOT.itemPrice}`, createdItemBody);
   const { stock: initialItemStock } = await api.post(`/stock/add/${itemId}/${HOT.stock}`, stockChangeBody);
   const initialCredit = new Map<string, number>();

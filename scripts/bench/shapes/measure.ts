@@ -122,25 +122,6 @@ export async function measureAlone(prepared: PreparedShape, ctx: ShapeContext): 
   }
 }
 
-/** A warm-up, then one measured window of `seconds` (see checkoutWindows). */
-export async function checkOut(
-  label: ShapeName,
-  baseUrl: string,
-  orderIds: readonly string[],
-  clients: number,
-  seconds: number,
-  options: { maxRequests?: number; signal?: AbortSignal; warmupSeconds?: number } = {},
-): Promise<Checkouts> {
-  const windows = checkoutWindows(label, baseUrl, orderIds, clients, options);
-  try {
-    await windows.warmUp(options.warmupSeconds ?? 0);
-    await windows.measure(seconds);
-    return windows.result();
-  } finally {
-    windows.close();
-  }
-}
-
 /** Waits for undecided sagas to settle before state is read back (see UNDECIDED_SETTLE_MS). */
 export async function settleIfUndecided(load: LoadSummary, log: (line: string) => void): Promise<string[]> {
   const undecided = load.counts["5xx"] + load.counts.network + load.counts.other;

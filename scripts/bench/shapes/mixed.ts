@@ -8,7 +8,7 @@ import type { ShapeResult } from "../report";
 import { batchInitBody, creditChangeBody, stockChangeBody } from "../schemas";
 import { readCredit, readOrders, readStock } from "../state";
 import { checkInvariants } from "../verify";
-import { batchIds, checkOut, settleIfUndecided, shapeResult, shuffled, timed, type ShapeContext } from "./measure";
+import { batchIds, checkoutWindows, measureAlone, settleIfUndecided, shapeResult, shuffled, timed, type PreparedShape, type ShapeContext } from "./measure";
 
 export const MIXED = {
   items: 1_000,
@@ -28,36 +28,52 @@ export const MIXED = {
 } as const;
 
 export async function runMixed(ctx: ShapeContext): Promise<ShapeResult> {
+  return measureAlone(await prepareMixed(ctx), ctx);
+}
+
+export async function prepareMixed(ctx: ShapeContext): Promise<PreparedShape> {
   const api = new Api(ctx.baseUrl, createSession(SIDE_CONCURRENCY));
   const itemIds = batchIds(MIXED.items);
   const userIds = batchIds(MIXED.users);
+  let initialStock: Map<string, number>;
+  let initialCredit: Map<string, number>;
   try {
     const what = `[mixed] batch_init of ${MIXED.items} items (${MIXED.scarceItems} scarce), ${MIXED.users} users (${MIXED.poorUsers} poor), ${ctx.orders} orders`;
     await timed(ctx.log, what, () => prepare(api, ctx.orders));
     // The catalogue is small, so its state before the run is read rather than assumed.
-    const initialStock = await readStock(api, itemIds);
-    const initialCredit = await readCredit(api, userIds);
-
-    const { load, answers, sentOrderIds } = await checkOut("mixed", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, ctx.seconds, { signal: ctx.signal, warmupSeconds: ctx.warmupSeconds });
-    const notes = await settleIfUndecided(load, ctx.log);
-
-    const invariants = await timed(ctx.log, `[mixed] verifying ${sentOrderIds.length} orders`, async () =>
-      checkInvariants({
-        initialStock,
-        currentStock: await readStock(api, itemIds),
-        initialCredit,
-        currentCredit: await readCredit(api, userIds),
-        orders: await readOrders(api, sentOrderIds),
-        answers,
-      }),
-    );
-    const sent = Math.max(load.sent, 1);
-    const percent = (n: number) => `${((n / sent) * 100).toFixed(1)} %`;
-    notes.push(`${percent(load.counts["2xx"])} succeeded, ${percent(load.counts["4xx"])} refused`);
-    return shapeResult("mixed", ctx.clients, ctx.seconds, load, invariants, notes);
-  } finally {
+    initialStock = await readStock(api, itemIds);
+    initialCredit = await readCredit(api, userIds);
+  } catch (err) {
     api.close();
+    throw err;
   }
+  const windows = checkoutWindows("mixed", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, { signal: ctx.signal });
+  return {
+    shape: "mixed",
+    windows,
+    async finish() {
+      const { load, answers, sentOrderIds } = windows.result();
+      const notes = await settleIfUndecided(load, ctx.log);
+      const invariants = await timed(ctx.log, `[mixed] verifying ${sentOrderIds.length} orders`, async () =>
+        checkInvariants({
+          initialStock,
+          currentStock: await readStock(api, itemIds),
+          initialCredit,
+          currentCredit: await readCredit(api, userIds),
+          orders: await readOrders(api, sentOrderIds),
+          answers,
+        }),
+      );
+      const sent = Math.max(load.sent, 1);
+      const percent = (n: number) => `${((n / sent) * 100).toFixed(1)} %`;
+      notes.push(`${percent(load.counts["2xx"])} succeeded, ${percent(load.counts["4xx"])} refused`);
+      return shapeResult("mixed", ctx.clients, ctx.seconds, load, invariants, notes);
+    },
+    close() {
+      windows.close();
+      api.close();
+    },
+  };
 }
 
 /** batch_init makes everything plentiful; the scarce items and poor users are then cut down through the API. */

@@ -14,7 +14,7 @@ import { startRedis } from "../../../common/test/support/redis-server";
 import { redisState } from "../../../common/test/support/redis-state";
 import { Api, createSession, SIDE_CONCURRENCY } from "../../bench/client";
 import { classify } from "../../bench/load";
-import { HOT, prepareHot, type HotData } from "../../bench/shapes/hot";
+import { createHotData, HOT, type HotData } from "../../bench/shapes/hot";
 import { readCredit, readOrders, readStock } from "../../bench/state";
 import { checkInvariants, type OrderState } from "../../bench/verify";
 import { postAllAtOnce, type AllAtOnceResult } from "../support/all-at-once";
@@ -58,7 +58,7 @@ for (let round = 1; round <= ROUNDS; round++) {
 
     beforeAll(async () => {
       // One item, its 1000 buyers and their orders, as the benchmark's hot shape makes them.
-      data = await prepareHot(api);
+      data = await createHotData(api);
       const started = performance.now();
       checkouts = await postAllAtOnce(data.orderIds.map((id) => `${shop.gatewayUrl}/orders/checkout/${id}`));
       const wallMs = performance.now() - started;
