@@ -47,7 +47,8 @@ export function nonNegativeInteger(name: string, min = 0) {
       return z.NEVER;
     }
     const value = Number(raw);
-    if (value < min) {
+    // "-0" is written as a negative: refused like one, though it parses to zero.
+    if (value < min || raw.startsWith("-")) {
       ctx.addIssue({ code: "custom", message: `${name} must be at least ${min}, got ${raw}` });
       return z.NEVER;
     }
