@@ -182,16 +182,32 @@ function renderUpstream(service: ServiceName, servers: readonly string[]): strin
   ];
 }
 
+/**
+ * The answers nginx makes itself, as JSON. The 4xx are requests it refuses before any service sees
+ * them (a malformed %-escape, a method it does not serve, a path or header beyond its buffers); 494
+ * is nginx's own code for a header too large, which it answers as 400.
+ */
+/** Where the gateway's own error pages live. */
+const ERROR_PAGES = "/_gateway_error/";
+
 function renderErrorPages(): string[] {
-  const pages: [number, string, string][] = [
-    [413, "payload_too_large", `request bodies are limited to ${CLIENT_MAX_BODY_SIZE}`],
-    [502, "bad_gateway", "no replica of this service answered"],
-    [503, "service_unavailable", "no replica of this service is available"],
-    [504, "gateway_timeout", "the service did not answer in time"],
+  const pages: [caught: number, answered: number, code: string, message: string][] = [
+    [400, 400, "invalid_input", "the request is malformed (a bad %-escape in the path, or bad headers)"],
+    // A client asking for one of these pages directly (they are internal).
+    [404, 404, "not_found", "no such path: the gateway serves /orders/, /stock/ and /payment/"],
+    [405, 405, "method_not_allowed", "the gateway does not serve this method"],
+    [413, 413, "payload_too_large", `request bodies are limited to ${CLIENT_MAX_BODY_SIZE}`],
+    [414, 414, "uri_too_long", "the path is longer than any id allows"],
+    [494, 400, "invalid_input", "the request headers are too large"],
+    [502, 502, "bad_gateway", "no replica of this service answered"],
+    [503, 503, "service_unavailable", "no replica of this service is available"],
+    [504, 504, "gateway_timeout", "the service did not answer in time"],
   ];
-  return pages.flatMap(([status, code, message]) => [
-    `        error_page ${status} @gateway_${status};`,
-    `        location @gateway_${status} { return ${status} '${errorJson(code, message)}'; }`,
+  // Pages by path, not named locations: nginx refuses a named location to a request whose line it
+  // could not parse (it answered 500). `internal` keeps clients from asking for a page directly.
+  return pages.flatMap(([caught, answered, code, message]) => [
+    `        error_page ${caught} ${ERROR_PAGES}${caught};`,
+    `        location = ${ERROR_PAGES}${caught} { internal; return ${answered} '${errorJson(code, message)}'; }`,
   ]);
 }
 
@@ -203,10 +219,19 @@ function renderServiceLocations(service: ServiceName): string[] {
     `            proxy_pass http://${service}$service_path;`,
     "        }",
   ];
+  /**
+   * A prefix location ending in a slash makes nginx answer its path without the slash with a 301 to
+   * the slashed one; clients that count any non-4xx checkout as a success would take that for a
+   * payment. So each such path gets an exact location of its own, answering 404 as a service would.
+   */
+  const withoutSlash = (path: string): string[] => [
+    `        location = /${prefix}${path ? `/${path.slice(0, -1)}` : ""} { return 404 '${errorJson("not_found", `no such path: try /${prefix}/${path}...`)}'; }`,
+  ];
+  const slashed = [...READ_PATHS[service], ...(service === "order" ? [CHECKOUT_PATH] : [])];
   return [
     "",
     `        # ${service} service: /${prefix}/x → http://${service}/x`,
-    `        location = /${prefix} { return 404 '${errorJson("not_found", `no such path: try /${prefix}/...`)}'; }`,
+    ...["", ...slashed].flatMap(withoutSlash),
     ...location("", "write"),
     ...location("health", "read", true),
     ...READ_PATHS[service].flatMap((path) => location(path, "read")),

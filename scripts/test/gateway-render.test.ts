@@ -15,6 +15,7 @@ import { findFreePortOffset } from "../lib/ports";
 import { requirePrograms } from "../lib/prerequisites";
 import { identify, waitUntil, type ProcessIdentity } from "../lib/procfs";
 import { replicaPort, topology, LOOPBACK } from "../lib/topology";
+import { rawRequest, type RawAnswer } from "./support/raw-http";
 
 const NGINX_START_TIMEOUT_MS = 10_000;
 const POLL_INTERVAL_MS = 50;
@@ -106,7 +107,8 @@ afterAll(async () => {
 });
 
 async function call(method: "GET" | "POST", path: string): Promise<{ status: number; type: string | null; body: Record<string, unknown> }> {
-  const response = await fetch(`${gateway}${path}`, { method });
+  // A redirect is an answer of its own here, not something to follow.
+  const response = await fetch(`${gateway}${path}`, { method, redirect: "manual" });
   return { status: response.status, type: response.headers.get("content-type"), body: (await response.json()) as Record<string, unknown> };
 }
 
@@ -175,8 +177,12 @@ describe("routing", () => {
   });
 
   test("an unknown path answers 404 with a JSON error", async () => {
-    for (const path of ["/", "/nope", "/orders", "/stocks/find/1", "/payment"]) {
-      const { status, type, body } = await call("GET", path);
+    // A route's path without its id included: nginx would answer those with a 301 to the path with a
+    // slash, which a client that counts any non-4xx checkout as paid would take for a payment.
+    const paths = ["/", "/nope", "/orders", "/stocks/find/1", "/payment", "/orders/checkout", "/orders/find", "/stock/find", "/payment/find_user"];
+    const before = stock.hits() + payment.hits() + order.hits();
+    for (const [path, method] of paths.flatMap((path) => [[path, "GET"], [path, "POST"]] as const)) {
+      const { status, type, body } = await call(method, path);
       expect({ path, status, type, error: body.error, hasMessage: typeof body.message === "string" }).toEqual({
         path,
         status: 404,
@@ -185,6 +191,24 @@ describe("routing", () => {
         hasMessage: true,
       });
     }
+    expect(stock.hits() + payment.hits() + order.hits()).toBe(before);
+  });
+
+  test("a request nginx refuses before any service sees it answers a JSON 4xx too", async () => {
+    const before = stock.hits() + payment.hits() + order.hits();
+    const refusals: Array<[string, Promise<RawAnswer>, number]> = [
+      ["a malformed %-escape", rawRequest(gateway, "GET", "/stock/find/%zz"), 400],
+      ["an escaped NUL", rawRequest(gateway, "POST", "/stock/add/item-7/5%00"), 400],
+      ["a method nginx does not serve", rawRequest(gateway, "TRACE", "/stock/find/item-7"), 405],
+      ["a path beyond nginx's buffers", rawRequest(gateway, "GET", `/stock/find/${"a".repeat(9_000)}`), 414],
+      ["a header beyond nginx's buffers", rawRequest(gateway, "GET", "/stock/find/item-7", undefined, { "X-Big": "a".repeat(20_000) }), 400],
+      ["one of the gateway's own error pages, asked for directly", rawRequest(gateway, "GET", "/_gateway_error/400"), 404],
+    ];
+    for (const [what, answer, status] of refusals) {
+      const { status: got, body } = await answer;
+      expect({ what, status: got, error: typeof body?.error, message: typeof body?.message }).toEqual({ what, status, error: "string", message: "string" });
+    }
+    expect(stock.hits() + payment.hits() + order.hits()).toBe(before);
   });
 });
 

@@ -330,7 +330,7 @@ describe("a shopping flow", () => {
 // ---- malformed input -----------------------------------------------------------------------------
 
 /** Not an integer, negative, beyond 2^53-1. */
-const BAD_INTEGERS = ["abc", "1.5", "-1", BEYOND_MAX_INTEGER, "99999999999999999999", "1e3", "0x10", "%201"];
+const BAD_INTEGERS = ["abc", "1.5", "-1", "-0", BEYOND_MAX_INTEGER, "99999999999999999999", "1e3", "0x10", "%201"];
 /** Too long (65 characters), or characters an id may not hold. The encoded slash has a test of its own below. */
 const BAD_IDS = ["x".repeat(65), "a%20b", "a.b", "%C3%A9", "a%3Bb"];
 
@@ -457,7 +457,7 @@ describe("unknown orders, items and users answer 404 {error, message}", () => {
 
 describe("paths the gateway does not serve answer 404 with a JSON error", () => {
   test("unknown paths", async () => {
-    const paths = ["/", "/nope", "/stock", "/orders/", "/payment/nope", "/stock/find", "/orders/find/", "/stock/item/create/1/2", "/payment/create_user/1"];
+    const paths = ["/", "/nope", "/stock", "/orders/", "/payment/nope", "/stock/find", "/orders/find/", "/stock/item/create/1/2", "/payment/create_user/1", "/orders/checkout", "/orders/find", "/payment/find_user"];
     for (const path of paths) {
       expect({ path, ...(await post(url(path))) }).toEqual({ path, status: 404, body: { error: expect.any(String), message: expect.any(String) } });
       expect({ path, ...(await get(url(path))) }).toEqual({ path, status: 404, body: { error: expect.any(String), message: expect.any(String) } });

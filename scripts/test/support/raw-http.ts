@@ -10,7 +10,7 @@ const RAW_REQUEST_TIMEOUT_MS = 10_000;
 
 export type RawAnswer = { status: number; body: any };
 
-export function rawRequest(baseUrl: string, method: string, rawPath: string, json?: unknown): Promise<RawAnswer> {
+export function rawRequest(baseUrl: string, method: string, rawPath: string, json?: unknown, headers: Record<string, string> = {}): Promise<RawAnswer> {
   const { hostname, port } = new URL(baseUrl);
   const body = json === undefined ? "" : JSON.stringify(json);
   const head = [
@@ -19,6 +19,7 @@ export function rawRequest(baseUrl: string, method: string, rawPath: string, jso
     "Connection: close",
     ...(json === undefined ? [] : ["Content-Type: application/json"]),
     `Content-Length: ${Buffer.byteLength(body)}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
   ];
   return new Promise((resolve, reject) => {
     const socket = connect({ host: hostname, port: Number(port) });
