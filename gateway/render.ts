@@ -32,6 +32,8 @@ export const READ_PATHS: Readonly<Record<ServiceName, readonly string[]>> = {
 
 /** The path (after the prefix) where the order service takes checkouts. */
 export const CHECKOUT_PATH = "checkout/";
+/** The path (after the prefix) of every service's batch_init. */
+export const BATCH_INIT_PATH = "batch_init/";
 
 /** Idle connections to the replicas of one upstream that each nginx worker keeps open for reuse. */
 export const UPSTREAM_KEEPALIVE_CONNECTIONS = 128;
@@ -55,6 +57,12 @@ export const PROXY_READ_TIMEOUT_S = Math.ceil(TIMING.transactionBudgetMs / 1000)
  * nginx must wait longer than that, or clients would see a 504 for an outcome the service could decide.
  */
 export const CHECKOUT_READ_TIMEOUT_S = Math.max(60, Math.ceil(TIMING.checkoutAnswerDeadlineMs / 1000) + 30);
+/**
+ * A batch_init answers once every entity it creates is written and logged: 26 s for the most orders
+ * one may create (BATCH_INIT_MAX, common/src/http.ts) on the 2-core machine while it did other work. Cut off sooner, the client would get a 504
+ * for a batch_init that goes on and completes.
+ */
+export const BATCH_INIT_READ_TIMEOUT_S = 300;
 /**
  * Attempts for one checkout: the first replica, and one other if the first died under it. More would
  * only multiply the client's worst-case wait.
@@ -82,7 +90,7 @@ export type GatewayConfigOptions = {
 };
 
 /** The retry policy of a location: when nginx may hand a request that failed to another replica. */
-type RetryPolicy = "read" | "checkout" | "write";
+type RetryPolicy = "read" | "checkout" | "write" | "bulk";
 
 /** The nginx.conf text for the given replicas. Pure: the same options always give the same text. */
 export function renderGatewayConfig(options: GatewayConfigOptions): string {
@@ -227,15 +235,19 @@ function renderServiceLocations(service: ServiceName): string[] {
   const withoutSlash = (path: string): string[] => [
     `        location = /${prefix}${path ? `/${path.slice(0, -1)}` : ""} { return 404 '${errorJson("not_found", `no such path: try /${prefix}/${path}...`)}'; }`,
   ];
-  const slashed = [...READ_PATHS[service], ...(service === "order" ? [CHECKOUT_PATH] : [])];
+  // Every other path is a write, served by the catch-all location of the prefix.
+  const routes: Array<[path: string, policy: RetryPolicy]> = [
+    ...READ_PATHS[service].map((path): [string, RetryPolicy] => [path, "read"]),
+    [BATCH_INIT_PATH, "bulk"],
+    ...(service === "order" ? [[CHECKOUT_PATH, "checkout"] as [string, RetryPolicy]] : []),
+  ];
   return [
     "",
     `        # ${service} service: /${prefix}/x → http://${service}/x`,
-    ...["", ...slashed].flatMap(withoutSlash),
+    ...["", ...routes.map(([path]) => path)].flatMap(withoutSlash),
     ...location("", "write"),
     ...location("health", "read", true),
-    ...READ_PATHS[service].flatMap((path) => location(path, "read")),
-    ...(service === "order" ? location(CHECKOUT_PATH, "checkout") : []),
+    ...routes.flatMap(([path, policy]) => location(path, policy)),
   ];
 }
 
@@ -243,7 +255,7 @@ function renderServiceLocations(service: ServiceName): string[] {
  * When a request may be handed to another replica after the first one failed.
  *
  * - read: GETs change nothing; retrying on a connection error or a timeout is always safe.
- * - write: a POST that reached a replica may have been applied even if no answer came back
+ * - write, bulk: a POST that reached a replica may have been applied even if no answer came back
  *   (`/stock/subtract` twice takes the stock twice), so it is never re-sent: without
  *   `non_idempotent`, nginx passes a POST on only when it could not be sent at all (connection
  *   refused by a dead replica), which is safe. One that was sent and then lost gets a 502.
@@ -258,6 +270,8 @@ function retryPolicy(policy: RetryPolicy): string[] {
       return ["proxy_next_upstream error timeout;"];
     case "write":
       return ["proxy_next_upstream error timeout;"];
+    case "bulk":
+      return ["proxy_next_upstream error timeout;", `proxy_read_timeout ${BATCH_INIT_READ_TIMEOUT_S}s;`];
     case "checkout":
       return [
         "proxy_next_upstream error timeout non_idempotent;",

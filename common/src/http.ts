@@ -60,6 +60,16 @@ export function nonNegativeInteger(name: string, min = 0) {
   });
 }
 
+/**
+ * The most entities one batch_init creates. It is one request that writes them all before answering
+ * (orders: 26 s for this many on the 2-core machine, busy with other work), and the gateway waits
+ * for it accordingly (gateway/render.ts).
+ */
+export const BATCH_INIT_MAX = 1_000_000;
+
+/** The `n` of a batch_init: how many entities it creates. */
+export const batchInitCount = () => nonNegativeInteger("n").pipe(z.number().max(BATCH_INIT_MAX, `n must be at most ${BATCH_INIT_MAX}`));
+
 /** Ids are opaque strings; this bounds them so a key can never be huge or contain separators. */
 export const entityId = (name: string) =>
   z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, `${name} must be 1-64 letters, digits, '-' or '_'`);

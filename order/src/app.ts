@@ -1,6 +1,6 @@
 /** Order routes: validation and HTTP shapes only; the rules live in orders.ts, checkout in saga.ts. */
 import { AppError, notFound } from "@checkout/common/errors";
-import { createApp, entityId, nonNegativeInteger, validParams } from "@checkout/common/http";
+import { batchInitCount, createApp, entityId, nonNegativeInteger, validParams } from "@checkout/common/http";
 import { z } from "zod";
 import type { OrderStore } from "./orders";
 import type { Peers } from "./peers";
@@ -47,7 +47,7 @@ export function orderApp(orders: OrderStore, checkout: Checkout, peers: Peers) {
     "/batch_init/:n/:n_items/:n_users/:item_price",
     validParams(
       z.object({
-        n: nonNegativeInteger("n").pipe(z.number().max(1_000_000, "n must be at most 1000000")),
+        n: batchInitCount(),
         n_items: nonNegativeInteger("n_items", 1),
         n_users: nonNegativeInteger("n_users", 1),
         item_price: nonNegativeInteger("item_price").pipe(z.number().max(Math.floor(Number.MAX_SAFE_INTEGER / 2), "item_price is too large")),

@@ -1,5 +1,5 @@
 /** Payment routes: validation and HTTP shapes only; the rules live in payment.ts. */
-import { createApp, entityId, nonNegativeInteger, validJson, validParams } from "@checkout/common/http";
+import { batchInitCount, createApp, entityId, nonNegativeInteger, validJson, validParams } from "@checkout/common/http";
 import { answerSteps, internalOnly, paymentStep, STEPS_PATH, stepsBody } from "@checkout/common/internal";
 import { z } from "zod";
 import type { PaymentService } from "./payment";
@@ -31,7 +31,7 @@ export function paymentApp(payment: PaymentService) {
     "/batch_init/:n/:starting_money",
     validParams(
       z.object({
-        n: nonNegativeInteger("n").pipe(z.number().max(1_000_000, "n must be at most 1000000")),
+        n: batchInitCount(),
         starting_money: nonNegativeInteger("starting_money"),
       }),
     ),

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TIMING } from "../../common/src/config";
-import { renderGatewayConfig } from "../../gateway/render";
+import { BATCH_INIT_READ_TIMEOUT_S, renderGatewayConfig } from "../../gateway/render";
 import { httpOk } from "../lib/health";
 import { nginxCommand } from "../lib/nginx";
 import { stopGroup } from "../lib/pidfile";
@@ -129,14 +129,23 @@ describe("the rendered text", () => {
   });
 
   test("every proxied location states its retry policy: non_idempotent only for checkout, error and timeout elsewhere", () => {
-    // Per service: the catch-all, /health and one read path; and checkout.
-    expect(proxied).toHaveLength(10);
+    // Per service: the catch-all, /health, one read path and batch_init; and checkout.
+    expect(proxied).toHaveLength(13);
     for (const { where, body } of proxied) {
       const policy = /proxy_next_upstream ([^;]+);/.exec(body)?.[1];
       // Without non_idempotent nginx passes a POST on only if it could not be sent at all.
       const expected = where === "/orders/checkout/" ? "error timeout non_idempotent" : "error timeout";
       expect({ where, policy }).toEqual({ where, policy: expected });
     }
+  });
+
+  test("batch_init, one request that may write a million entities, is waited for longer than any other request", () => {
+    const readTimeout = (body: string) => Number(/proxy_read_timeout (\d+)s;/.exec(body)?.[1] ?? /proxy_read_timeout (\d+)s;/.exec(text)?.[1]);
+    const bulk = proxied.filter((l) => l.where.endsWith("/batch_init/"));
+    expect(bulk.map((l) => l.where)).toEqual(["/orders/batch_init/", "/stock/batch_init/", "/payment/batch_init/"]);
+    const others = Math.max(...proxied.filter((l) => !bulk.includes(l)).map((l) => readTimeout(l.body)));
+    for (const { where, body } of bulk) expect({ where, timeout: readTimeout(body) }).toEqual({ where, timeout: BATCH_INIT_READ_TIMEOUT_S });
+    expect(BATCH_INIT_READ_TIMEOUT_S).toBeGreaterThan(others);
   });
 
   test("the first replica of a service is active, the others stand by", () => {
@@ -179,7 +188,7 @@ describe("routing", () => {
   test("an unknown path answers 404 with a JSON error", async () => {
     // A route's path without its id included: nginx would answer those with a 301 to the path with a
     // slash, which a client that counts any non-4xx checkout as paid would take for a payment.
-    const paths = ["/", "/nope", "/orders", "/stocks/find/1", "/payment", "/orders/checkout", "/orders/find", "/stock/find", "/payment/find_user"];
+    const paths = ["/", "/nope", "/orders", "/stocks/find/1", "/payment", "/orders/checkout", "/orders/find", "/stock/find", "/payment/find_user", "/stock/batch_init"];
     const before = stock.hits() + payment.hits() + order.hits();
     for (const [path, method] of paths.flatMap((path) => [[path, "GET"], [path, "POST"]] as const)) {
       const { status, type, body } = await call(method, path);

@@ -1,5 +1,5 @@
 /** Stock routes: validation and HTTP shapes only; the rules live in stock.ts. */
-import { createApp, entityId, nonNegativeInteger, validJson, validParams } from "@checkout/common/http";
+import { batchInitCount, createApp, entityId, nonNegativeInteger, validJson, validParams } from "@checkout/common/http";
 import { answerSteps, internalOnly, STEPS_PATH, stepsBody, stockStep } from "@checkout/common/internal";
 import { z } from "zod";
 import type { StockService } from "./stock";
@@ -33,7 +33,7 @@ export function stockApp(stock: StockService) {
     "/batch_init/:n/:starting_stock/:item_price",
     validParams(
       z.object({
-        n: nonNegativeInteger("n").pipe(z.number().max(1_000_000, "n must be at most 1000000")),
+        n: batchInitCount(),
         starting_stock: nonNegativeInteger("starting_stock"),
         item_price: nonNegativeInteger("item_price"),
       }),
