@@ -31,11 +31,6 @@ export function logPath(logDir: string, service: ServiceName): string {
   return join(logDir, `${service}_log.txt`);
 }
 
-async function endsWithNewline(path: string): Promise<boolean> {
-  const file = Bun.file(path);
-  return file.size === 0 || (await file.slice(file.size - 1).text()) === "\n";
-}
-
 /** The log being folded into the snapshot by a compaction (compact.ts). */
 export function compactingPath(logDir: string, service: ServiceName): string {
   return join(logDir, `${service}_log.compacting.txt`);
@@ -93,7 +88,8 @@ export function parseRecord(line: string): LogRecord | null {
  * Appends lines durably, group-committed: while one durable write is in flight, new lines queue,
  * and the next flush writes them all with one write. `append` resolves only once
  * the line is on disk, so a caller that answers after it never answers for a change the log lacks.
- * Several processes may append to one file: O_APPEND makes each write land whole at the end.
+ * Several processes may append to one file: O_APPEND puts each write after the others' whole writes
+ * (one cut short by its writer's death: see WRITE_SEPARATOR).
  *
  * A compaction renames the log away while writers keep their descriptors. So after each write a
  * writer checks that the path still names its file; if not, its lines may have landed after the
@@ -105,6 +101,14 @@ export function parseRecord(line: string): LogRecord | null {
  * 233 us and 91 us of CPU per durable append, against 320 us and 144 us).
  */
 const DURABLE_APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC;
+/**
+ * What every write begins with. A writer killed in the middle of a write can leave a torn line at
+ * the end of the file (the kernel stops copying at a page boundary), and the other replicas of the
+ * service append to the same file: the next write would glue its first line to the fragment, and
+ * replay would skip both, a line that was answered among them. The newline ends any fragment first;
+ * otherwise it makes a blank line, which replay skips.
+ */
+const WRITE_SEPARATOR = "\n";
 
 export class LogWriter {
   private queued: string[] = [];
@@ -123,11 +127,7 @@ export class LogWriter {
 
   static async open(path: string): Promise<LogWriter> {
     mkdirSync(join(path, ".."), { recursive: true });
-    const file = await open(path, DURABLE_APPEND);
-    // A crash mid-append can leave a torn last line: end it, or our first line would be glued to it
-    // and lost with it. The fragment stays a line of its own that replay skips.
-    if (!(await endsWithNewline(path))) await file.write("\n");
-    return new LogWriter(path, file);
+    return new LogWriter(path, await open(path, DURABLE_APPEND));
   }
 
   append(lines: string): Promise<void> {
@@ -144,7 +144,7 @@ export class LogWriter {
 
   private async flush(): Promise<void> {
     while (this.queued.length > 0) {
-      const text = this.queued.join("");
+      const text = WRITE_SEPARATOR + this.queued.join("");
       const waiters = this.waiters;
       this.queued = [];
       this.waiters = [];

@@ -1,5 +1,8 @@
-import { describe, expect, test } from "bun:test";
-import { formatRecord, parseRecord, type LogRecord } from "@checkout/common/log";
+import { afterAll, describe, expect, test } from "bun:test";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { formatRecord, LogWriter, parseRecord, type LogRecord } from "@checkout/common/log";
 import { parseLog } from "@checkout/common/replay";
 
 const take: LogRecord = {
@@ -82,5 +85,24 @@ describe("parseLog", () => {
 
   test("of an empty text reads nothing and consumes nothing", () => {
     expect(parseLog("")).toEqual({ records: [], consumed: 0, skipped: 0 });
+  });
+});
+
+describe("LogWriter", () => {
+  const dir = mkdtempSync(join(tmpdir(), "log-writer-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("a line appended after another process's torn write is read back whole", async () => {
+    const path = join(dir, "stock_log.txt");
+    // The standby's writer has been open since before the active replica died.
+    const writer = await LogWriter.open(path);
+    await writer.append(formatRecord(record(1, 10)));
+    // The active replica, killed in the middle of its write: its last line is cut, with no newline.
+    appendFileSync(path, formatRecord(record(2, 20)).slice(0, 40));
+    await writer.append(formatRecord(record(3, 30)) + formatRecord(record(4, 40)));
+    await writer.close();
+    const parsed = parseLog(readFileSync(path, "utf8"));
+    expect(parsed.records.map((r) => r.seq)).toEqual([1, 3, 4]);
+    expect(parsed.skipped).toBe(1);
   });
 });

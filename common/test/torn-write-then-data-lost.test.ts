@@ -1,0 +1,76 @@
+/**
+ * A double fault, with real processes: the active payment replica dies in the middle of a log write
+ * (SIGKILL during a write of several pages stops it at a page boundary, leaving a cut line with no
+ * newline at the end of the shared log file), the standby takes over and answers a charge, and then
+ * Redis loses its data and is rebuilt from the log. The charge the standby answered must survive,
+ * with its step record, so that the saga sending it again charges nothing more.
+ *
+ * The torn write itself is written by the test: a real kill lands inside a write only now and then.
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { formatRecord, logPath } from "@checkout/common/log";
+import { recover } from "@checkout/common/recover";
+import { get, post, step } from "./support/http";
+import { startRedis, type RedisServer } from "./support/redis-server";
+import { startService, type RunningService } from "./support/service";
+
+/** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
+setDefaultTimeout(60_000);
+
+const STARTING_CREDIT = 100;
+const CHARGE = 30;
+const OP_ID = "order-7:1.abc";
+
+let logDir: string;
+const redises: RedisServer[] = [];
+const services: RunningService[] = [];
+
+beforeAll(() => {
+  logDir = mkdtempSync(join(tmpdir(), "checkout-torn-write-"));
+});
+
+afterAll(async () => {
+  for (const service of services) await service.stop().catch(() => {});
+  for (const redis of redises) await redis.stop().catch(() => {});
+  rmSync(logDir, { recursive: true, force: true });
+});
+
+test("a charge the standby answered after the active replica's torn write survives Redis losing its data, and is not charged twice", async () => {
+  const redis = await startRedis();
+  redises.push(redis);
+  // The standby runs from before the crash: its log file was opened then.
+  const standby = await startService("payment", { redisPort: redis.port, logDir, sweeps: false });
+  services.push(standby);
+  const userId = (await post(`${standby.url}/create_user`)).body.user_id as string;
+  expect((await post(`${standby.url}/add_funds/${userId}/${STARTING_CREDIT}`)).status).toBe(200);
+
+  // The active replica, killed in the middle of writing a line.
+  const cut = formatRecord({ seq: 999_999, at: new Date().toISOString(), op: "payment.charge", writes: { "user:other": { credit: "5" } } });
+  appendFileSync(logPath(logDir, "payment"), cut.slice(0, cut.length / 2));
+
+  expect(await step(standby.url, "charge", OP_ID, { user_id: userId, amount: CHARGE })).toMatchObject({ status: 200 });
+  await standby.stop();
+  services.pop();
+
+  // Redis loses its data and is rebuilt from the log.
+  await redis.stop();
+  const rebuilt = await startRedis();
+  redises.push(rebuilt);
+  const client = new Redis({ host: "127.0.0.1", port: rebuilt.port });
+  try {
+    await recover("payment", client, logDir);
+  } finally {
+    await client.quit();
+  }
+  const after = await startService("payment", { redisPort: rebuilt.port, logDir, sweeps: false });
+  services.push(after);
+  expect((await get(`${after.url}/find_user/${userId}`)).body.credit).toBe(STARTING_CREDIT - CHARGE);
+
+  // The saga, not knowing the outcome, sends the charge again: its record answers, nothing more is taken.
+  expect(await step(after.url, "charge", OP_ID, { user_id: userId, amount: CHARGE })).toMatchObject({ status: 200 });
+  expect((await get(`${after.url}/find_user/${userId}`)).body.credit).toBe(STARTING_CREDIT - CHARGE);
+});
