@@ -149,9 +149,12 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
           crashPoint(`after_${step.name}`);
           continue;
         }
-        // A refused step changed nothing; one whose outcome stayed unknown may have, so it is undone too.
+        // A refused step changed nothing, and its refusal is every driver's answer for it: no driver of
+        // this attempt went past it. One whose outcome stayed unknown may have been applied, and so may
+        // the steps after it: a driver this one took over from may have sent them, and they may still
+        // be in flight. So every step is undone; undoing one that never ran fences it instead.
         const error = answer.kind === "refused" ? answer.error : new AppError(409, "peer_unavailable", `${step.name}: ${answer.reason}`);
-        const undoFrom = answer.kind === "refused" ? k - 1 : k;
+        const undoFrom = answer.kind === "refused" ? k - 1 : steps.length - 1;
         if (!(await record("order.saga_compensate", sagaChanges.compensate(undoFrom, error, Date.now(), timing.sagaLeaseMs)))) return;
         break;
       }

@@ -195,4 +195,36 @@ describe("checkout saga", () => {
     await eventually(async () => stalling.inFlight() === 0);
     expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([8, 90, true]);
   });
+
+  test("a driver that took a saga over and never learns a step's outcome undoes every step: a later step still in flight from the stalled driver is fenced", async () => {
+    const LEASE_MS = 100;
+    const timing = { ...TIMING, sagaLeaseMs: LEASE_MS as typeof TIMING.sagaLeaseMs, forwardStepDeadlineMs: 200 as typeof TIMING.forwardStepDeadlineMs };
+    const first = createOrders(orderStore, "driver-that-stalls", LEASE_MS);
+    const { id, item: a, user } = await newOrder(first, 2, 100);
+
+    // The first driver takes the stock; its charge is held in flight until the takeover has ended.
+    const releaseCharge = Promise.withResolvers<void>();
+    const chargeSent = Promise.withResolvers<void>();
+    const slowPayment = scripted(real.payment, async (action, send) => {
+      if (action !== "charge") return send();
+      chargeSent.resolve();
+      await releaseCharge.promise;
+      return send();
+    });
+    const stalling = createCheckout(first, { stock: real.stock, payment: slowPayment }, timing);
+    void stalling.checkout(id).catch(() => {});
+    await chargeSent.promise;
+    await Bun.sleep(LEASE_MS * 2);
+
+    // The second driver cannot reach stock for its take until its deadline passes.
+    const unreachableStock = scripted(real.stock, async (action, send) => (action === "take" ? { kind: "unknown", reason: "scripted: stock down" } : send()));
+    const takeover = createCheckout(createOrders(orderStore, "driver-that-takes-over", LEASE_MS), { stock: unreachableStock, payment: real.payment }, timing);
+    expect(await takeover.checkout(id)).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
+    expect(await sagaFinished(id)).toBe(true);
+
+    // The held charge arrives after the refund that fenced it: refused, nothing taken.
+    releaseCharge.resolve();
+    await eventually(async () => stalling.inFlight() === 0);
+    expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([ITEM_UNITS, 100, false]);
+  });
 });
