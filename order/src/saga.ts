@@ -144,7 +144,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
         const step = steps[k]!;
         // Nothing is recorded between steps (see above); the lease is kept as between retries.
         if (k > 0) await keepLease();
-        const answer = await untilKnown(step.forward, deadline, keepLease);
+        const answer = await sendUntil(`${orderId} ${step.name}`, step.forward, (a) => a.kind !== "unknown" || Date.now() > deadline, keepLease);
         if (answer.kind === "ok") {
           crashPoint(`after_${step.name}`);
           continue;
@@ -166,18 +166,27 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
 
     // Compensating: the failure is decided and durable, so the answer can go out now.
     decide(failedCheckout(order.saga.error ?? { code: "internal_error", message: "checkout failed" }));
+    // A compensation is sent until it is applied, with no deadline: the failure is answered already,
+    // and the step's effect must not stay. A participant refuses one only while it cannot apply it
+    // yet (a restore or refund that would take a balance past 2^53-1): it is sent again until it fits.
     for (let k = order.saga.step; k >= 0; k--) {
-      await untilKnown(steps[k]!.compensate, Infinity, keepLease);
+      await sendUntil(`${orderId} undo ${steps[k]!.name}`, steps[k]!.compensate, (a) => a.kind === "ok", keepLease);
       crashPoint(`after_undo_${steps[k]!.name}`);
     }
     await record("order.saga_failed", sagaChanges.failed());
   }
 
-  /** Sends a step until its outcome is known or the deadline passes (compensations: no deadline). */
-  async function untilKnown(call: () => Promise<PeerAnswer>, deadline: number, keepLease: () => Promise<void>): Promise<PeerAnswer> {
+  /** Sends a step, or a compensation, until `final` holds for its answer; the lease is kept between tries. */
+  async function sendUntil(
+    what: string,
+    call: () => Promise<PeerAnswer>,
+    final: (answer: PeerAnswer) => boolean,
+    keepLease: () => Promise<void>,
+  ): Promise<PeerAnswer> {
     for (let attempt = 0; ; attempt++) {
       const answer = await call();
-      if (answer.kind !== "unknown" || Date.now() > deadline) return answer;
+      if (final(answer)) return answer;
+      if (answer.kind === "refused") console.error(`[saga] ${what}: refused (${answer.error.code}: ${answer.error.message}); sending it again`);
       await Bun.sleep(backoff(attempt, RETRY_FIRST_MS, RETRY_CAP_MS));
       await keepLease();
     }

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { TIMING } from "@checkout/common/config";
 import { keys } from "@checkout/common/keyspace";
+import { AppError } from "@checkout/common/errors";
 import { Store } from "@checkout/common/store";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -194,6 +195,26 @@ describe("checkout saga", () => {
     stalled.resolve({ kind: "unknown", reason: "scripted: the answer was lost" });
     await eventually(async () => stalling.inFlight() === 0);
     expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([8, 90, true]);
+  });
+
+  test("a compensation the participant refuses is sent again until it is applied, and only then is the saga failed", async () => {
+    const timing = { ...TIMING, forwardStepDeadlineMs: 100 as typeof TIMING.forwardStepDeadlineMs };
+    const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
+    const { id, item: a, user } = await newOrder(orders, 2, 100);
+
+    // The charge is applied but its answer is lost; the refund is refused twice (as a refund past
+    // 2^53-1 would be) before it goes through.
+    let refunds = 0;
+    const payment = scripted(real.payment, async (action, send) => {
+      if (action === "charge") return (await send(), { kind: "unknown", reason: "scripted: the answer was lost" });
+      if (action === "refund" && ++refunds <= 2) return { kind: "refused", error: new AppError(400, "invalid_input", "scripted: would exceed") };
+      return send();
+    });
+    const checkout = createCheckout(orders, { stock: real.stock, payment }, timing);
+    expect(await checkout.checkout(id)).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
+    expect(await sagaFinished(id)).toBe(true);
+    expect(await sagaStatus(id)).toBe("failed");
+    expect({ refunds, stock: await stockOf(a), credit: await creditOf(user) }).toEqual({ refunds: 3, stock: ITEM_UNITS, credit: 100 });
   });
 
   test("a driver that took a saga over and never learns a step's outcome undoes every step: a later step still in flight from the stalled driver is fenced", async () => {

@@ -192,6 +192,17 @@ describe("saga steps: charge and refund", () => {
     expect(await creditOf(u)).toBe(10);
   });
 
+  test("a refund that would take the credit past 2^53-1 is refused and changes nothing; sent again once it fits, it is applied", async () => {
+    const u = await newUser(10);
+    await charge("f9:1", u, 4);
+    await post(url(`/add_funds/${u}/${MAX - 8}`));
+    expect(await refund("f9:1", u, 4)).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await creditOf(u)).toBe(MAX - 2);
+    await post(url(`/pay/${u}/10`));
+    expect(await refund("f9:1", u, 4)).toEqual({ status: 200, body: { outcome: "compensated" } });
+    expect(await creditOf(u)).toBe(MAX - 8);
+  });
+
   test("a charge after its refund is 409 operation_cancelled and charges nothing", async () => {
     const u = await newUser(10);
     await charge("f2:1", u, 4);

@@ -52,12 +52,19 @@ export function takeAll(items: ReadonlyMap<string, Item | null>, demand: Demand)
   return writes;
 }
 
-export function restoreAll(items: ReadonlyMap<string, Item | null>, demand: Demand): Writes {
+/**
+ * All of an order's items back into the stock together, or none: refused while one would pass
+ * MAX_INTEGER (stock added since the take), and the saga sends it again until it fits.
+ */
+export function restoreAll(items: ReadonlyMap<string, Item | null>, demand: Demand): Writes | AppError {
   const writes: Writes = {};
   for (const [id, quantity] of demand) {
     const item = items.get(id);
     // An item taken by this operation exists: items are never deleted.
-    if (item) writes[keys.item(id)] = itemCodec.encode({ ...item, stock: item.stock + quantity });
+    if (!item) continue;
+    const next = added(item, id, quantity);
+    if (next instanceof AppError) return next;
+    writes[keys.item(id)] = itemCodec.encode(next);
   }
   return writes;
 }
@@ -118,7 +125,9 @@ export function createStock(store: Store) {
         await store.transact("stock.restore", [opKey, ...demand.map(([id]) => keys.item(id))], (snapshot) =>
           compensateStep(opKey, snapshot.get(opKey) ?? null, payload, (applied) => {
             if (applied.items !== payload.items) throw badInput(`operation ${opId} took other items than the restore names`);
-            return restoreAll(itemsOf(snapshot, demand), demand);
+            const restored = restoreAll(itemsOf(snapshot, demand), demand);
+            if (restored instanceof AppError) throw restored;
+            return restored;
           }),
         ),
       );

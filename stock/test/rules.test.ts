@@ -78,6 +78,11 @@ describe("restoreAll", () => {
       "item:b": { stock: "1", price: "7" },
     });
   });
+
+  test("puts back nothing while one item would pass 2^53-1", () => {
+    const items = new Map<string, Item | null>([["a", item(3)], ["b", item(Number.MAX_SAFE_INTEGER - 1)]]);
+    expect(restoreAll(items, [["a", 2], ["b", 2]])).toMatchObject({ status: 400, code: "invalid_input" });
+  });
 });
 
 describe("mergeDemand", () => {

@@ -235,6 +235,18 @@ describe("saga steps: take and restore", () => {
     expect([await stockOf(a), await stockOf(b)]).toEqual([10, 10]);
   });
 
+  test("a restore that would take the stock past 2^53-1 is refused and changes nothing; sent again once it fits, it is applied", async () => {
+    const [a, b] = [await newItem(1, 10), await newItem(1, 10)];
+    const items = [[a, 2], [b, 3]];
+    await step(url(""), "take", "r9:1", { items });
+    await post(url(`/add/${b}/${Number.MAX_SAFE_INTEGER - 8}`));
+    expect(await step(url(""), "restore", "r9:1", { items })).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect([await stockOf(a), await stockOf(b)]).toEqual([8, Number.MAX_SAFE_INTEGER - 1]);
+    await post(url(`/subtract/${b}/10`));
+    expect(await step(url(""), "restore", "r9:1", { items })).toEqual({ status: 200, body: { outcome: "compensated" } });
+    expect([await stockOf(a), await stockOf(b)]).toEqual([10, Number.MAX_SAFE_INTEGER - 8]);
+  });
+
   test("a take after its restore is 409 operation_cancelled and takes nothing", async () => {
     const a = await newItem(1, 10);
     await step(url(""), "take", "r2:1", { items: [[a, 2]] });
