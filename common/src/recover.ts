@@ -5,7 +5,11 @@
  *  2. the log, an interrupted compaction's file and the snapshot are replayed: every key takes its
  *     newest logged state where Redis holds an older one;
  *  3. the log is read again until it stops growing for RECOVERY_SETTLE_MS, so that a line a service
- *     appended just after the crash (its EXEC answered, its fsync not yet done) is not missed.
+ *     appended just after the crash (its EXEC answered, its fsync not yet done) is not missed;
+ *  4. the sequence number jumps by SEQ_GAP_AFTER_RECOVERY.
+ * A line that arrives later still was committed before the crash, under a number the lost Redis had
+ * handed out: above every logged one, perhaps, but below the jump, so no later change shares its
+ * number and replay orders them right. Its service does not answer it (Store.logDurably).
  */
 import { Redis } from "ioredis";
 import { existsSync } from "node:fs";
@@ -18,6 +22,12 @@ import { resolve } from "node:path";
 
 /** Quiet time of the log after which recovery trusts it has seen every line written before the crash. */
 const RECOVERY_SETTLE_MS = 300;
+/**
+ * Numbers a Redis may have handed out beyond the newest logged one when it died: its unsaved last
+ * second (appendfsync everysec) and the batches in flight, at most some ten thousand on this kind of
+ * machine. A hundred times that costs nothing (numbers go up to 2^53).
+ */
+export const SEQ_GAP_AFTER_RECOVERY = 1_000_000;
 
 export async function recover(service: ServiceName, redis: Redis, logDir: string, say = console.log): Promise<void> {
   const started = performance.now();
@@ -66,6 +76,7 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
     foldLatest(parsed.records, latest);
     applied += (await applyLatest(redis, service, fresh)).keysApplied;
   }
+  await redis.incrby(keys.seq, SEQ_GAP_AFTER_RECOVERY);
   const ms = Math.round(performance.now() - started);
   say(
     `[recover] ${service}: ${records} log lines, ${latest.size} keys, ${applied} applied` +

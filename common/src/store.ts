@@ -12,7 +12,11 @@
  *     that, the line waits in `log:pending`: any process of the service appends lines older than
  *     TIMING.orphanLogLineAgeMs (orphan sweep), recovery appends them before replaying, and a change
  *     that reads the change meanwhile logs its line ahead of its own (unloggedPredecessors).
- *  4. Only then does the caller answer, and the pending entry is dropped.
+ *  4. Only then does the caller answer, and the pending entry is dropped. But if a connection to Redis
+ *     was lost between the commit and the end of the append, Redis may have died with the change
+ *     unsaved and been rebuilt from a log the line had not reached yet: the outcome is reported
+ *     unknown, as in 2 (see connectionLosses; recovery leaves room in the sequence numbers for such
+ *     a late line, recover.ts).
  */
 import type { Redis } from "ioredis";
 import { setPriority } from "node:os";
@@ -87,6 +91,12 @@ export class Store {
   private readonly ownPending = new Set<number>();
   private dropTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly timers: Array<ReturnType<typeof setInterval>> = [];
+  /**
+   * Connections to this service's Redis lost so far. A change committed before a loss and logged
+   * after it is not answered (logDurably): Redis may have died with it unsaved, and recovery, which
+   * rebuilds Redis from the log, may have read the log before the line arrived.
+   */
+  private connectionLosses = 0;
 
   private constructor(
     readonly service: ServiceName,
@@ -94,7 +104,9 @@ export class Store {
     readonly client: Redis,
     private readonly pool: ConnectionPool,
     private readonly log: LogWriter,
-  ) {}
+  ) {
+    for (const conn of [client, ...pool.connections]) conn.on("close", () => this.connectionLosses++);
+  }
 
   static async open(config: ServiceConfig): Promise<Store> {
     const client = connect(config.redis.host, config.redis.port, { enableAutoPipelining: true });
@@ -206,7 +218,7 @@ export class Store {
       for (let attempt = 0; batch.length > 0; ) {
         const plan = planBatch(batch, read.snapshot, read.firstSeq, new Date().toISOString());
         if (plan.writes.length === 0) {
-          void this.finishBatch(batch, plan);
+          void this.finishBatch(batch, plan, this.connectionLosses);
           await takeAndRead();
           continue;
         }
@@ -233,6 +245,7 @@ export class Store {
           this.pendingDone.push(...dropped);
           throw err;
         });
+        const lossesAtCommit = this.connectionLosses;
         /** EXEC's reply: null when a watched key changed, else the replies of the MULTI's commands. */
         const committed = replies?.[execAt]?.[1] as unknown[] | null | undefined;
         if (!committed) {
@@ -250,7 +263,7 @@ export class Store {
         const preceding = stillPending.some((line) => line !== null) ? await this.unloggedPredecessors(foreign, stillPending) : undefined;
         // Own only from here: if the look-up above failed, these lines are never queued by this process.
         for (const outcome of plan.outcomes) if (outcome.ok && outcome.line) this.ownPending.add(outcome.seq);
-        void this.finishBatch(batch, plan, preceding);
+        void this.finishBatch(batch, plan, lossesAtCommit, preceding);
         attempt = 0;
         batch = next;
         next = [];
@@ -349,7 +362,7 @@ export class Store {
    * same write, then answers its transactions. Called in commit order, and the lines are queued
    * before its first await, so this process's lines reach the log in commit order.
    */
-  private async finishBatch(batch: Waiting[], plan: BatchPlan, preceding?: PendingLines): Promise<void> {
+  private async finishBatch(batch: Waiting[], plan: BatchPlan, lossesAtCommit: number, preceding?: PendingLines): Promise<void> {
     const logged = plan.outcomes.filter((o): o is Extract<EntryOutcome, { ok: true }> => o.ok && o.line !== null);
     try {
       if (logged.length > 0) {
@@ -357,6 +370,7 @@ export class Store {
         await this.logDurably(
           [...(preceding?.seqs ?? []), ...logged.map((o) => o.seq)],
           (preceding?.lines ?? "") + logged.map((o) => o.line).join(""),
+          lossesAtCommit,
         );
         if (faultsArmed()) for (const tx of batch) crashPoint(`${tx.op}.logged_not_answered`);
       }
@@ -416,6 +430,7 @@ export class Store {
     const conn = await this.pool.acquire();
     const seqs: number[] = [];
     let lines = "";
+    let lossesAtCommit = 0;
     try {
       const reserved = throwOnReplyError(await conn.pipeline().unwatch().watch(...chunk.map(([key]) => key)).incrby(keys.seq, chunk.length).exec());
       const firstSeq = Number(reserved[2]) - chunk.length + 1;
@@ -429,13 +444,14 @@ export class Store {
       seqs.push(firstSeq);
       tx.hset(keys.pendingLog, String(firstSeq), lines);
       const committed = await tx.exec();
+      lossesAtCommit = this.connectionLosses;
       if (committed === null) return false;
       throwOnReplyError(committed);
       this.ownPending.add(firstSeq);
     } finally {
       this.pool.release(conn);
     }
-    await this.logDurably(seqs, lines);
+    await this.logDurably(seqs, lines, lossesAtCommit);
     return true;
   }
 
@@ -446,19 +462,28 @@ export class Store {
    */
   async ensureLogged(seq: number): Promise<void> {
     if (seq <= 0) return;
+    const lossesAtRead = this.connectionLosses;
     const line = await this.client.hget(keys.pendingLog, String(seq));
     if (line === null) return;
     // After the pending lines it may have read, as for a batch (unloggedPredecessors). The line itself
     // goes even when it is this process's own: its first append may still be in flight.
     const before = await this.pendingUpTo(seq - 1);
-    await this.logDurably([...before.seqs, seq], before.lines + line);
+    await this.logDurably([...before.seqs, seq], before.lines + line, lossesAtRead);
   }
 
-  private async logDurably(seqs: number[], lines: string): Promise<void> {
+  /**
+   * Appends lines whose changes were read from Redis or committed to it when `connectionLosses` was
+   * `lossesBefore`; fails, once they are durable, if a connection was lost since (see connectionLosses):
+   * the caller does not answer, as when EXEC's reply is lost.
+   */
+  private async logDurably(seqs: number[], lines: string, lossesBefore?: number): Promise<void> {
     await this.log.append(lines);
     for (const seq of seqs) this.pendingDone.push(String(seq));
     // Usually the next batch's MULTI carries the HDEL; when no batch follows soon, it goes alone.
     this.dropTimer ??= setTimeout(() => this.dropPending(), PENDING_DROP_IDLE_MS);
+    if (lossesBefore !== undefined && this.connectionLosses !== lossesBefore) {
+      throw new AppError(503, "redis_unavailable", "the database went down while this change was being logged; its outcome is unknown: retry");
+    }
   }
 
   /** One HDEL for all lines made durable since the last one; a lost HDEL only means a duplicate line later. */
