@@ -13,7 +13,7 @@ export type ErrorCode =
   | "checkout_in_progress"
   | "order_already_paid"
   | "operation_cancelled"
-  | "amount_too_large"
+  | "order_too_large"
   | "peer_unavailable"
   | "redis_unavailable"
   | "transaction_contention"

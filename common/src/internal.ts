@@ -22,6 +22,12 @@ export const STEPS_PATH = "/internal/steps";
 export const MAX_STEPS_PER_CALL = 256;
 
 /**
+ * The most lines one stock step carries. An order holds no more (order/src/orders.ts), so no take
+ * or restore is ever refused for its size: a compensation is sent until it is applied.
+ */
+export const MAX_ITEMS_PER_STEP = 1_000;
+
+/**
  * Internal endpoints answer only callers inside the system: a request that came through the gateway
  * is told the path does not exist, however its path was spelled to slip past the gateway's own rule.
  */
@@ -47,7 +53,7 @@ export const stepsBody = z.object({ steps: z.array(z.unknown()).min(1).max(MAX_S
 const stepOf = <A extends readonly [string, ...string[]], F extends z.ZodRawShape>(actions: A, fields: F) =>
   z.object({ action: z.enum(actions), op_id: opId, ...fields });
 
-export const stockStep = stepOf(["take", "restore"], { items: z.array(z.tuple([id, count])).min(1).max(1_000) });
+export const stockStep = stepOf(["take", "restore"], { items: z.array(z.tuple([id, count])).min(1).max(MAX_ITEMS_PER_STEP) });
 export const paymentStep = stepOf(["charge", "refund"], { user_id: id, amount });
 
 /**

@@ -4,6 +4,7 @@
  */
 import { AppError, badInput, notFound, refused, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
 import { MAX_INTEGER } from "@checkout/common/http";
+import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
 import { keys, UNFINISHED_SAGA_STATUSES } from "@checkout/common/keyspace";
 import { versionOf, type Hash } from "@checkout/common/log";
 import type { Codec, Decision, Store } from "@checkout/common/store";
@@ -85,6 +86,7 @@ export function withItem(order: Order | null, orderId: string, itemId: string, q
   if (!order) return unknownOrder(orderId);
   if (order.paid) return refused("order_already_paid", `order ${orderId} is paid; items can no longer be added`);
   if (isUnfinished(order.saga)) return refused("checkout_in_progress", `order ${orderId} is being checked out`);
+  if (order.items.length >= MAX_ITEMS_PER_STEP) return refused("order_too_large", `order ${orderId} already holds ${MAX_ITEMS_PER_STEP} lines`);
   const totalCost = order.totalCost + quantity * price;
   if (!Number.isSafeInteger(totalCost) || totalCost > MAX_INTEGER) return badInput(`total cost of order ${orderId} would exceed ${MAX_INTEGER}`);
   return { ...order, items: [...order.items, [itemId, quantity]], totalCost };

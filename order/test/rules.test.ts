@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { AppError } from "@checkout/common/errors";
 import { expectAppError } from "../../common/test/support/errors";
 import { MAX_INTEGER } from "@checkout/common/http";
+import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
 import { newOrder, orderCodec, ownsSaga, sagaChanges, startCheckout, withItem, type Order, type SagaRecord } from "../src/orders";
 
 const ME = "order-1";
@@ -29,6 +30,12 @@ describe("withItem", () => {
     const order = withItem(newOrder("u1", [["a", 1]], 5), "o", "a", 2, 5) as Order;
     expect(order.items).toEqual([["a", 1], ["a", 2]]);
     expect(order.totalCost).toBe(15);
+  });
+
+  test("beyond the lines one stock step carries is refused as order_too_large", () => {
+    const full = newOrder("u1", Array.from({ length: MAX_ITEMS_PER_STEP }, (_, i) => [`item-${i}`, 1] as [string, number]), MAX_ITEMS_PER_STEP);
+    expectAppError(withItem(full, "o", "a", 1, 1), 409, "order_too_large");
+    expect((withItem({ ...full, items: full.items.slice(1) }, "o", "a", 1, 1) as Order).items).toHaveLength(MAX_ITEMS_PER_STEP);
   });
 
   test("to an unknown order is unknown_order", () => {
