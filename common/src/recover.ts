@@ -12,7 +12,6 @@
  * number and replay orders them right. Its service does not answer it (Store.logDurably).
  */
 import { Redis } from "ioredis";
-import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { REPO_ROOT, SERVICES, type ServiceName } from "./config";
 import { keys } from "./keyspace";
@@ -59,7 +58,7 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
   foldLatest(first.records, latest);
   let offset = Buffer.byteLength(live.text.slice(0, first.consumed));
   for (const older of [compactingPath(logDir, service), snapshotPath(logDir, service)]) {
-    if (existsSync(older)) foldLatest(read(await Bun.file(older).text()).records, latest);
+    foldLatest(read(await textIfPresent(older)).records, latest);
   }
   let applied = (await applyLatest(redis, service, latest, empty)).keysApplied;
 
@@ -82,6 +81,19 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
     `[recover] ${service}: ${records} log lines, ${latest.size} keys, ${applied} applied` +
       `${orphans.length ? `, ${orphans.length} unlogged lines appended` : ""}${skipped ? `, ${skipped} torn lines skipped` : ""} in ${ms} ms`,
   );
+}
+
+/**
+ * A file's text, or none if there is no such file: a compaction that ends while recovery runs deletes
+ * its renamed log, whose lines are then in the snapshot, read after it.
+ */
+async function textIfPresent(path: string): Promise<string> {
+  try {
+    return await Bun.file(path).text();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return "";
+    throw err;
+  }
 }
 
 /**
