@@ -8,9 +8,9 @@
  * A crash at any point leaves files whose union still holds every line: recovery reads all three, and
  * the next compaction starts by finishing an interrupted one.
  */
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { SERVICES, type ServiceName } from "./config";
 import { compactingPath, formatRecord, logPath, snapshotPath } from "./log";
 import { foldLatest, parseLog } from "./replay";
@@ -39,7 +39,12 @@ export async function compact(logDir: string, service: ServiceName): Promise<Com
   const lines = [...latest.entries()]
     .sort(([, a], [, b]) => a.seq - b.seq)
     .map(([key, { seq, hash }]) => formatRecord({ seq, at, op: "snapshot", writes: { [key]: hash } }));
-  const temporary = `${snapshot}.tmp`;
+  // A temporary file of this compaction's own, so that two at once (their lock lost with its Redis)
+  // never write into one file; those that compactions which died left behind are removed first.
+  for (const name of readdirSync(dirname(snapshot))) {
+    if (name.startsWith(`${basename(snapshot)}.`) && name.endsWith(".tmp")) rmSync(join(dirname(snapshot), name), { force: true });
+  }
+  const temporary = `${snapshot}.${process.pid}.tmp`;
   const file = await open(temporary, "w");
   await writeInSyncedParts(file, lines);
   await file.close();

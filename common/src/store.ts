@@ -131,7 +131,10 @@ export class Store {
   private async compactIfLarge(logDir: string, compactBytes: number, instanceId: string): Promise<void> {
     const size = Bun.file(logPath(logDir, this.service)).size;
     if (size < compactBytes) return;
-    const locked = await this.client.set(keys.compactionLock, instanceId, "PX", TIMING.compactionLockMs, "NX");
+    // A token of this compaction's own: should the lock expire under it and another process take it,
+    // the release below leaves the other's lock alone.
+    const token = `${instanceId}:${crypto.randomUUID()}`;
+    const locked = await this.client.set(keys.compactionLock, token, "PX", TIMING.compactionLockMs, "NX");
     if (locked !== "OK") return;
     try {
       const child = Bun.spawn(["bun", join(import.meta.dir, "compact.ts"), this.service, logDir], { stdout: "inherit", stderr: "inherit" });
@@ -145,7 +148,19 @@ export class Store {
       }
       await child.exited;
     } finally {
-      await this.client.del(keys.compactionLock).catch(() => {});
+      await this.releaseCompactionLock(token).catch(() => {});
+    }
+  }
+
+  /** Deletes the compaction lock if it still holds `token`, in an optimistic transaction. */
+  private async releaseCompactionLock(token: string): Promise<void> {
+    const conn = await this.pool.acquire();
+    try {
+      await conn.watch(keys.compactionLock);
+      if ((await conn.get(keys.compactionLock)) === token) await conn.multi().del(keys.compactionLock).exec();
+      else await conn.unwatch();
+    } finally {
+      this.pool.release(conn);
     }
   }
 

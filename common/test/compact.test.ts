@@ -5,7 +5,7 @@
  */
 import { beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { Redis } from "ioredis";
-import { existsSync, renameSync } from "node:fs";
+import { existsSync, readdirSync, renameSync } from "node:fs";
 import { compact } from "../src/compact";
 import { keys } from "../src/keyspace";
 import { compactingPath, logPath, snapshotPath } from "../src/log";
@@ -93,4 +93,15 @@ test("recovery while a compaction runs misses no line", async () => {
     client.disconnect();
     await empty.stop();
   }
+});
+
+test("a compaction writes a temporary file of its own, and removes those that compactions which died left behind", async () => {
+  await churn(50);
+  const snapshot = snapshotPath(fixture.logDir, "stock");
+  const leftBehind = [`${snapshot}.tmp`, `${snapshot}.999999.tmp`];
+  for (const path of leftBehind) await Bun.write(path, "half a snapshot, no newl");
+  await compact(fixture.logDir, "stock");
+  expect(leftBehind.filter((path) => existsSync(path))).toEqual([]);
+  expect(readdirSync(fixture.logDir).filter((name) => name.endsWith(".tmp"))).toEqual([]);
+  await expectReplayEqualsLive();
 });

@@ -8,7 +8,7 @@ import { Redis } from "ioredis";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { TIMING } from "../src/config";
 import { keys } from "../src/keyspace";
-import { snapshotPath } from "../src/log";
+import { compactingPath, snapshotPath } from "../src/log";
 import { recover } from "../src/recover";
 import { eventually } from "./support/eventually";
 import { startRedis } from "./support/redis-server";
@@ -65,5 +65,28 @@ test("a log that outgrows its bound is compacted by a child at a lower priority,
   } finally {
     client.disconnect();
     await empty.stop();
+  }
+});
+
+test("a compaction whose lock expired and passed to another process leaves that process's lock in place", async () => {
+  const lock = () => fixture.store.client.get(keys.compactionLock);
+  for (let i = 0; i < ITEMS; i++) {
+    const key = keys.item(`again-${i}`);
+    await fixture.store.transact("stock.create", [key], () => ({ result: null, writes: { [key]: { stock: "1", price: "1" } } }));
+  }
+  // The upkeep started above compacts the grown log; its lock appears while the child runs.
+  expect(await eventually(async () => (await lock()) !== null, TIMING.compactionCheckIntervalMs * 2, 1)).toBe(true);
+  const another = "another-process:its-own-token";
+  await fixture.store.client.set(keys.compactionLock, another);
+  try {
+    // The compaction has ended once its snapshot holds the new items and its renamed log is gone.
+    const ended = async () =>
+      !existsSync(compactingPath(fixture.logDir, "stock")) && (await Bun.file(snapshotPath(fixture.logDir, "stock")).text()).includes(keys.item("again-0"));
+    expect(await eventually(ended, 30_000, 5)).toBe(true);
+    // Then the child exits; give its parent the moment it takes to release the lock.
+    await Bun.sleep(500);
+    expect(await lock()).toBe(another);
+  } finally {
+    await fixture.store.client.del(keys.compactionLock);
   }
 });
