@@ -110,9 +110,10 @@ const DURABLE_APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CRE
  */
 const WRITE_SEPARATOR = "\n";
 
+type QueuedLines = { lines: string; refusal: (() => Error | undefined) | undefined; resolve: () => void; reject: (e: unknown) => void };
+
 export class LogWriter {
-  private queued: string[] = [];
-  private waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
+  private queued: QueuedLines[] = [];
   private flushing = false;
 
   /** The inode of the open file, to tell whether the path still names it (see rotatedAway). */
@@ -130,10 +131,13 @@ export class LogWriter {
     return new LogWriter(path, await open(path, DURABLE_APPEND));
   }
 
-  append(lines: string): Promise<void> {
+  /**
+   * Appends `lines` durably. `refusal`, if given, is asked when their write begins: an error it returns
+   * keeps them out of the log, and the append rejects with it.
+   */
+  append(lines: string, refusal?: () => Error | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queued.push(lines);
-      this.waiters.push({ resolve, reject });
+      this.queued.push({ lines, refusal, resolve, reject });
       if (!this.flushing) {
         this.flushing = true;
         // After this turn of the event loop: every line this turn produced goes in the same write.
@@ -144,10 +148,15 @@ export class LogWriter {
 
   private async flush(): Promise<void> {
     while (this.queued.length > 0) {
-      const text = WRITE_SEPARATOR + this.queued.join("");
-      const waiters = this.waiters;
+      const waiters: QueuedLines[] = [];
+      let text = WRITE_SEPARATOR;
+      for (const queued of this.queued) {
+        const refused = queued.refusal?.();
+        if (refused) queued.reject(refused);
+        else (waiters.push(queued), (text += queued.lines));
+      }
       this.queued = [];
-      this.waiters = [];
+      if (waiters.length === 0) continue;
       try {
         await this.writeDurably(text);
         if (this.rotatedAway()) {

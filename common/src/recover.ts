@@ -7,9 +7,9 @@
  *  3. the log is read again until it stops growing for RECOVERY_SETTLE_MS, so that a line a service
  *     appended just after the crash (its EXEC answered, its fsync not yet done) is not missed;
  *  4. the sequence number jumps by SEQ_GAP_AFTER_RECOVERY.
- * A line that arrives later still was committed before the crash, under a number the lost Redis had
- * handed out: above every logged one, perhaps, but below the jump, so no later change shares its
- * number and replay orders them right. Its service does not answer it (Store.logDurably).
+ * A service does not log a change whose Redis it saw die after the commit (Store.logDurably). One whose
+ * write had begun just before would still land a line numbered by the lost Redis, possibly above every
+ * logged number: below the jump, it shares no number with a newer change.
  */
 import { Redis } from "ioredis";
 import { stat } from "node:fs/promises";

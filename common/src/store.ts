@@ -13,10 +13,10 @@
  *     TIMING.orphanLogLineAgeMs (orphan sweep), recovery appends them before replaying, and a change
  *     that reads the change meanwhile logs its line ahead of its own (unloggedPredecessors).
  *  4. Only then does the caller answer, and the pending entry is dropped. But if a connection to Redis
- *     was lost between the commit and the end of the append, Redis may have died with the change
- *     unsaved and been rebuilt from a log the line had not reached yet: the outcome is reported
- *     unknown, as in 2 (see connectionLosses; recovery leaves room in the sequence numbers for such
- *     a late line, recover.ts).
+ *     was lost between the commit and the start of the append, Redis may have died with the change
+ *     unsaved and been rebuilt from the log already: the line is not written, and the outcome is
+ *     reported unknown, as in 2 (see connectionLosses). Once its write has begun, a recovery reading
+ *     the log sees the line.
  */
 import type { Redis } from "ioredis";
 import { setPriority } from "node:os";
@@ -92,9 +92,10 @@ export class Store {
   private dropTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly timers: Array<ReturnType<typeof setInterval>> = [];
   /**
-   * Connections to this service's Redis lost so far. A change committed before a loss and logged
-   * after it is not answered (logDurably): Redis may have died with it unsaved, and recovery, which
-   * rebuilds Redis from the log, may have read the log before the line arrived.
+   * Connections to this service's Redis lost so far. A change committed before a loss is not logged
+   * by this process once the loss is seen, nor answered (logDurably): Redis may have died with it
+   * unsaved and recovery rebuilt it from the log already, so a line arriving now could be replayed
+   * later into a Redis that never held its change.
    */
   private connectionLosses = 0;
 
@@ -487,18 +488,20 @@ export class Store {
   }
 
   /**
-   * Appends lines whose changes were read from Redis or committed to it when `connectionLosses` was
-   * `lossesBefore`; fails, once they are durable, if a connection was lost since (see connectionLosses):
-   * the caller does not answer, as when EXEC's reply is lost.
+   * Appends lines whose changes were committed to Redis, or read from it, when `connectionLosses` was
+   * `lossesBefore`. If a connection has been lost since, they are not written and the caller does not
+   * answer, as when EXEC's reply is lost (see connectionLosses). Their entries stay in `log:pending`
+   * wherever Redis kept them: recovery appends them, or else the orphan sweep does.
    */
   private async logDurably(seqs: number[], lines: string, lossesBefore?: number): Promise<void> {
-    await this.log.append(lines);
+    const redisLost = () =>
+      lossesBefore !== undefined && this.connectionLosses !== lossesBefore
+        ? new AppError(503, "redis_unavailable", "the database went down before this change was logged; its outcome is unknown: retry")
+        : undefined;
+    await this.log.append(lines, redisLost);
     for (const seq of seqs) this.pendingDone.push(String(seq));
     // Usually the next batch's MULTI carries the HDEL; when no batch follows soon, it goes alone.
     this.dropTimer ??= setTimeout(() => this.dropPending(), PENDING_DROP_IDLE_MS);
-    if (lossesBefore !== undefined && this.connectionLosses !== lossesBefore) {
-      throw new AppError(503, "redis_unavailable", "the database went down while this change was being logged; its outcome is unknown: retry");
-    }
   }
 
   /** One HDEL for all lines made durable since the last one; a lost HDEL only means a duplicate line later. */

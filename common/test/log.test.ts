@@ -105,4 +105,20 @@ describe("LogWriter", () => {
     expect(parsed.records.map((r) => r.seq)).toEqual([1, 3, 4]);
     expect(parsed.skipped).toBe(1);
   });
+
+  test("lines refused when their write begins stay out of the log; the others of that write go in", async () => {
+    const path = join(dir, "payment_log.txt");
+    const writer = await LogWriter.open(path);
+    const refusal = new Error("refused");
+    const appends = [
+      writer.append(formatRecord(record(1, 10))),
+      writer.append(formatRecord(record(2, 20)), () => refusal),
+      writer.append(formatRecord(record(3, 30)), () => undefined),
+    ];
+    const outcomes = await Promise.allSettled(appends);
+    await writer.close();
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect((outcomes[1] as PromiseRejectedResult).reason).toBe(refusal);
+    expect(parseLog(readFileSync(path, "utf8")).records.map((r) => r.seq)).toEqual([1, 3]);
+  });
 });
