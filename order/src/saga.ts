@@ -58,6 +58,9 @@ const failedCheckout = (error: { code: AppError["code"]; message: string }): Che
   error: new AppError(409, error.code, error.message),
 });
 
+const stillUndoing = (orderId: string) =>
+  failedCheckout({ code: "checkout_in_progress", message: `order ${orderId}'s previous checkout is still undoing its steps; retry later` });
+
 /** Waiting for another driver's saga: first poll after FIRST ms, then doubling up to CAP. */
 const POLL_FIRST_MS = 5;
 const POLL_CAP_MS = 100;
@@ -80,7 +83,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
    */
   function checkout(orderId: string): Promise<CheckoutOutcome> {
     const local = driving.get(orderId);
-    if (local) return local.failed ? local.ended.then(() => checkout(orderId)) : local.outcome;
+    if (local) return local.failed ? afterUndone(orderId, local.ended) : local.outcome;
     const outcome = Promise.withResolvers<CheckoutOutcome>();
     const ended = Promise.withResolvers<void>();
     const drive = { outcome: outcome.promise, ended: ended.promise, failed: false };
@@ -107,6 +110,17 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
         if (!decided) outcome.resolve(awaitOutcome(orderId, awaited.opId, awaited.afterDecision));
       });
     return outcome.promise;
+  }
+
+  /**
+   * A checkout that came once the previous attempt's failure was decided starts the next attempt when
+   * that one's compensations have ended. Should they outlast the answer deadline (a participant
+   * unreachable, or refusing a compensation that does not fit yet), it answers 409 checkout_in_progress:
+   * nothing was done for it, and the order is still being checked out.
+   */
+  async function afterUndone(orderId: string, ended: Promise<void>): Promise<CheckoutOutcome> {
+    const inTime = await Promise.race([ended.then(() => true), Bun.sleep(timing.checkoutAnswerDeadlineMs).then(() => false)]);
+    return inTime ? checkout(orderId) : stillUndoing(orderId);
   }
 
   async function claimAndDrive(
@@ -167,8 +181,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     // Compensating: the failure is decided and durable, so the answer can go out now.
     decide(failedCheckout(order.saga.error ?? { code: "internal_error", message: "checkout failed" }));
     // A compensation is sent until it is applied, with no deadline: the failure is answered already,
-    // and the step's effect must not stay. A participant refuses one only while it cannot apply it
-    // yet (a restore or refund that would take a balance past 2^53-1): it is sent again until it fits.
+    // and the step's effect must not stay. A participant refuses one that would take a balance past
+    // 2^53-1 until the balance allows it (README, "Idempotent, fenced steps").
     for (let k = order.saga.step; k >= 0; k--) {
       await sendUntil(`${orderId} undo ${steps[k]!.name}`, steps[k]!.compensate, (a) => a.kind === "ok", keepLease);
       crashPoint(`after_undo_${steps[k]!.name}`);
@@ -232,6 +246,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
         if (saga.leaseUntil < Date.now()) return checkout(orderId);
       }
       if (Date.now() > deadline) {
+        if (afterDecision) return stillUndoing(orderId);
         throw new AppError(503, "peer_unavailable", `the outcome of checkout ${orderId} is not known yet; retry the checkout to learn it`);
       }
       await Bun.sleep(backoff(poll, POLL_FIRST_MS, POLL_CAP_MS));

@@ -217,6 +217,31 @@ describe("checkout saga", () => {
     expect({ refunds, stock: await stockOf(a), credit: await creditOf(user) }).toEqual({ refunds: 3, stock: ITEM_UNITS, credit: 100 });
   });
 
+  test("a checkout that comes while the previous attempt cannot finish undoing answers 409 checkout_in_progress at the answer deadline", async () => {
+    const timing = {
+      ...TIMING,
+      forwardStepDeadlineMs: 100 as typeof TIMING.forwardStepDeadlineMs,
+      checkoutAnswerDeadlineMs: 500 as typeof TIMING.checkoutAnswerDeadlineMs,
+    };
+    const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
+    const { id, item: a, user } = await newOrder(orders, 2, 100);
+
+    // The charge is applied but its answer is lost; the refund is refused until the test lets it through.
+    let refusing = true;
+    const payment = scripted(real.payment, async (action, send) => {
+      if (action === "charge") return (await send(), { kind: "unknown", reason: "scripted: the answer was lost" });
+      if (action === "refund" && refusing) return { kind: "refused", error: new AppError(400, "invalid_input", "scripted: would exceed") };
+      return send();
+    });
+    const checkout = createCheckout(orders, { stock: real.stock, payment }, timing);
+    expect(await checkout.checkout(id)).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
+    expect(await checkout.checkout(id)).toMatchObject({ paid: false, error: { code: "checkout_in_progress" } });
+
+    refusing = false;
+    expect(await sagaFinished(id)).toBe(true);
+    expect([await stockOf(a), await creditOf(user)]).toEqual([ITEM_UNITS, 100]);
+  });
+
   test("a driver that took a saga over and never learns a step's outcome undoes every step: a later step still in flight from the stalled driver is fenced", async () => {
     const LEASE_MS = 100;
     const timing = { ...TIMING, sagaLeaseMs: LEASE_MS as typeof TIMING.sagaLeaseMs, forwardStepDeadlineMs: 200 as typeof TIMING.forwardStepDeadlineMs };
