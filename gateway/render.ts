@@ -39,8 +39,8 @@ export const BATCH_INIT_PATH = "batch_init/";
 export const UPSTREAM_KEEPALIVE_CONNECTIONS = 128;
 /**
  * How long an idle upstream connection is kept. It must stay below the services' own idle timeout
- * (Bun.serve closes idle connections after 10 s): if the service closes first, nginx may send a
- * request on a connection that is being closed, and a POST that is not retried then fails with 502.
+ * (TIMING.serviceIdleTimeoutS): if the service closes first, nginx may send a request on a connection
+ * that is being closed, and a POST that is not retried then fails with 502.
  */
 export const UPSTREAM_KEEPALIVE_TIMEOUT_S = 5;
 /** Requests served over one keep-alive connection (client or upstream) before nginx closes it. */
@@ -59,10 +59,11 @@ export const PROXY_READ_TIMEOUT_S = Math.ceil(TIMING.transactionBudgetMs / 1000)
 export const CHECKOUT_READ_TIMEOUT_S = Math.max(60, Math.ceil(TIMING.checkoutAnswerDeadlineMs / 1000) + 30);
 /**
  * A batch_init answers once every entity it creates is written and logged: 26 s for the most orders
- * one may create (BATCH_INIT_MAX, common/src/http.ts) on the 2-core machine while it did other work. Cut off sooner, the client would get a 504
- * for a batch_init that goes on and completes.
+ * one may create (BATCH_INIT_MAX, common/src/http.ts) on the 2-core machine while it did other work.
+ * Cut off sooner, the client would get a 504 for a batch_init that goes on and completes. Just below
+ * the services' idle timeout, which bounds any request, so that nginx answers a JSON 504 first.
  */
-export const BATCH_INIT_READ_TIMEOUT_S = 300;
+export const BATCH_INIT_READ_TIMEOUT_S = TIMING.serviceIdleTimeoutS - 5;
 /**
  * Attempts for one checkout: the first replica, and one other if the first died under it. More would
  * only multiply the client's worst-case wait.

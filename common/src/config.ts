@@ -82,7 +82,10 @@ export const TIMING = {
   peerCallTimeoutMs: 2_000,
   /** How long a saga keeps retrying a forward step whose outcome is unknown before it compensates. */
   forwardStepDeadlineMs: 10_000,
-  /** How long a checkout request waits for its saga's outcome before answering 503. */
+  /**
+   * How long a checkout request waits for its saga's outcome before answering 503, or for the previous
+   * attempt's compensations before answering 409 checkout_in_progress.
+   */
   checkoutAnswerDeadlineMs: 45_000,
   /** A saga driver owns its saga for this long after each renewal; a dead driver's saga is taken over after it. */
   sagaLeaseMs: 3_000,
@@ -97,6 +100,12 @@ export const TIMING = {
   compactionCheckIntervalMs: 10_000,
   /** A compaction holds its service-wide lock at most this long (a crashed compactor's lock expires). */
   compactionLockMs: 300_000,
+  /**
+   * A service closes a connection idle for this long, and Bun counts a request still being handled
+   * without output as idle: the longest request, a batch_init of the most entities, must end within
+   * it. Bun's maximum.
+   */
+  serviceIdleTimeoutS: 255,
 } as const;
 
 /** TIMING's shape with plain numbers, so tests can hand in shorter timeouts. */

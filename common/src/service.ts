@@ -1,6 +1,6 @@
 /** Start-up shared by the three services: config, store, health, serve, and a clean stop. */
 import type { Hono } from "hono";
-import { loadConfig, type ServiceConfig, type ServiceName } from "./config";
+import { loadConfig, TIMING, type ServiceConfig, type ServiceName } from "./config";
 import { armFaults } from "./faults";
 import { Store } from "./store";
 
@@ -20,7 +20,7 @@ export async function runService(
   parts.app.get("/health", async (c) =>
     (await store.healthy()) ? c.json({ status: "ok", service }) : c.json({ error: "redis_unavailable", message: "Redis is not reachable" }, 503),
   );
-  const server = Bun.serve({ port: config.port, hostname: "0.0.0.0", fetch: parts.app.fetch, idleTimeout: 120 });
+  const server = Bun.serve({ port: config.port, hostname: "0.0.0.0", fetch: parts.app.fetch, idleTimeout: TIMING.serviceIdleTimeoutS });
   store.startLogUpkeep(config.logDir, config.logCompactBytes, config.instanceId);
   parts.onStarted?.();
   console.log(`[${config.instanceId}] ${service} service listening on :${server.port}`);

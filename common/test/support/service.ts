@@ -88,7 +88,7 @@ export async function startService(service: ServiceName, opts: ServiceOptions): 
     }
   }
 
-  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch, idleTimeout: 120 });
+  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch, idleTimeout: TIMING.serviceIdleTimeoutS });
   if (sweeps) {
     store.startLogUpkeep(logDir, config.logCompactBytes, config.instanceId);
     checkout?.startSweeping();
