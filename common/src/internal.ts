@@ -23,7 +23,7 @@ export const MAX_STEPS_PER_CALL = 256;
 
 /**
  * The most lines one stock step carries. An order holds no more (order/src/orders.ts), so no take
- * or restore is ever refused for its size: a compensation is sent until it is applied.
+ * or restore of an order is refused for its size: a compensation is sent until it is applied.
  */
 export const MAX_ITEMS_PER_STEP = 1_000;
 
