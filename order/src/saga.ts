@@ -58,6 +58,9 @@ const failedCheckout = (error: { code: AppError["code"]; message: string }): Che
   error: new AppError(409, error.code, error.message),
 });
 
+/** Thrown where a driver finds that another process has taken its saga over (its lease had expired). */
+class SagaTakenOver extends Error {}
+
 const stillUndoing = (orderId: string) =>
   failedCheckout({ code: "checkout_in_progress", message: `order ${orderId}'s previous checkout is still undoing its steps; retry later` });
 
@@ -97,6 +100,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     let awaited = { opId: "", afterDecision: false };
     claimAndDrive(orderId, decide, (opId, afterDecision = false) => (awaited = { opId, afterDecision }))
       .catch((err) => {
+        // Another process drives the saga now and decides it: this request learns the outcome below.
+        if (err instanceof SagaTakenOver) return;
         if (!decided) {
           decided = true;
           outcome.reject(err);
@@ -148,7 +153,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     };
     const keepLease = async () => {
       if (order.saga.leaseUntil - Date.now() < timing.sagaLeaseMs / 2) {
-        if (!(await record("order.saga_lease", sagaChanges.renewLease(Date.now(), timing.sagaLeaseMs)))) throw new Error("saga taken over");
+        if (!(await record("order.saga_lease", sagaChanges.renewLease(Date.now(), timing.sagaLeaseMs)))) throw new SagaTakenOver();
       }
     };
 

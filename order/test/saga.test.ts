@@ -164,7 +164,7 @@ describe("checkout saga", () => {
     expect([await stockOf(a), await creditOf(user)]).toEqual([9, 0]);
   });
 
-  test("a saga taken over after its first step was applied sends that step again, and it is applied once", async () => {
+  test("a saga taken over after its first step was applied sends that step again, it is applied once, and the first driver answers the recorded outcome", async () => {
     const LEASE_MS = 100;
     const timing = { ...TIMING, sagaLeaseMs: LEASE_MS as typeof TIMING.sagaLeaseMs };
     const first = createOrders(orderStore, "driver-that-stalls", LEASE_MS);
@@ -179,7 +179,7 @@ describe("checkout saga", () => {
       return stalled.promise;
     });
     const stalling = createCheckout(first, { stock: real.stock, payment: silentPayment }, timing);
-    void stalling.checkout(id).catch(() => {});
+    const stalledAnswer = stalling.checkout(id).catch((err) => err);
     await chargeSent.promise;
     expect(await stockOf(a)).toBe(8);
 
@@ -191,8 +191,10 @@ describe("checkout saga", () => {
     expect(sent).toEqual(["take", "charge"]);
     expect([await stockOf(a), await creditOf(user)]).toEqual([8, 90]);
 
-    // The stalled driver hears nothing in the end, finds the saga taken over, and stops.
+    // The stalled driver hears nothing in the end, finds the saga taken over, and stops; the request
+    // it was driving for is answered with the outcome the other process recorded.
     stalled.resolve({ kind: "unknown", reason: "scripted: the answer was lost" });
+    expect(await stalledAnswer).toEqual({ paid: true });
     await eventually(async () => stalling.inFlight() === 0);
     expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([8, 90, true]);
   });
@@ -258,7 +260,7 @@ describe("checkout saga", () => {
       return send();
     });
     const stalling = createCheckout(first, { stock: real.stock, payment: slowPayment }, timing);
-    void stalling.checkout(id).catch(() => {});
+    const stalledAnswer = stalling.checkout(id).catch((err) => err);
     await chargeSent.promise;
     await Bun.sleep(LEASE_MS * 2);
 
@@ -268,8 +270,10 @@ describe("checkout saga", () => {
     expect(await takeover.checkout(id)).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
     expect(await sagaFinished(id)).toBe(true);
 
-    // The held charge arrives after the refund that fenced it: refused, nothing taken.
+    // The held charge arrives after the refund that fenced it: refused, nothing taken; the first
+    // driver's request is answered with the recorded failure.
     releaseCharge.resolve();
+    expect(await stalledAnswer).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
     await eventually(async () => stalling.inFlight() === 0);
     expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([ITEM_UNITS, 100, false]);
   });
