@@ -92,10 +92,11 @@ export class Store {
   private dropTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly timers: Array<ReturnType<typeof setInterval>> = [];
   /**
-   * Connections to this service's Redis lost so far. A change committed before a loss is not logged
-   * by this process once the loss is seen, nor answered (logDurably): Redis may have died with it
-   * unsaved and recovery rebuilt it from the log already, so a line arriving now could be replayed
-   * later into a Redis that never held its change.
+   * Connections to this service's Redis lost so far. A change whose batch was read before a loss is
+   * not logged by this process once the loss is seen, nor answered (logDurably): Redis may have died
+   * with it unsaved and recovery rebuilt it from the log already, so a line arriving now could be
+   * replayed later into a Redis that never held its change. And a batch read before a loss is read
+   * again before it commits: its connection may have been replaced, and its WATCH with it.
    */
   private connectionLosses = 0;
 
@@ -106,7 +107,14 @@ export class Store {
     private readonly pool: ConnectionPool,
     private readonly log: LogWriter,
   ) {
-    for (const conn of [client, ...pool.connections]) conn.on("close", () => this.connectionLosses++);
+    for (const conn of [client, ...pool.connections]) {
+      conn.on("close", () => {
+        this.connectionLosses++;
+        // Our lines not yet written may now be refused (logDurably): a change that reads one must
+        // look it up and log it ahead of its own, like another process's.
+        this.ownPending.clear();
+      });
+    }
   }
 
   static async open(config: ServiceConfig): Promise<Store> {
@@ -157,8 +165,9 @@ export class Store {
   private async releaseCompactionLock(token: string): Promise<void> {
     const conn = await this.pool.acquire();
     try {
-      await conn.watch(keys.compactionLock);
-      if ((await conn.get(keys.compactionLock)) === token) await conn.multi().del(keys.compactionLock).exec();
+      // A pooled connection may come back still watching a batch's keys: UNWATCH first, as they all do.
+      const [, , holder] = throwOnReplyError(await conn.pipeline().unwatch().watch(keys.compactionLock).get(keys.compactionLock).exec());
+      if (holder === token) await conn.multi().del(keys.compactionLock).exec();
       else await conn.unwatch();
     } finally {
       this.pool.release(conn);
@@ -223,7 +232,7 @@ export class Store {
     const conn = await this.pool.acquire();
     let batch: Waiting[] = [];
     let next: Waiting[] = [];
-    let read: BatchRead = { snapshot: new Map(), firstSeq: 0 };
+    let read: BatchRead = { snapshot: new Map(), firstSeq: 0, losses: 0 };
     /** The next batch from the queue, and its reads in a round trip of their own. */
     const takeAndRead = async () => {
       batch = this.takeBatch();
@@ -232,9 +241,14 @@ export class Store {
     try {
       await takeAndRead();
       for (let attempt = 0; batch.length > 0; ) {
+        if (read.losses !== this.connectionLosses) {
+          // A connection was lost since this batch's WATCH was sent: it may be gone with it.
+          read = await this.readPhase(conn, batch);
+          continue;
+        }
         const plan = planBatch(batch, read.snapshot, read.firstSeq, new Date().toISOString());
         if (plan.writes.length === 0) {
-          void this.finishBatch(batch, plan, this.connectionLosses);
+          void this.finishBatch(batch, plan, read.losses);
           await takeAndRead();
           continue;
         }
@@ -257,13 +271,20 @@ export class Store {
         const execAt = round.length - 1;
         next = this.takeBatch();
         const nextWatched = next.length > 0 ? this.addReads(round, next) : [];
+        const lossesAtCommit = read.losses;
         const replies = await round.exec().catch((err: unknown) => {
           this.pendingDone.push(...dropped);
           throw err;
         });
-        const lossesAtCommit = this.connectionLosses;
+        const [execError, execReply] = replies?.[execAt] ?? [new Error("no reply to EXEC"), undefined];
+        if (execError) {
+          // Not a conflict: the connection failed or Redis refused the EXEC. Whether it committed is
+          // unknown, so the batch is not retried (a retry could apply a change twice): see the catch.
+          this.pendingDone.push(...dropped);
+          throw execError;
+        }
         /** EXEC's reply: null when a watched key changed, else the replies of the MULTI's commands. */
-        const committed = replies?.[execAt]?.[1] as unknown[] | null | undefined;
+        const committed = execReply as unknown[] | null;
         if (!committed) {
           // A watched key changed under this batch: retry it, ahead of the one read behind it.
           this.pendingDone.push(...dropped);
@@ -277,13 +298,16 @@ export class Store {
         for (const seq of dropped) this.ownPending.delete(Number(seq));
         const stillPending = foreign.length > 0 ? (committed[lookupAt] as Array<string | null>) : [];
         const preceding = stillPending.some((line) => line !== null) ? await this.unloggedPredecessors(foreign, stillPending) : undefined;
-        // Own only from here: if the look-up above failed, these lines are never queued by this process.
-        for (const outcome of plan.outcomes) if (outcome.ok && outcome.line) this.ownPending.add(outcome.seq);
+        // Own only from here: if the look-up above failed, these lines are never queued by this process;
+        // after a connection loss they may be refused (logDurably), so they are looked up like others'.
+        if (this.connectionLosses === lossesAtCommit) {
+          for (const outcome of plan.outcomes) if (outcome.ok && outcome.line) this.ownPending.add(outcome.seq);
+        }
         void this.finishBatch(batch, plan, lossesAtCommit, preceding);
         attempt = 0;
         batch = next;
         next = [];
-        if (batch.length > 0) read = parseReads(throwOnReplyError(replies!).slice(execAt + 1), nextWatched, batch.length);
+        if (batch.length > 0) read = parseReads(throwOnReplyError(replies!).slice(execAt + 1), nextWatched, batch.length, lossesAtCommit);
         else await takeAndRead();
       }
     } catch (err) {
@@ -326,9 +350,10 @@ export class Store {
   }
 
   private async readPhase(conn: Redis, batch: readonly Waiting[]): Promise<BatchRead> {
+    const losses = this.connectionLosses;
     const round = conn.pipeline();
     const watched = this.addReads(round, batch);
-    return parseReads(throwOnReplyError(await round.exec()), watched, batch.length);
+    return parseReads(throwOnReplyError(await round.exec()), watched, batch.length, losses);
   }
 
   /** The versions (sequence numbers) of the keys a batch read, except this process's own pending ones. */
@@ -519,12 +544,14 @@ export class Store {
   }
 
   async appendOrphanedLines(now = Date.now()): Promise<number> {
+    const lossesAtRead = this.connectionLosses;
     const pending = await this.client.hgetall(keys.pendingLog);
     const orphans = orphanedLines(pending, now, TIMING.orphanLogLineAgeMs);
     if (orphans.length === 0) return 0;
     await this.logDurably(
       orphans.map(([seq]) => Number(seq)),
       orphans.map(([, line]) => line).join(""),
+      lossesAtRead,
     );
     return orphans.length;
   }
@@ -561,16 +588,17 @@ function queueExec(round: ReturnType<Redis["pipeline"]>): void {
   void round.exec();
 }
 
-type BatchRead = { snapshot: Map<string, Hash | null>; firstSeq: number };
+/** A batch's reads, and `connectionLosses` when their WATCH was sent. */
+type BatchRead = { snapshot: Map<string, Hash | null>; firstSeq: number; losses: number };
 /** `log:pending` entries to append: their numbers and their lines, in that order. */
 type PendingLines = { seqs: number[]; lines: string };
 
 /** The replies of addReads (UNWATCH, WATCH, MGET, INCRBY) for a batch of `count` transactions. */
-function parseReads(replies: unknown[], watched: readonly string[], count: number): BatchRead {
+function parseReads(replies: unknown[], watched: readonly string[], count: number, losses: number): BatchRead {
   const values = replies[2] as Array<string | null>;
   const snapshot = new Map<string, Hash | null>();
   watched.forEach((key, i) => snapshot.set(key, parseStored(values[i])));
-  return { snapshot, firstSeq: Number(replies[3]) - count + 1 };
+  return { snapshot, firstSeq: Number(replies[3]) - count + 1, losses };
 }
 
 function untilReady(client: Redis): Promise<void> {
