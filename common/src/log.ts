@@ -112,6 +112,17 @@ const WRITE_SEPARATOR = "\n";
 
 type QueuedLines = { lines: string; refusal: (() => Error | undefined) | undefined; resolve: () => void; reject: (e: unknown) => void };
 
+/** The queued lines whose refusal (if any) does not refuse them now; the refused ones are rejected. */
+function notRefused(queued: readonly QueuedLines[]): QueuedLines[] {
+  return queued.filter((q) => {
+    const refused = q.refusal?.();
+    if (refused) q.reject(refused);
+    return !refused;
+  });
+}
+
+const textOf = (queued: readonly QueuedLines[]) => WRITE_SEPARATOR + queued.map((q) => q.lines).join("");
+
 export class LogWriter {
   private queued: QueuedLines[] = [];
   private flushing = false;
@@ -148,23 +159,20 @@ export class LogWriter {
 
   private async flush(): Promise<void> {
     while (this.queued.length > 0) {
-      const waiters: QueuedLines[] = [];
-      let text = WRITE_SEPARATOR;
-      for (const queued of this.queued) {
-        const refused = queued.refusal?.();
-        if (refused) queued.reject(refused);
-        else (waiters.push(queued), (text += queued.lines));
-      }
+      let waiters = notRefused(this.queued);
       this.queued = [];
       if (waiters.length === 0) continue;
       try {
-        await this.writeDurably(text);
+        await this.writeDurably(textOf(waiters));
         if (this.rotatedAway()) {
           const old = this.file;
           this.file = await open(this.path, DURABLE_APPEND);
           this.inode = fstatSync(this.file.fd).ino;
           await old.close();
-          await this.writeDurably(text);
+          // Written again, so asked again: this write is a new one, begun now. (The first landed in
+          // the renamed file: in the snapshot, or read by a recovery running meanwhile, or gone.)
+          waiters = notRefused(waiters);
+          if (waiters.length > 0) await this.writeDurably(textOf(waiters));
         }
         for (const w of waiters) w.resolve();
       } catch (err) {

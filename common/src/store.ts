@@ -243,7 +243,8 @@ export class Store {
       for (let attempt = 0; batch.length > 0; ) {
         if (read.losses !== this.connectionLosses) {
           // A connection was lost since this batch's WATCH was sent: it may be gone with it.
-          read = await this.readPhase(conn, batch);
+          batch = this.dropExpired(batch);
+          if (batch.length > 0) read = await this.readPhase(conn, batch);
           continue;
         }
         const plan = planBatch(batch, read.snapshot, read.firstSeq, new Date().toISOString());
@@ -297,7 +298,7 @@ export class Store {
         }
         for (const seq of dropped) this.ownPending.delete(Number(seq));
         const stillPending = foreign.length > 0 ? (committed[lookupAt] as Array<string | null>) : [];
-        const preceding = stillPending.some((line) => line !== null) ? await this.unloggedPredecessors(foreign, stillPending) : undefined;
+        const preceding = stillPending.some((line) => line !== null) ? await this.unloggedPredecessors(conn, foreign, stillPending) : undefined;
         // Own only from here: if the look-up above failed, these lines are never queued by this process;
         // after a connection loss they may be refused (logDurably), so they are looked up like others'.
         if (this.connectionLosses === lossesAtCommit) {
@@ -380,9 +381,10 @@ export class Store {
    * Reading a key from an unlogged chunk is harmless, as batch_init writes whole states and keeps no
    * record that a retry would consult.
    */
-  private async unloggedPredecessors(foreign: readonly number[], stillPending: ReadonlyArray<string | null>): Promise<PendingLines> {
+  private async unloggedPredecessors(conn: Redis, foreign: readonly number[], stillPending: ReadonlyArray<string | null>): Promise<PendingLines> {
     const newest = Math.max(...foreign.filter((_, i) => stillPending[i] !== null));
-    return this.pendingUpTo(newest);
+    // On the batch's own connection, which just committed: the shared one may be reconnecting.
+    return this.pendingUpTo(newest, conn);
   }
 
   /**
@@ -390,8 +392,8 @@ export class Store {
    * queued in its log. (The asking batch's own lines are numbered above `newest`: it took its numbers
    * after its reads.)
    */
-  private async pendingUpTo(newest: number): Promise<PendingLines> {
-    const pending = Object.entries(await this.client.hgetall(keys.pendingLog))
+  private async pendingUpTo(newest: number, conn: Redis = this.client): Promise<PendingLines> {
+    const pending = Object.entries(await conn.hgetall(keys.pendingLog))
       .map(([seq, lines]) => [Number(seq), lines] as const)
       .filter(([seq]) => seq <= newest && !this.ownPending.has(seq))
       .sort(([a], [b]) => a - b);
@@ -471,7 +473,8 @@ export class Store {
     const conn = await this.pool.acquire();
     const seqs: number[] = [];
     let lines = "";
-    let lossesAtCommit = 0;
+    // Counted from the WATCH, as for a batch (connectionLosses).
+    const lossesAtCommit = this.connectionLosses;
     try {
       const reserved = throwOnReplyError(await conn.pipeline().unwatch().watch(...chunk.map(([key]) => key)).incrby(keys.seq, chunk.length).exec());
       const firstSeq = Number(reserved[2]) - chunk.length + 1;
@@ -485,7 +488,6 @@ export class Store {
       seqs.push(firstSeq);
       tx.hset(keys.pendingLog, String(firstSeq), lines);
       const committed = await tx.exec();
-      lossesAtCommit = this.connectionLosses;
       if (committed === null) return false;
       throwOnReplyError(committed);
       this.ownPending.add(firstSeq);

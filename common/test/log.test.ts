@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatRecord, LogWriter, parseRecord, type LogRecord } from "@checkout/common/log";
@@ -120,5 +120,21 @@ describe("LogWriter", () => {
     expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
     expect((outcomes[1] as PromiseRejectedResult).reason).toBe(refusal);
     expect(parseLog(readFileSync(path, "utf8")).records.map((r) => r.seq)).toEqual([1, 3]);
+  });
+
+  test("lines written again after a compaction renamed the log are asked again, and stay out if refused now", async () => {
+    const path = join(dir, "order_log.txt");
+    const renamed = join(dir, "order_log.compacting.txt");
+    const writer = await LogWriter.open(path);
+    // A compaction renames the log before the write lands: it goes to the renamed file, then again to a new log.
+    renameSync(path, renamed);
+    let asked = 0;
+    const lostSinceFirstWrite = () => (++asked > 1 ? new Error("connection lost") : undefined);
+    const refusedLate = writer.append(formatRecord(record(1, 10)), lostSinceFirstWrite).then(() => "written", (err) => err.message);
+    const accepted = writer.append(formatRecord(record(2, 20)));
+    expect(await refusedLate).toBe("connection lost");
+    await accepted;
+    await writer.close();
+    expect(parseLog(readFileSync(path, "utf8")).records.map((r) => r.seq)).toEqual([2]);
   });
 });

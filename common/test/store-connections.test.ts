@@ -15,9 +15,6 @@ import { storeOnItsOwnRedis } from "./support/service";
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(30_000);
 
-/** Long enough for a change to commit and queue behind a write in progress. */
-const SLOW_WRITE_MS = 800;
-
 const fixture = storeOnItsOwnRedis("stock");
 
 test("a change built on one of ours that a lost connection kept out of the log carries its line", async () => {
@@ -32,27 +29,34 @@ test("a change built on one of ours that a lost connection kept out of the log c
   const settled = (p: Promise<number>) => p.then((stock) => ({ stock }), (error) => ({ code: error.code as string }));
   expect(await subtractOne(key)).toBe(9);
 
-  // A slow disk (the log file, not Redis): a write in progress holds the next one back.
+  // A slow disk (the log file, not Redis): the next write is held until the test lets it go, and
+  // the lines committed meanwhile wait behind it.
   const log = (store as unknown as { log: { writeDurably(text: string): Promise<void> } }).log;
   const write = log.writeDurably.bind(log);
+  const writing = Promise.withResolvers<void>();
+  const held = Promise.withResolvers<void>();
   log.writeDurably = async (text) => {
-    await Bun.sleep(SLOW_WRITE_MS);
+    writing.resolve();
+    await held.promise;
     return write(text);
   };
   const admin = new Redis({ host: "127.0.0.1", port: redis.port });
+  const holds = async (stock: string) => (await store.client.get(key).catch(() => null))?.includes(`"stock":"${stock}"`) ?? false;
   try {
     const first = settled(subtractOne(other));
-    await Bun.sleep(50);
-    // A commits (9 → 8) and waits behind the write in progress.
+    await writing.promise;
+    // A commits (9 → 8) and waits behind the held write.
     const a = settled(subtractOne(key));
-    expect(await eventually(async () => (await store.client.get(key))?.includes('"stock":"8"') ?? false, 5_000, 5)).toBe(true);
+    expect(await eventually(() => holds("8"), 5_000, 5)).toBe(true);
 
     // One connection of the process drops, while Redis keeps its data.
     await admin.client("KILL", "ID", String(await store.client.client("ID")));
     expect(await eventually(async () => (await store.client.ping().catch(() => "not yet")) === "PONG", 5_000, 20)).toBe(true);
 
-    // B reads A's effect (8 → 7), and must not reach the log without A's line.
+    // B reads A's effect (8 → 7) and commits; it must not reach the log without A's line.
     const b = settled(subtractOne(key));
+    expect(await eventually(() => holds("7"), 5_000, 5)).toBe(true);
+    held.resolve();
     expect(await b).toEqual({ stock: 7 });
     expect(await a).toEqual({ code: "redis_unavailable" });
     await first;
@@ -64,6 +68,7 @@ test("a change built on one of ours that a lost connection kept out of the log c
     await recover("stock", admin, fixture.logDir, () => {});
     expect(JSON.parse((await admin.get(key))!).stock).toBe("7");
   } finally {
+    held.resolve();
     log.writeDurably = write;
     admin.disconnect();
   }
