@@ -117,13 +117,24 @@ export class Store {
     }
   }
 
+  /** A store whose connections are ready. */
   static async open(config: ServiceConfig): Promise<Store> {
+    const store = await Store.connecting(config);
+    await store.connected();
+    return store;
+  }
+
+  /** A store whose connections are still being made: commands fail (503) until `connected()`. */
+  static async connecting(config: ServiceConfig): Promise<Store> {
     const client = connect(config.redis.host, config.redis.port, { enableAutoPipelining: true });
     const pool = new ConnectionPool(config.redis.host, config.redis.port, config.redisPoolSize);
     const log = await LogWriter.open(logPath(config.logDir, config.service));
-    // Start-up waits for Redis (it may still be replaying its log): a service is useless without it.
-    await Promise.all([client, ...pool.connections].map(untilReady));
     return new Store(config.service, client, pool, log);
+  }
+
+  /** Resolves once every connection to Redis is ready (Redis may still be replaying its log). */
+  async connected(): Promise<void> {
+    await Promise.all([this.client, ...this.pool.connections].map(untilReady));
   }
 
   /**
