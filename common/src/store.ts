@@ -12,11 +12,11 @@
  *     that, the line waits in `log:pending`: any process of the service appends lines older than
  *     TIMING.orphanLogLineAgeMs (orphan sweep), recovery appends them before replaying, and a change
  *     that reads the change meanwhile logs its line ahead of its own (unloggedPredecessors).
- *  4. Only then does the caller answer, and the pending entry is dropped. But if a connection to Redis
- *     was lost between the batch's WATCH and the start of the append, Redis may have died with the change
- *     unsaved and been rebuilt from the log already: the line is not written, and the outcome is
- *     reported unknown, as in 2 (see connectionLosses). Once its write has begun, a recovery reading
- *     the log sees the line.
+ *  4. Only then does the caller answer, and the pending entry is dropped. But if a connection to
+ *     Redis was lost between the batch's WATCH and the start of the append, Redis may have died with
+ *     the change unsaved and been rebuilt from the log already: the line is not written, and the
+ *     outcome is reported unknown, as in 2 (see connectionLosses). Once its write has begun, a
+ *     recovery reading the log sees the line.
  */
 import type { Redis } from "ioredis";
 import { setPriority } from "node:os";
