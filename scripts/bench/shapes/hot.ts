@@ -2,12 +2,12 @@
  * hot: the API's consistency shape. One item with stock 100 at price 1, 1000 users with credit 1,
  * one single-unit order each, all 1000 checkouts in flight at once. Exactly 100 may succeed.
  */
-import { Api, createSession, forEachLimited, SIDE_CONCURRENCY } from "../client";
+import { forEachLimited, SIDE_CONCURRENCY, type Api } from "../client";
 import type { ShapeResult } from "../report";
 import { addedItemBody, createdItemBody, createdOrderBody, createdUserBody, creditChangeBody, stockChangeBody } from "../schemas";
 import { readCredit, readOrders, readStock } from "../state";
 import { checkInvariants, withExpectations, type InvariantReport } from "../verify";
-import { checkoutWindows, measureAlone, settleIfUndecided, shapeResult, timed, type Checkouts, type PreparedShape, type ShapeContext } from "./measure";
+import { checkoutWindows, measureAlone, preparedShape, prepareThroughApi, settleIfUndecided, shapeResult, timed, type Checkouts, type PreparedShape, type ShapeContext } from "./measure";
 
 export const HOT = {
   stock: 100,
@@ -26,30 +26,16 @@ export async function runHot(ctx: ShapeContext): Promise<ShapeResult> {
 }
 
 export async function prepareHot(ctx: ShapeContext): Promise<PreparedShape> {
-  const api = new Api(ctx.baseUrl, createSession(SIDE_CONCURRENCY));
-  let data: HotData;
-  try {
-    data = await timed(ctx.log, `[hot] creating 1 item (stock ${HOT.stock}), ${HOT.users} users and their orders`, () => createHotData(api));
-  } catch (err) {
-    api.close();
-    throw err;
-  }
+  const what = `[hot] creating 1 item (stock ${HOT.stock}), ${HOT.users} users and their orders`;
+  const { api, data } = await prepareThroughApi(ctx.baseUrl, (api) => timed(ctx.log, what, () => createHotData(api)));
   const windows = checkoutWindows("hot", ctx.baseUrl, data.orderIds, HOT.concurrency, { signal: ctx.signal });
-  return {
-    shape: "hot",
-    windows,
-    async finish() {
-      const checkouts = windows.result();
-      const notes = [`all ${checkouts.load.answered} of ${HOT.users} checkouts answered in ${(checkouts.load.elapsedMs / 1000).toFixed(2)} s`];
-      notes.push(...(await settleIfUndecided(checkouts.load, ctx.log)));
-      const invariants = await timed(ctx.log, "[hot] verifying", () => verify(api, data, checkouts));
-      return shapeResult("hot", HOT.concurrency, ctx.seconds, checkouts.load, invariants, notes);
-    },
-    close() {
-      windows.close();
-      api.close();
-    },
-  };
+  return preparedShape("hot", windows, api, async () => {
+    const checkouts = windows.result();
+    const notes = [`all ${checkouts.load.answered} of ${HOT.users} checkouts answered in ${(checkouts.load.elapsedMs / 1000).toFixed(2)} s`];
+    notes.push(...(await settleIfUndecided(checkouts.load, ctx.log)));
+    const invariants = await timed(ctx.log, "[hot] verifying", () => verify(api, data, checkouts));
+    return shapeResult("hot", HOT.concurrency, ctx.seconds, checkouts.load, invariants, notes);
+  });
 }
 
 /** Through the public API, one entity at a time: batch_init cannot make one item and its buyers. */

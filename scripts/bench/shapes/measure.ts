@@ -1,5 +1,5 @@
 /** What every shape does the same way: send checkouts, wait for stragglers, build a result. */
-import { createSession } from "../client";
+import { Api, createSession, SIDE_CONCURRENCY } from "../client";
 import { summarize } from "../histogram";
 import { mergeLoads, NOT_SENT, runLoad, type LoadResult, type LoadSummary } from "../load";
 import { progressPrinter, type ShapeName, type ShapeResult } from "../report";
@@ -110,6 +110,33 @@ export type PreparedShape = {
   finish(): Promise<ShapeResult>;
   close(): void;
 };
+
+/**
+ * A shape's data, made through an API client that then lives as long as the shape (its verification
+ * reads through it, and `preparedShape` closes it); closed at once if making the data fails.
+ */
+export async function prepareThroughApi<D>(baseUrl: string, make: (api: Api) => Promise<D>): Promise<{ api: Api; data: D }> {
+  const api = new Api(baseUrl, createSession(SIDE_CONCURRENCY));
+  try {
+    return { api, data: await make(api) };
+  } catch (err) {
+    api.close();
+    throw err;
+  }
+}
+
+/** A prepared shape whose closing closes its windows and, if it has one, its API client. */
+export function preparedShape(shape: ShapeName, windows: CheckoutWindows, api: Api | undefined, finish: () => Promise<ShapeResult>): PreparedShape {
+  return {
+    shape,
+    windows,
+    finish,
+    close() {
+      windows.close();
+      api?.close();
+    },
+  };
+}
 
 /** A warm-up, then one measured window of `ctx.seconds`, then the verification. */
 export async function measureAlone(prepared: PreparedShape, ctx: ShapeContext): Promise<ShapeResult> {

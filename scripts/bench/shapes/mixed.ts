@@ -3,12 +3,12 @@
  * catalogue in which a share of the items is scarce and a share of the users is too poor to pay
  * for any order, so that some checkouts are refused for stock, some for credit, and the rest succeed.
  */
-import { Api, BATCH_INIT_TIMEOUT_MS, createSession, forEachLimited, SIDE_CONCURRENCY } from "../client";
+import { BATCH_INIT_TIMEOUT_MS, forEachLimited, SIDE_CONCURRENCY, type Api } from "../client";
 import type { ShapeResult } from "../report";
 import { batchInitBody, creditChangeBody, stockChangeBody } from "../schemas";
 import { readCredit, readOrders, readStock } from "../state";
 import { checkInvariants } from "../verify";
-import { batchIds, checkoutWindows, measureAlone, settleIfUndecided, shapeResult, shuffled, timed, type PreparedShape, type ShapeContext } from "./measure";
+import { batchIds, checkoutWindows, measureAlone, preparedShape, prepareThroughApi, settleIfUndecided, shapeResult, shuffled, timed, type PreparedShape, type ShapeContext } from "./measure";
 
 export const MIXED = {
   items: 1_000,
@@ -32,48 +32,33 @@ export async function runMixed(ctx: ShapeContext): Promise<ShapeResult> {
 }
 
 export async function prepareMixed(ctx: ShapeContext): Promise<PreparedShape> {
-  const api = new Api(ctx.baseUrl, createSession(SIDE_CONCURRENCY));
   const itemIds = batchIds(MIXED.items);
   const userIds = batchIds(MIXED.users);
-  let initialStock: Map<string, number>;
-  let initialCredit: Map<string, number>;
-  try {
-    const what = `[mixed] batch_init of ${MIXED.items} items (${MIXED.scarceItems} scarce), ${MIXED.users} users (${MIXED.poorUsers} poor), ${ctx.orders} orders`;
+  const what = `[mixed] batch_init of ${MIXED.items} items (${MIXED.scarceItems} scarce), ${MIXED.users} users (${MIXED.poorUsers} poor), ${ctx.orders} orders`;
+  const { api, data: initial } = await prepareThroughApi(ctx.baseUrl, async (api) => {
     await timed(ctx.log, what, () => prepare(api, ctx.orders));
     // The catalogue is small, so its state before the run is read rather than assumed.
-    initialStock = await readStock(api, itemIds);
-    initialCredit = await readCredit(api, userIds);
-  } catch (err) {
-    api.close();
-    throw err;
-  }
+    return { stock: await readStock(api, itemIds), credit: await readCredit(api, userIds) };
+  });
   const windows = checkoutWindows("mixed", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, { signal: ctx.signal });
-  return {
-    shape: "mixed",
-    windows,
-    async finish() {
-      const { load, answers, sentOrderIds } = windows.result();
-      const notes = await settleIfUndecided(load, ctx.log);
-      const invariants = await timed(ctx.log, `[mixed] verifying ${sentOrderIds.length} orders`, async () =>
-        checkInvariants({
-          initialStock,
-          currentStock: await readStock(api, itemIds),
-          initialCredit,
-          currentCredit: await readCredit(api, userIds),
-          orders: await readOrders(api, sentOrderIds),
-          answers,
-        }),
-      );
-      const sent = Math.max(load.sent, 1);
-      const percent = (n: number) => `${((n / sent) * 100).toFixed(1)} %`;
-      notes.push(`${percent(load.counts["2xx"])} succeeded, ${percent(load.counts["4xx"])} refused`);
-      return shapeResult("mixed", ctx.clients, ctx.seconds, load, invariants, notes);
-    },
-    close() {
-      windows.close();
-      api.close();
-    },
-  };
+  return preparedShape("mixed", windows, api, async () => {
+    const { load, answers, sentOrderIds } = windows.result();
+    const notes = await settleIfUndecided(load, ctx.log);
+    const invariants = await timed(ctx.log, `[mixed] verifying ${sentOrderIds.length} orders`, async () =>
+      checkInvariants({
+        initialStock: initial.stock,
+        currentStock: await readStock(api, itemIds),
+        initialCredit: initial.credit,
+        currentCredit: await readCredit(api, userIds),
+        orders: await readOrders(api, sentOrderIds),
+        answers,
+      }),
+    );
+    const sent = Math.max(load.sent, 1);
+    const percent = (n: number) => `${((n / sent) * 100).toFixed(1)} %`;
+    notes.push(`${percent(load.counts["2xx"])} succeeded, ${percent(load.counts["4xx"])} refused`);
+    return shapeResult("mixed", ctx.clients, ctx.seconds, load, invariants, notes);
+  });
 }
 
 /** batch_init makes everything plentiful; the scarce items and poor users are then cut down through the API. */

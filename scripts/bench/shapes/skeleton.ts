@@ -4,7 +4,7 @@
  * and drop the logic. There is no state to verify; every answer must be a 2xx.
  */
 import type { ShapeResult } from "../report";
-import { batchIds, checkoutWindows, measureAlone, shapeResult, type PreparedShape, type ShapeContext } from "./measure";
+import { batchIds, checkoutWindows, measureAlone, preparedShape, shapeResult, type PreparedShape, type ShapeContext } from "./measure";
 
 /** The skeleton keeps no orders, so a modest set of ids is cycled through instead of one per request. */
 const SKELETON_DISTINCT_IDS = 100_000;
@@ -20,17 +20,10 @@ export function prepareSkeleton(ctx: ShapeContext): PreparedShape {
     maxRequests: SKELETON_MAX_REQUESTS,
     signal: ctx.signal,
   });
-  return {
-    shape: "skeleton",
-    windows,
-    async finish() {
-      const { load } = windows.result();
-      const failed = load.answered - load.counts["2xx"];
-      const details = failed === 0 ? [] : [`expectation: ${failed} skeleton checkouts were not answered 2xx`];
-      return shapeResult("skeleton", ctx.clients, ctx.seconds, load, { ok: details.length === 0, details }, []);
-    },
-    close() {
-      windows.close();
-    },
-  };
+  return preparedShape("skeleton", windows, undefined, async () => {
+    const { load } = windows.result();
+    const failed = load.answered - load.counts["2xx"];
+    const details = failed === 0 ? [] : [`expectation: ${failed} skeleton checkouts were not answered 2xx`];
+    return shapeResult("skeleton", ctx.clients, ctx.seconds, load, { ok: details.length === 0, details }, []);
+  });
 }

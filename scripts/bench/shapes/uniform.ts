@@ -2,12 +2,12 @@
  * uniform: the API's stress shape without the faults. Many items and users with stock and credit to
  * spare, random two-item orders from orders batch_init; every checkout should succeed.
  */
-import { Api, BATCH_INIT_TIMEOUT_MS, createSession, SIDE_CONCURRENCY } from "../client";
+import { BATCH_INIT_TIMEOUT_MS, type Api } from "../client";
 import type { ShapeResult } from "../report";
 import { batchInitBody } from "../schemas";
 import { readCredit, readOrders, readStock, touchedBy } from "../state";
 import { checkInvariants, withExpectations, type InvariantReport } from "../verify";
-import { batchIds, checkoutWindows, measureAlone, settleIfUndecided, shapeResult, shuffled, timed, type Checkouts, type PreparedShape, type ShapeContext } from "./measure";
+import { batchIds, checkoutWindows, measureAlone, preparedShape, prepareThroughApi, settleIfUndecided, shapeResult, shuffled, timed, type Checkouts, type PreparedShape, type ShapeContext } from "./measure";
 
 export const UNIFORM = {
   items: 100_000,
@@ -23,32 +23,21 @@ export async function runUniform(ctx: ShapeContext): Promise<ShapeResult> {
 
 /** Items, users and orders through batch_init; the orders are then checked out in random order. */
 export async function prepareUniform(ctx: ShapeContext): Promise<PreparedShape> {
-  const api = new Api(ctx.baseUrl, createSession(SIDE_CONCURRENCY));
-  try {
-    await timed(ctx.log, `[uniform] batch_init of ${UNIFORM.items} items, ${UNIFORM.users} users, ${ctx.orders} orders`, async () => {
+  const what = `[uniform] batch_init of ${UNIFORM.items} items, ${UNIFORM.users} users, ${ctx.orders} orders`;
+  const { api } = await prepareThroughApi(ctx.baseUrl, (api) =>
+    timed(ctx.log, what, async () => {
       await api.post(`/stock/batch_init/${UNIFORM.items}/${UNIFORM.startingStock}/${UNIFORM.itemPrice}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
       await api.post(`/payment/batch_init/${UNIFORM.users}/${UNIFORM.startingCredit}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
       await api.post(`/orders/batch_init/${ctx.orders}/${UNIFORM.items}/${UNIFORM.users}/${UNIFORM.itemPrice}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
-    });
-  } catch (err) {
-    api.close();
-    throw err;
-  }
+    }),
+  );
   const windows = checkoutWindows("uniform", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, { signal: ctx.signal });
-  return {
-    shape: "uniform",
-    windows,
-    async finish() {
-      const checkouts = windows.result();
-      const notes = await settleIfUndecided(checkouts.load, ctx.log);
-      const invariants = await timed(ctx.log, `[uniform] verifying ${checkouts.sentOrderIds.length} orders`, () => verify(api, checkouts));
-      return shapeResult("uniform", ctx.clients, ctx.seconds, checkouts.load, invariants, notes);
-    },
-    close() {
-      windows.close();
-      api.close();
-    },
-  };
+  return preparedShape("uniform", windows, api, async () => {
+    const checkouts = windows.result();
+    const notes = await settleIfUndecided(checkouts.load, ctx.log);
+    const invariants = await timed(ctx.log, `[uniform] verifying ${checkouts.sentOrderIds.length} orders`, () => verify(api, checkouts));
+    return shapeResult("uniform", ctx.clients, ctx.seconds, checkouts.load, invariants, notes);
+  });
 }
 
 /**
