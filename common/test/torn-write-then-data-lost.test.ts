@@ -7,16 +7,15 @@
  *
  * The torn write itself is written by the test: a real kill lands inside a write only now and then.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { expect, setDefaultTimeout, test } from "bun:test";
+import { appendFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { formatRecord, logPath } from "@checkout/common/log";
 import { recover } from "@checkout/common/recover";
 import { get, post, step } from "./support/http";
-import { startRedis, type RedisServer } from "./support/redis-server";
-import { startService, type RunningService } from "./support/service";
+import { startRedis } from "./support/redis-server";
+import { startService } from "./support/service";
+import { scratch } from "./support/scratch";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(60_000);
@@ -25,19 +24,7 @@ const STARTING_CREDIT = 100;
 const CHARGE = 30;
 const OP_ID = "order-7:1.abc";
 
-let logDir: string;
-const redises: RedisServer[] = [];
-const services: RunningService[] = [];
-
-beforeAll(() => {
-  logDir = mkdtempSync(join(tmpdir(), "checkout-torn-write-"));
-});
-
-afterAll(async () => {
-  for (const service of services) await service.stop().catch(() => {});
-  for (const redis of redises) await redis.stop().catch(() => {});
-  rmSync(logDir, { recursive: true, force: true });
-});
+const { logDir, redises, services } = scratch("checkout-torn-write-");
 
 test("a charge the standby answered after the active replica's torn write survives Redis losing its data, and is not charged twice", async () => {
   const redis = await startRedis();

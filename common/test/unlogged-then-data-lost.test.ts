@@ -5,9 +5,8 @@
  * lost exactly one unit per step: the standby's line holds the first step's effect, so the first
  * step's line must have reached the log with it.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { REPO_ROOT } from "@checkout/common/config";
@@ -15,8 +14,9 @@ import { logPath } from "@checkout/common/log";
 import { recover } from "@checkout/common/recover";
 import { eventually } from "./support/eventually";
 import { get, post, step } from "./support/http";
-import { freePort, startRedis, type RedisServer } from "./support/redis-server";
-import { startService, type RunningService } from "./support/service";
+import { freePort, startRedis } from "./support/redis-server";
+import { startService } from "./support/service";
+import { scratch } from "./support/scratch";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(60_000);
@@ -25,19 +25,7 @@ const STARTING_STOCK = 10;
 const INSTANCE = "stock-killed";
 const FAULT = "stock.take.committed_not_logged";
 
-let logDir: string;
-const redises: RedisServer[] = [];
-const services: RunningService[] = [];
-
-beforeAll(() => {
-  logDir = mkdtempSync(join(tmpdir(), "checkout-unlogged-"));
-});
-
-afterAll(async () => {
-  for (const service of services) await service.stop().catch(() => {});
-  for (const redis of redises) await redis.stop().catch(() => {});
-  rmSync(logDir, { recursive: true, force: true });
-});
+const { logDir, redises, services } = scratch("checkout-unlogged-");
 
 /** The real stock service (stock/src/main.ts) as its own process, armed to die at FAULT. */
 async function startArmedStock(redisPort: number): Promise<{ url: string; exited: Promise<number | null> }> {

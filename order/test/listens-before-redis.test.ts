@@ -4,15 +4,14 @@
  * instead of leaving the gateway no replica to send it to, which it answers 502 (and checkers count
  * a 502 as a successful checkout).
  */
-import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { REPO_ROOT } from "@checkout/common/config";
 import { eventually } from "../../common/test/support/eventually";
 import { get, post } from "../../common/test/support/http";
-import { freePort, startRedis, type RedisServer } from "../../common/test/support/redis-server";
-import { startService, type RunningService } from "../../common/test/support/service";
+import { freePort, startRedis } from "../../common/test/support/redis-server";
+import { startService } from "../../common/test/support/service";
+import { scratch } from "../../common/test/support/scratch";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(60_000);
@@ -20,17 +19,7 @@ setDefaultTimeout(60_000);
 /** How long the order's Redis stays down while a checkout waits on the restarted process. */
 const REDIS_DOWN_MS = 1_500;
 
-const logDir = mkdtempSync(join(tmpdir(), "checkout-listens-"));
-const redises: RedisServer[] = [];
-const services: RunningService[] = [];
-const processes: Array<ReturnType<typeof Bun.spawn>> = [];
-
-afterAll(async () => {
-  for (const child of processes) child.kill("SIGKILL");
-  for (const service of services) await service.stop().catch(() => {});
-  for (const redis of redises) await redis.stop().catch(() => {});
-  rmSync(logDir, { recursive: true, force: true });
-});
+const { logDir, redises, services, processes } = scratch("checkout-listens-");
 
 /** The real order service (order/src/main.ts) as a process of its own. */
 async function spawnOrder(redisPort: number, peers: { stock: string; payment: string }): Promise<{ url: string; child: ReturnType<typeof Bun.spawn> }> {
