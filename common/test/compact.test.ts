@@ -18,6 +18,9 @@ import { storeOnItsOwnRedis } from "./support/service";
 setDefaultTimeout(60_000);
 
 const ITEMS = 200;
+/** Compactions, each under a log write in flight, while the takes go on. */
+const ROTATIONS = 5;
+const TAKES_PER_ROTATION = 600;
 const fixture = storeOnItsOwnRedis("stock");
 
 beforeAll(async () => {
@@ -50,7 +53,8 @@ async function expectReplayEqualsLive(): Promise<void> {
   }
 }
 
-const lines = async (path: string) => (existsSync(path) ? parseLog(await Bun.file(path).text()).records.length : 0);
+const records = async (path: string) => (existsSync(path) ? parseLog(await Bun.file(path).text()).records : []);
+const lines = async (path: string) => (await records(path)).length;
 
 test("compaction keeps one line per key, the newest, and recovery from snapshot and log is the live data", async () => {
   await churn(1_000);
@@ -62,13 +66,43 @@ test("compaction keeps one line per key, the newest, and recovery from snapshot 
   await expectReplayEqualsLive();
 });
 
+/**
+ * The store's next durable log write, held before it reaches the file until `release()`, as on a slow
+ * disk; `started` gives its text once it has begun. Lines committed meanwhile queue behind it.
+ */
+function holdNextWrite(): { started: Promise<string>; release: () => void } {
+  const log = (fixture.store as unknown as { log: { writeDurably(text: string): Promise<void> } }).log;
+  const write = log.writeDurably;
+  const started = Promise.withResolvers<string>();
+  const released = Promise.withResolvers<void>();
+  log.writeDurably = async (text) => {
+    log.writeDurably = write;
+    started.resolve(text);
+    await released.promise;
+    return write.call(log, text);
+  };
+  return { started: started.promise, release: () => released.resolve() };
+}
+
 test("lines committed while the log is rotated again and again are all in some file", async () => {
-  const writing = churn(3_000);
-  for (let i = 0; i < 5; i++) {
-    await Bun.sleep(20);
-    await compact(fixture.logDir, "stock");
+  for (let rotation = 0; rotation < ROTATIONS; rotation++) {
+    const write = holdNextWrite();
+    const writing = churn(TAKES_PER_ROTATION);
+    let held: string;
+    try {
+      held = await write.started;
+      // The whole compaction runs under that write: the log is renamed, folded without its lines, and deleted.
+      await compact(fixture.logDir, "stock");
+    } finally {
+      write.release();
+    }
+    await writing;
+    // The write landed in the deleted file; the writer saw its log gone and wrote the lines again.
+    const heldSeqs = parseLog(held).records.map((r) => r.seq);
+    const inNewLog = new Set((await records(logPath(fixture.logDir, "stock"))).map((r) => r.seq));
+    expect(heldSeqs.length).toBeGreaterThan(0);
+    expect(heldSeqs.filter((seq) => !inNewLog.has(seq))).toEqual([]);
   }
-  await writing;
   await expectReplayEqualsLive();
 });
 

@@ -5,11 +5,12 @@
  */
 import { expect, setDefaultTimeout, test } from "bun:test";
 import { Redis } from "ioredis";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { TIMING } from "../src/config";
+import { existsSync, readFileSync } from "node:fs";
+import { getPriority } from "node:os";
 import { keys } from "../src/keyspace";
 import { compactingPath, snapshotPath } from "../src/log";
 import { recover } from "../src/recover";
+import type { Store } from "../src/store";
 import { eventually } from "./support/eventually";
 import { startRedis } from "./support/redis-server";
 import { redisState, without } from "./support/redis-state";
@@ -20,23 +21,63 @@ setDefaultTimeout(60_000);
 /** Small enough that a few dozen lines outgrow it (the least the configuration accepts). */
 const COMPACT_BYTES = 1024;
 const ITEMS = 50;
+/** The scheduling priority the store gives its compaction child (store.ts), below the services' 0. */
+const COMPACTION_NICENESS = 10;
+/** The script the store's compaction child runs (store.ts): what tells that spawn from the others. */
+const COMPACTION_SCRIPT = "compact.ts";
+/** The instance id the upkeep runs under: its lock tokens begin with it. */
+const INSTANCE = "upkeep-test";
 
 const fixture = storeOnItsOwnRedis("stock");
 
-/** Niceness of each child process of this one (field 19 of /proc/<pid>/stat), by pid. */
-function childNiceness(): Map<number, number> {
-  const found = new Map<number, number>();
-  for (const task of readdirSync("/proc/self/task")) {
-    for (const pid of readFileSync(`/proc/self/task/${task}/children`, "utf8").split(" ").filter(Boolean)) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        found.set(Number(pid), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
-      } catch {
-        // Exited between the two reads.
-      }
+type HeldChild = { pid: number; resume(): void };
+
+/**
+ * The store's next compaction child, held stopped from its start until `resume()`: a child of a tiny
+ * log lives for a fraction of a second, so the test looks at it, or changes things under it, while it
+ * cannot have finished. It stops itself (SIGSTOP) before it runs the compaction, and the store sets its
+ * priority right after spawning it, so what the test sees once it is stopped is what the store did.
+ */
+function nextCompactionChild(): Promise<HeldChild> {
+  const spawn = Bun.spawn;
+  const held = Promise.withResolvers<HeldChild>();
+  Bun.spawn = ((command: string[], options?: object) => {
+    const spawnOptions = options as Parameters<typeof Bun.spawn>[1];
+    if (!command.some((arg) => arg.endsWith(COMPACTION_SCRIPT))) return spawn(command, spawnOptions);
+    Bun.spawn = spawn;
+    const child = spawn(["sh", "-c", 'kill -STOP $$ && exec "$@"', "sh", ...command], spawnOptions);
+    eventually(async () => processState(child.pid) === "T").then(
+      (stopped) =>
+        stopped ? held.resolve({ pid: child.pid, resume: () => process.kill(child.pid, "SIGCONT") }) : held.reject(new Error("the compaction child never stopped")),
+      (err: unknown) => held.reject(err),
+    );
+    return child;
+  }) as typeof Bun.spawn;
+  return held.promise;
+}
+
+/** The state letter of a process (field 3 of /proc/<pid>/stat): "T" once it is stopped. */
+function processState(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0]!;
+}
+
+/** Resolves once the store's next release of the compaction lock has run (after its child exited). */
+function nextLockRelease(store: Store): Promise<void> {
+  const releaser = store as unknown as { releaseCompactionLock(token: string): Promise<void> };
+  const release = releaser.releaseCompactionLock;
+  const released = Promise.withResolvers<void>();
+  releaser.releaseCompactionLock = async (token) => {
+    releaser.releaseCompactionLock = release;
+    try {
+      await release.call(store, token);
+      released.resolve();
+    } catch (err) {
+      released.reject(err);
+      throw err;
     }
-  }
-  return found;
+  };
+  return released.promise;
 }
 
 test("a log that outgrows its bound is compacted by a child at a lower priority, and replays to the live state", async () => {
@@ -45,17 +86,17 @@ test("a log that outgrows its bound is compacted by a child at a lower priority,
     await fixture.store.transact("stock.create", [key], () => ({ result: null, writes: { [key]: { stock: String(i), price: "1" } } }));
   }
 
-  // Children seen while the compaction runs (a child of a tiny log lives for a fraction of a second).
-  const seen = new Map<number, number>();
-  const watcher = setInterval(() => childNiceness().forEach((nice, pid) => seen.set(pid, nice)), 2);
-  fixture.store.startLogUpkeep(fixture.logDir, COMPACT_BYTES, "upkeep-test");
-  try {
-    expect(await eventually(async () => existsSync(snapshotPath(fixture.logDir, "stock")), TIMING.compactionCheckIntervalMs * 2, 20)).toBe(true);
-  } finally {
-    clearInterval(watcher);
-  }
-  // The redis-servers are this test's children too, at the default priority 0.
-  expect([...seen.values()]).toContain(10);
+  const spawned = nextCompactionChild();
+  const released = nextLockRelease(fixture.store);
+  fixture.store.startLogUpkeep(fixture.logDir, COMPACT_BYTES, INSTANCE);
+  const child = await spawned;
+  const childNiceness = getPriority(child.pid);
+  child.resume();
+  // The compaction has ended, its lock released: the next test's compaction is the only one running.
+  await released;
+  expect(childNiceness).toBe(COMPACTION_NICENESS);
+  expect(getPriority()).toBeLessThan(COMPACTION_NICENESS);
+  expect(existsSync(snapshotPath(fixture.logDir, "stock"))).toBe(true);
 
   const empty = await startRedis();
   const client = new Redis({ port: empty.port });
@@ -70,21 +111,25 @@ test("a log that outgrows its bound is compacted by a child at a lower priority,
 
 test("a compaction whose lock expired and passed to another process leaves that process's lock in place", async () => {
   const lock = () => fixture.store.client.get(keys.compactionLock);
+  const spawned = nextCompactionChild();
+  const released = nextLockRelease(fixture.store);
   for (let i = 0; i < ITEMS; i++) {
     const key = keys.item(`again-${i}`);
     await fixture.store.transact("stock.create", [key], () => ({ result: null, writes: { [key]: { stock: "1", price: "1" } } }));
   }
-  // The upkeep started above compacts the grown log; its lock appears while the child runs.
-  expect(await eventually(async () => (await lock()) !== null, TIMING.compactionCheckIntervalMs * 2, 1)).toBe(true);
+  // The upkeep started above compacts the grown log. While its child runs, the lock expires and
+  // another process takes it.
+  const child = await spawned;
+  const holderWhileRunning = await lock();
   const another = "another-process:its-own-token";
   await fixture.store.client.set(keys.compactionLock, another);
+  child.resume();
   try {
-    // The compaction has ended once its snapshot holds the new items and its renamed log is gone.
-    const ended = async () =>
-      !existsSync(compactingPath(fixture.logDir, "stock")) && (await Bun.file(snapshotPath(fixture.logDir, "stock")).text()).includes(keys.item("again-0"));
-    expect(await eventually(ended, 30_000, 5)).toBe(true);
-    // Then the child exits; give its parent the moment it takes to release the lock.
-    await Bun.sleep(500);
+    await released;
+    expect(holderWhileRunning).toStartWith(`${INSTANCE}:`);
+    // The compaction ran to its end: its snapshot holds the new items and its renamed log is gone.
+    expect(existsSync(compactingPath(fixture.logDir, "stock"))).toBe(false);
+    expect(await Bun.file(snapshotPath(fixture.logDir, "stock")).text()).toContain(keys.item("again-0"));
     expect(await lock()).toBe(another);
   } finally {
     await fixture.store.client.del(keys.compactionLock);

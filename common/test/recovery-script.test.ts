@@ -4,7 +4,7 @@
  * Redis 7 with `aof-load-truncated yes` drops the torn tail back to before the MULTI (checked here:
  * "Truncating the AOF ... at offset N"); the replay of the service log restores what the tail held.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { Redis } from "ioredis";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,14 +12,23 @@ import { join, resolve } from "node:path";
 import { keys, parseStored } from "../src/keyspace";
 import { Store } from "../src/store";
 import type { ServiceConfig } from "../src/config";
+import { eventually } from "./support/eventually";
+
+/** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
+setDefaultTimeout(60_000);
 
 const SCRIPT = resolve(import.meta.dir, "../../start_redis_with_recovery.sh");
+/** What the script prints once the replay is done and Redis takes clients: its report is complete. */
+const LISTENING = "recovered and listening";
+/** Where the AOF is cut, after the last MULTI: inside its block, before the values it writes. */
+const TEAR_OFFSET = 40;
 const root = mkdtempSync(join(tmpdir(), "recovery-script-"));
 const dataDir = join(root, "redis");
 const logDir = join(root, "logging");
 let port = 0;
 let script: Bun.Subprocess<"ignore", "pipe", "pipe"> | undefined;
-let recoveryReport = "";
+/** What the script started last printed. */
+let recoveryReport = { text: "" };
 
 async function freePort(): Promise<number> {
   const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -29,21 +38,25 @@ async function freePort(): Promise<number> {
 }
 
 async function startRedis(): Promise<void> {
-  script = Bun.spawn(["bash", SCRIPT, "stock"], {
+  const started = Bun.spawn(["bash", SCRIPT, "stock"], {
     env: { ...process.env, REDIS_PORT: String(port), REDIS_DIR: dataDir, LOG_DIR: logDir },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
   });
-  recoveryReport = "";
+  script = started;
+  // A report of this script's own: what an earlier one printed never lands in it.
+  const report = { text: "" };
+  recoveryReport = report;
   void (async () => {
-    for await (const chunk of script.stdout) recoveryReport += new TextDecoder().decode(chunk);
+    for await (const chunk of started.stdout) report.text += new TextDecoder().decode(chunk);
   })();
   const client = new Redis({ port, lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
   client.on("error", () => {});
   await client.connect().catch(() => {});
   expect(await client.ping()).toBe("PONG");
   await client.quit();
+  expect(await eventually(async () => report.text.includes(LISTENING))).toBe(true);
 }
 
 async function killRedis(): Promise<void> {
@@ -65,6 +78,29 @@ function config(): ServiceConfig {
     logCompactBytes: 64 * 1024 * 1024,
     faultPoint: undefined,
   };
+}
+
+/** The file Redis appends its AOF to (Redis 7: `appendonlydir/<name>.<n>.incr.aof`). */
+function incrementalAof(): string {
+  const aofDir = join(dataDir, "appendonlydir");
+  return join(aofDir, readdirSync(aofDir).find((f) => f.endsWith(".incr.aof"))!);
+}
+
+/** Whether the AOF file holds the whole MULTI block that stored `value`, its EXEC included. */
+function aofHoldsBlockOf(value: string): boolean {
+  const text = readFileSync(incrementalAof(), "latin1");
+  const at = text.lastIndexOf(value);
+  return at >= 0 && text.indexOf("EXEC", at) > at;
+}
+
+/** A key's value as Redis stores it: the entity's JSON with its version, unique to the change that wrote it. */
+async function rawValue(key: string): Promise<string> {
+  const client = new Redis({ port });
+  try {
+    return (await client.get(key))!;
+  } finally {
+    await client.quit();
+  }
 }
 
 async function dump(): Promise<Record<string, Record<string, string> | null>> {
@@ -112,22 +148,25 @@ test("an AOF torn inside a MULTI block loads up to the block, and the log replay
   await store.close();
   const before = await dump();
   expect(before["item:torn-b"]).toMatchObject({ stock: "4" });
-  // everysec: give Redis its fsync second, so the AOF holds every block before we tear it.
-  await Bun.sleep(1_200);
+  // appendfsync everysec: Redis may keep a block in its buffer a while (behind an fsync) before it
+  // writes it to the file. The last take's block must be in the file before the kill, to be torn.
+  const lastTake = await rawValue(keys.item("torn-b"));
+  expect(await eventually(async () => aofHoldsBlockOf(lastTake))).toBe(true);
   await killRedis();
 
-  const aofDir = join(dataDir, "appendonlydir");
-  const incr = join(aofDir, readdirSync(aofDir).find((f) => f.endsWith(".incr.aof"))!);
+  const incr = incrementalAof();
   const text = readFileSync(incr, "latin1");
   const lastMulti = text.lastIndexOf("MULTI");
   expect(lastMulti).toBeGreaterThan(0);
-  truncateSync(incr, lastMulti + 40); // inside the block: after MULTI, before EXEC
-  expect(statSync(incr).size).toBe(lastMulti + 40);
+  // The cut falls inside the last take's block: after its MULTI, before its writes and its EXEC.
+  expect(text.indexOf(lastTake, lastMulti)).toBeGreaterThan(lastMulti + TEAR_OFFSET);
+  truncateSync(incr, lastMulti + TEAR_OFFSET);
+  expect(statSync(incr).size).toBe(lastMulti + TEAR_OFFSET);
 
   await startRedis();
   expect(await dump()).toEqual(before);
   // Redis itself lost the torn take of both items; the replay put them back.
-  expect(recoveryReport).toMatch(/\b2 applied\b/);
+  expect(recoveryReport.text).toMatch(/\b2 applied\b/);
 });
 
 test("a Redis whose data folder is wiped is rebuilt entirely from the log", async () => {

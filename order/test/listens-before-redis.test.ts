@@ -5,6 +5,8 @@
  * a 502 as a successful checkout).
  */
 import { expect, setDefaultTimeout, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { REPO_ROOT } from "@checkout/common/config";
 import { eventually } from "../../common/test/support/eventually";
@@ -16,8 +18,10 @@ import { scratch } from "../../common/test/support/scratch";
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(60_000);
 
-/** How long the order's Redis stays down while a checkout waits on the restarted process. */
-const REDIS_DOWN_MS = 1_500;
+/** A process that does not answer its health check, or read a request sent to it, within this long is stuck. */
+const PROCESS_TIMEOUT_MS = 30_000;
+/** The kernel's TCP tables (IPv4, IPv6): per connection, the bytes not yet acknowledged and not yet read. */
+const TCP_TABLES = ["/proc/net/tcp", "/proc/net/tcp6"];
 
 const { logDir, redises, services, processes } = scratch("checkout-listens-");
 
@@ -35,6 +39,57 @@ async function spawnOrder(redisPort: number, peers: { stock: string; payment: st
 
 const answers = async (url: string) => (await get(`${url}/health`).catch(() => ({ status: 0 }))).status;
 
+/**
+ * A checkout sent on a socket of the test's own, so that its client port is known: `written` resolves
+ * with that port once the request is handed to the kernel, `answer` with the status and JSON body.
+ */
+function checkoutOnOwnSocket(baseUrl: string, orderId: string): { written: Promise<number>; answer: Promise<{ status: number; body: unknown }> } {
+  const { hostname, port } = new URL(baseUrl);
+  const socket = connect({ host: hostname, port: Number(port) });
+  const request = `POST /checkout/${orderId} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
+  const written = new Promise<number>((resolve, reject) => {
+    socket.on("error", reject);
+    socket.on("connect", () => socket.write(request, () => resolve(socket.localPort!)));
+  });
+  const answer = new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? NaN);
+      const payload = text.slice(text.indexOf("\r\n\r\n") + 4);
+      let body: unknown = payload;
+      try {
+        body = JSON.parse(payload);
+      } catch {
+        // Not JSON (or no answer at all): the raw text is the body, for the failure message.
+      }
+      resolve({ status, body });
+    });
+  });
+  return { written, answer };
+}
+
+/** The queues of the loopback TCP connection from `localPort` to `remotePort`, as the kernel lists them. */
+function tcpQueues(localPort: number, remotePort: number): { unacknowledged: number; unread: number } | undefined {
+  const portOf = (address: string) => parseInt(address.slice(address.lastIndexOf(":") + 1), 16);
+  for (const table of TCP_TABLES) {
+    for (const row of readFileSync(table, "utf8").split("\n").slice(1)) {
+      const [, local, remote, , queues] = row.trim().split(/\s+/);
+      if (!local || !remote || !queues || portOf(local) !== localPort || portOf(remote) !== remotePort) continue;
+      const [unacknowledged, unread] = queues.split(":").map((hex) => parseInt(hex, 16));
+      return { unacknowledged: unacknowledged!, unread: unread! };
+    }
+  }
+  return undefined;
+}
+
+/** Whether the server on `serverPort` has read every byte the client on `clientPort` sent it. */
+function readByServer(clientPort: number, serverPort: number): boolean {
+  return tcpQueues(clientPort, serverPort)?.unacknowledged === 0 && tcpQueues(serverPort, clientPort)?.unread === 0;
+}
+
 test("an order process whose Redis is down listens anyway, and a checkout sent to it is answered once Redis is back", async () => {
   const [forOrder, forStock, forPayment] = await Promise.all([startRedis(), startRedis(), startRedis()]);
   redises.push(forOrder, forStock, forPayment);
@@ -44,7 +99,7 @@ test("an order process whose Redis is down listens anyway, and a checkout sent t
   const peers = { stock: stock.url, payment: payment.url };
 
   const first = await spawnOrder(forOrder.port, peers);
-  expect(await eventually(async () => (await answers(first.url)) === 200, 15_000, 50)).toBe(true);
+  expect(await eventually(async () => (await answers(first.url)) === 200, PROCESS_TIMEOUT_MS, 50)).toBe(true);
   const itemId = (await post(`${stock.url}/item/create/5`)).body.item_id;
   await post(`${stock.url}/add/${itemId}/3`);
   const userId = (await post(`${payment.url}/create_user`)).body.user_id;
@@ -57,12 +112,15 @@ test("an order process whose Redis is down listens anyway, and a checkout sent t
   await first.child.exited;
   await forOrder.kill();
   const second = await spawnOrder(forOrder.port, peers);
-  expect(await eventually(async () => (await answers(second.url)) === 503, 15_000, 50)).toBe(true);
+  expect(await eventually(async () => (await answers(second.url)) === 503, PROCESS_TIMEOUT_MS, 50)).toBe(true);
 
-  const checkout = post(`${second.url}/checkout/${orderId}`);
-  await Bun.sleep(REDIS_DOWN_MS);
+  // Redis comes back only once the process has read the checkout: it holds it while Redis is down.
+  const checkout = checkoutOnOwnSocket(second.url, orderId);
+  const clientPort = await checkout.written;
+  const orderPort = Number(new URL(second.url).port);
+  expect(await eventually(async () => readByServer(clientPort, orderPort), PROCESS_TIMEOUT_MS)).toBe(true);
   await forOrder.restart();
-  expect(await checkout).toEqual({ status: 200, body: { order_id: orderId, paid: true } });
+  expect(await checkout.answer).toEqual({ status: 200, body: { order_id: orderId, paid: true } });
   expect((await get(`${stock.url}/find/${itemId}`)).body.stock).toBe(1);
   expect((await get(`${payment.url}/find_user/${userId}`)).body.credit).toBe(90);
 });

@@ -11,7 +11,10 @@ import { redisState } from "../../common/test/support/redis-state";
 import { startService, type RunningService } from "../../common/test/support/service";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
-setDefaultTimeout(30_000);
+setDefaultTimeout(60_000);
+
+/** A compensation still running after this long is stuck. */
+const COMPENSATION_TIMEOUT_MS = 30_000;
 
 const redises: RedisServer[] = [];
 let stock: RunningService;
@@ -56,7 +59,7 @@ const creditOf = async (id: string): Promise<number> => (await get(`${payment.ur
 const find = async (id: string) => (await get(`${order.url}/find/${id}`)).body;
 const checkout = (id: string) => post(`${order.url}/checkout/${id}`);
 /** Compensations may still be running when the 409 goes out; they finish shortly after. */
-const stockBecomes = (id: string, units: number) => eventually(async () => (await stockOf(id)) === units);
+const stockBecomes = (id: string, units: number) => eventually(async () => (await stockOf(id)) === units, COMPENSATION_TIMEOUT_MS);
 
 describe("orders", () => {
   test("create makes an unpaid order without items for the user", async () => {
@@ -216,7 +219,7 @@ describe("checkout", () => {
     const id = await newOrder(user, [[a, 1]]);
     expect((await checkout(id)).status).toBe(409);
     expect(await stockBecomes(a, 10)).toBe(true);
-    expect(await eventually(async () => (await order.store.read(keys.order(id)))?.saga_status === "failed")).toBe(true);
+    expect(await eventually(async () => (await order.store.read(keys.order(id)))?.saga_status === "failed", COMPENSATION_TIMEOUT_MS)).toBe(true);
     await post(`${payment.url}/add_funds/${user}/1`);
     expect(await checkout(id)).toEqual({ status: 200, body: { order_id: id, paid: true } });
     expect(await creditOf(user)).toBe(0);

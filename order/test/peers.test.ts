@@ -42,8 +42,14 @@ afterEach(async () => {
   for (const r of started.splice(0)) await r.stop();
 });
 
+/**
+ * A call to these loopback replicas that takes longer than this is stuck. No test here waits for the
+ * timeout (an unreachable replica refuses the connection at once), so it only has to outlast a slow machine.
+ */
+const CALL_TIMEOUT_MS = 30_000;
+
 const peerAt = (urls: string[], stepCallsInFlight = 2) =>
-  new Peer("stock", urls, new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), 8, 1_000, stepCallsInFlight);
+  new Peer("stock", urls, new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), 8, CALL_TIMEOUT_MS, stepCallsInFlight);
 const peerOf = (replicas: Replica[], stepCallsInFlight = 2) => peerAt(replicas.map((r) => r.url), stepCallsInFlight);
 const take = (peer: Peer, op = "o:1.x") => peer.step("take", op, { items: [["i", 1]] });
 
@@ -84,6 +90,7 @@ test("with no replica reachable the outcome is unknown, naming the last one trie
 });
 
 test("steps made while the calls in flight are full leave together in the next call, each with its own answer", async () => {
+  const firstCallArrived = Promise.withResolvers<void>();
   const release = Promise.withResolvers<void>();
   let held = 0;
   const outcomes: Record<string, StepReply> = {
@@ -92,11 +99,12 @@ test("steps made while the calls in flight are full leave together in the next c
     "o3:1": { status: 503, error: "redis_unavailable", message: "down" },
     "o4:1": { status: 200, outcome: "applied" },
   };
-  // The first call is held until the other steps have queued behind it.
-  const active = start({ reply: (step) => outcomes[String(step.op_id)]!, hold: () => (held++ === 0 ? release.promise : Promise.resolve()) });
+  // The first call is held at the replica until the other steps have queued behind it.
+  const holdFirst = () => (held++ === 0 ? (firstCallArrived.resolve(), release.promise) : Promise.resolve());
+  const active = start({ reply: (step) => outcomes[String(step.op_id)]!, hold: holdFirst });
   const peer = peerOf([active], 1);
   const answers = ["o1:1", "o2:1", "o3:1", "o4:1"].map((op) => take(peer, op));
-  await Bun.sleep(50);
+  await firstCallArrived.promise;
   expect(active.calls.map((c) => c.steps.length)).toEqual([1]);
   release.resolve();
   expect((await Promise.all(answers)).map((a) => a.kind)).toEqual(["ok", "refused", "unknown", "ok"]);

@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { keys } from "@checkout/common/keyspace";
 import { logPath } from "@checkout/common/log";
 import { parseLog } from "@checkout/common/replay";
+import { eventually } from "../../common/test/support/eventually";
 import { errorBody, post } from "../../common/test/support/http";
 import { startRedis, type RedisServer } from "../../common/test/support/redis-server";
 import { startService, type RunningService } from "../../common/test/support/service";
@@ -16,12 +17,12 @@ import { committedNotLogged } from "../../common/test/support/unlogged";
 import { newOrder, orderCodec, type Order, type SagaRecord } from "../src/orders";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
-setDefaultTimeout(30_000);
+setDefaultTimeout(60_000);
 
 /** No step is sent in these tests: the peers are never called. */
 const UNUSED_PEER = "http://127.0.0.1:9";
-/** How long the waiting request has to start polling before the other process "decides". */
-const WAITING_MS = 100;
+/** A request that has not read the order within this long is stuck. */
+const READ_TIMEOUT_MS = 30_000;
 
 let redis: RedisServer;
 let order: RunningService;
@@ -63,9 +64,12 @@ test("'already paid' is answered once the payment's record is in the log", async
 
 test("a failure decided by the process driving the saga is answered once its record is in the log", async () => {
   const running: Order = { ...newOrder("u2", [["i1", 1]], 5), saga: saga({ opId: "failed-elsewhere:1.a" }) };
-  await committedElsewhere("failed-elsewhere", running, "order.checkout");
+  const runningSeq = await committedElsewhere("failed-elsewhere", running, "order.checkout");
+  expect(loggedSeqs()).not.toContain(runningSeq);
   const answer = post(`${order.url}/checkout/failed-elsewhere`);
-  await Bun.sleep(WAITING_MS);
+  // A waiting request logs each record it reads before it acts on it: once the running saga's line is
+  // in the log, the request has found the saga running and waits for its outcome. Only now is it decided.
+  expect(await eventually(async () => loggedSeqs().includes(runningSeq), READ_TIMEOUT_MS)).toBe(true);
 
   const error = { status: 409 as const, code: "insufficient_credit" as const, message: "user u2 has 0, needs 5" };
   const compensating: Order = { ...running, saga: saga({ opId: "failed-elsewhere:1.a", status: "compensating", step: 0, error }) };

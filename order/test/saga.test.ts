@@ -13,20 +13,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createOrders, type OrderStore } from "../src/orders";
 import { createPeers, type Peer, type PeerAnswer, type Peers } from "../src/peers";
-import { createCheckout } from "../src/saga";
+import { createCheckout, type Checkout } from "../src/saga";
 import { get, post } from "../../common/test/support/http";
 import { startRedis, type RedisServer } from "../../common/test/support/redis-server";
 import { eventually } from "../../common/test/support/eventually";
 import { serviceConfig, startService, type RunningService } from "../../common/test/support/service";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
-setDefaultTimeout(30_000);
+setDefaultTimeout(60_000);
 
 const INSTANCE = "saga-test";
 /** Short enough that a lost answer turns into a compensation within the test. */
 const FORWARD_DEADLINE_MS = 50;
-/** A scripted refund waits at most this long for the late charge it is meant to follow. */
-const LATE_CHARGE_WAIT_MS = 2_000;
+/** Sagas, compensations and expired leases are waited for this long at most: only a stuck one takes it. */
+const SETTLE_TIMEOUT_MS = 30_000;
 
 const redises: RedisServer[] = [];
 let stock: RunningService;
@@ -81,7 +81,11 @@ async function newOrder(orders: OrderStore, quantity: number, credit: number): P
 const stockOf = async (id: string): Promise<number> => (await get(`${stock.url}/find/${id}`)).body.stock;
 const creditOf = async (id: string): Promise<number> => (await get(`${payment.url}/find_user/${id}`)).body.credit;
 const sagaStatus = async (orderId: string) => (await orderStore.read(keys.order(orderId)))?.saga_status;
-const sagaFinished = (orderId: string) => eventually(async () => ["done", "failed"].includes((await sagaStatus(orderId)) ?? ""), 5_000);
+const sagaFinished = (orderId: string) => eventually(async () => ["done", "failed"].includes((await sagaStatus(orderId)) ?? ""), SETTLE_TIMEOUT_MS);
+/** Whether `checkout` drives no saga any more (its stalled drivers have stopped). */
+const drivesNothing = (checkout: Checkout) => eventually(async () => checkout.inFlight() === 0, SETTLE_TIMEOUT_MS);
+/** Whether the lease recorded for the order's saga has run out, so that another driver may take it over. */
+const leaseRanOut = (orders: OrderStore, orderId: string) => eventually(async () => (await orders.find(orderId)).saga.leaseUntil < Date.now(), SETTLE_TIMEOUT_MS);
 
 /** A peer whose saga steps go through `route` first (to count, delay or drop them). */
 function scripted(peer: Peer, route: (action: string, send: () => Promise<PeerAnswer>) => Promise<PeerAnswer>): Peer {
@@ -107,22 +111,27 @@ describe("checkout saga", () => {
     const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
     const { id, item: a, user } = await newOrder(orders, 2, 100);
 
-    // The first charge's answer is lost (its driver compensates); a second charge of the same
-    // operation lands, late, once that compensation is decided; the refund arrives after it.
-    let charges = 0;
+    // The first charge is held on its way to payment and its answer is lost; the copies the driver
+    // sends again are lost too, until its deadline passes and it compensates. The held charge lands
+    // once that compensation is decided, and the refund only after it.
+    const landed: string[] = [];
     const lateChargeLanded = Promise.withResolvers<void>();
+    const landOnceCompensating = async (send: () => Promise<PeerAnswer>) => {
+      const compensating = await eventually(async () => (await sagaStatus(id)) === "compensating", SETTLE_TIMEOUT_MS);
+      const answer = await send();
+      landed.push(`charge ${answer.kind} ${compensating ? "after" : "without"} the decision to compensate`);
+      lateChargeLanded.resolve();
+    };
+    let charges = 0;
     const flakyPayment = scripted(real.payment, async (action, send) => {
       if (action === "charge") {
-        if (++charges === 1) {
-          await Bun.sleep(FORWARD_DEADLINE_MS * 2);
-          return { kind: "unknown", reason: "scripted: the answer was lost" };
-        }
-        await eventually(async () => (await sagaStatus(id)) === "compensating", LATE_CHARGE_WAIT_MS);
-        const answer = await send();
-        lateChargeLanded.resolve();
-        return answer;
+        if (++charges === 1) void landOnceCompensating(send);
+        return { kind: "unknown", reason: "scripted: the answer was lost" };
       }
-      if (action === "refund") await Promise.race([lateChargeLanded.promise, Bun.sleep(LATE_CHARGE_WAIT_MS)]);
+      if (action === "refund") {
+        await lateChargeLanded.promise;
+        landed.push("refund");
+      }
       return send();
     });
     const checkout = createCheckout(orders, { stock: real.stock, payment: flakyPayment }, {
@@ -133,7 +142,8 @@ describe("checkout saga", () => {
 
     const outcomes = await Promise.all([checkout.checkout(id), checkout.checkout(id)]);
     expect(await sagaFinished(id)).toBe(true);
-    await eventually(async () => checkout.inFlight() === 0);
+    expect(await drivesNothing(checkout)).toBe(true);
+    expect(landed).toEqual(["charge ok after the decision to compensate", "refund"]);
 
     const paid = (await orders.find(id)).paid;
     const charged = (await creditOf(user)) === 90;
@@ -157,6 +167,7 @@ describe("checkout saga", () => {
 
     const first = await checkout.checkout(id);
     expect(first).toMatchObject({ paid: false, error: { code: "insufficient_credit" } });
+    expect(await sagaStatus(id)).toBe("compensating");
     await post(`${payment.url}/add_funds/${user}/1`);
     const second = checkout.checkout(id);
     secondArrived.resolve();
@@ -183,7 +194,7 @@ describe("checkout saga", () => {
     await chargeSent.promise;
     expect(await stockOf(a)).toBe(8);
 
-    await Bun.sleep(LEASE_MS * 2);
+    expect(await leaseRanOut(first, id)).toBe(true);
     const sent: string[] = [];
     const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
     const takeover = createCheckout(createOrders(orderStore, "driver-that-takes-over", LEASE_MS), { stock: counting(real.stock), payment: counting(real.payment) }, timing);
@@ -195,7 +206,7 @@ describe("checkout saga", () => {
     // it was driving for is answered with the outcome the other process recorded.
     stalled.resolve({ kind: "unknown", reason: "scripted: the answer was lost" });
     expect(await stalledAnswer).toEqual({ paid: true });
-    await eventually(async () => stalling.inFlight() === 0);
+    expect(await drivesNothing(stalling)).toBe(true);
     expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([8, 90, true]);
   });
 
@@ -262,7 +273,7 @@ describe("checkout saga", () => {
     const stalling = createCheckout(first, { stock: real.stock, payment: slowPayment }, timing);
     const stalledAnswer = stalling.checkout(id).catch((err) => err);
     await chargeSent.promise;
-    await Bun.sleep(LEASE_MS * 2);
+    expect(await leaseRanOut(first, id)).toBe(true);
 
     // The second driver cannot reach stock for its take until its deadline passes.
     const unreachableStock = scripted(real.stock, async (action, send) => (action === "take" ? { kind: "unknown", reason: "scripted: stock down" } : send()));
@@ -274,7 +285,7 @@ describe("checkout saga", () => {
     // driver's request is answered with the recorded failure.
     releaseCharge.resolve();
     expect(await stalledAnswer).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
-    await eventually(async () => stalling.inFlight() === 0);
+    expect(await drivesNothing(stalling)).toBe(true);
     expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([ITEM_UNITS, 100, false]);
   });
 });

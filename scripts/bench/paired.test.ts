@@ -5,6 +5,14 @@ import { mergeCpu } from "./machine";
 import { checkoutWindows, shapeResult, type PreparedShape, type ShapeContext } from "./shapes/measure";
 import { abbaOrder, measurePaired, WINDOWS_PER_SHAPE } from "./shapes/paired";
 
+/**
+ * The gateways answer no sooner than this: however fast the machine, a client sends at most one
+ * checkout per ANSWER_DELAY_MS, so the windows below cannot use up the orders prepared for them.
+ */
+const ANSWER_DELAY_MS = 2;
+/** A window this long sends every one of its few checkouts: only a stuck one runs out of it. */
+const AMPLE_WINDOW_SECONDS = 60;
+
 /** Two loopback "gateways"; every checkout they receive is recorded with the gateway that got it. */
 const arrivals: Array<{ gateway: "a" | "b"; orderId: string }> = [];
 const gateway = (name: "a" | "b") =>
@@ -13,7 +21,7 @@ const gateway = (name: "a" | "b") =>
     port: 0,
     async fetch(req) {
       arrivals.push({ gateway: name, orderId: new URL(req.url).pathname.split("/").at(-1)! });
-      await Bun.sleep(2);
+      await Bun.sleep(ANSWER_DELAY_MS);
       return Response.json({ paid: true });
     },
   });
@@ -53,13 +61,17 @@ describe("two shapes measured in turns", () => {
 
   test("the shapes' checkouts arrive in turns, and each order is sent at most once over all windows", async () => {
     arrivals.length = 0;
-    const ctx = (baseUrl: string): ShapeContext => ({ baseUrl, clients: 4, seconds: 0.8, warmupSeconds: 0, orders: 0, log: () => {} });
+    const CLIENTS = 4;
+    const SECONDS = 0.8;
+    // Far more than the clients can send in the windows' time (CLIENTS × SECONDS / ANSWER_DELAY_MS): no window runs dry.
+    const ORDERS = 100_000;
+    const ctx = (baseUrl: string): ShapeContext => ({ baseUrl, clients: CLIENTS, seconds: SECONDS, warmupSeconds: 0, orders: 0, log: () => {} });
     const prepared = (shape: "skeleton" | "uniform", baseUrl: string): PreparedShape => {
-      const windows = checkoutWindows(shape, baseUrl, Array.from({ length: 100_000 }, (_, i) => `${shape}-${i}`), 4);
+      const windows = checkoutWindows(shape, baseUrl, Array.from({ length: ORDERS }, (_, i) => `${shape}-${i}`), CLIENTS);
       return {
         shape,
         windows,
-        finish: async () => shapeResult(shape, 4, 0.8, windows.result().load, { ok: true, details: [] }, []),
+        finish: async () => shapeResult(shape, CLIENTS, SECONDS, windows.result().load, { ok: true, details: [] }, []),
         close: () => windows.close(),
       };
     };
@@ -82,13 +94,13 @@ describe("checkout windows", () => {
     arrivals.length = 0;
     const windows = checkoutWindows("uniform", gateways.a.url.origin, ["1", "2", "3"], 2);
     try {
-      await windows.measure(5);
-      await windows.measure(5);
+      await windows.measure(AMPLE_WINDOW_SECONDS);
+      await windows.measure(AMPLE_WINDOW_SECONDS);
       const { load, sentOrderIds } = windows.result();
       expect(sentOrderIds.sort()).toEqual(["1", "2", "3"]);
       expect(arrivals).toHaveLength(3);
       expect(load.exhausted).toBe(true);
-      expect(shapeResult("uniform", 2, 10, load, { ok: true, details: [] }, []).notes[0]).toContain("all 3 prepared checkouts were sent");
+      expect(shapeResult("uniform", 2, 2 * AMPLE_WINDOW_SECONDS, load, { ok: true, details: [] }, []).notes[0]).toContain("all 3 prepared checkouts were sent");
     } finally {
       windows.close();
     }

@@ -403,9 +403,8 @@ class Supervisor implements Stack {
     // The start time is fixed at fork, so reading it now is exact even if the exec has not happened yet.
     m.identity = identify(child.pid) ?? { pid: child.pid, startTime: -1 };
     m.startedAt = performance.now();
-    void this.pump(m, child.stdout as ReadableStream<Uint8Array>);
-    void this.pump(m, child.stderr as ReadableStream<Uint8Array>);
-    m.exited = child.exited.then(() => this.onExit(m, child));
+    const drained = Promise.all([this.pump(m, child.stdout as ReadableStream<Uint8Array>), this.pump(m, child.stderr as ReadableStream<Uint8Array>)]);
+    m.exited = child.exited.then(() => this.onExit(m, child, drained));
     this.writeRecord();
   }
 
@@ -433,7 +432,7 @@ class Supervisor implements Stack {
     if (pending) emit(pending);
   }
 
-  private async onExit(m: Managed, child: ReturnType<typeof Bun.spawn>): Promise<void> {
+  private async onExit(m: Managed, child: ReturnType<typeof Bun.spawn>, drained: Promise<unknown>): Promise<void> {
     const identity = m.identity;
     // Whatever the process left behind in its group (nginx workers after the master was killed, a
     // redis-server whose script was killed) would hold the port its next incarnation needs.
@@ -441,6 +440,9 @@ class Supervisor implements Stack {
       signalGroup(identity.pid, "SIGKILL");
       await waitUntil(() => groupMembers(identity.pid).length === 0, STOP_TIMEOUT_MS, EXIT_POLL_INTERVAL_MS);
     }
+    // Its last words are read before its exit is told: a process that died starting is reported with
+    // what it printed. The group is gone, so the pipes close; the bound is for a stray holder of one.
+    await Promise.race([drained, Bun.sleep(STOP_TIMEOUT_MS)]);
     if (m.child !== child) return;
     m.child = undefined;
     m.exits += 1;

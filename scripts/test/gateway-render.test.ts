@@ -17,7 +17,8 @@ import { identify, waitUntil, type ProcessIdentity } from "../lib/procfs";
 import { replicaPort, topology, LOOPBACK } from "../lib/topology";
 import { rawRequest, type RawAnswer } from "./support/raw-http";
 
-const NGINX_START_TIMEOUT_MS = 10_000;
+/** An nginx that does not answer its health check within this long is stuck. */
+const NGINX_START_TIMEOUT_MS = 30_000;
 const POLL_INTERVAL_MS = 50;
 /** Requests sent through the replica that hangs up (the active one: it gets each of them first). */
 const ATTEMPTS = 5;

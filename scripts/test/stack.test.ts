@@ -12,7 +12,7 @@ import { httpOk, redisPing } from "../lib/health";
 import { readStackRecord } from "../lib/pidfile";
 import { findFreePortOffset } from "../lib/ports";
 import { groupMembers, isAlive } from "../lib/procfs";
-import { memoryOutput, startStack, RESTART_DELAY_MS, type Stack, type StackEvent } from "../lib/stack";
+import { memoryOutput, startStack, type Stack, type StackEvent } from "../lib/stack";
 import { LOOPBACK } from "../lib/topology";
 
 const STUB = join(import.meta.dir, "fixtures", "stub-service.ts");
@@ -51,6 +51,15 @@ describe("a running stack", () => {
   const remember = () => {
     for (const p of stack.describe()) if (p.pid) leaders.add(p.pid);
   };
+  /** The next event `matches` accepts; subscribed at once, so that it cannot be missed. */
+  const nextEvent = (matches: (e: StackEvent) => boolean) =>
+    new Promise<StackEvent>((resolve) => {
+      const unsubscribe = stack.onEvent((e) => {
+        if (!matches(e)) return;
+        unsubscribe();
+        resolve(e);
+      });
+    });
 
   beforeAll(async () => {
     stateDir = tempDir("stack-state-");
@@ -134,11 +143,16 @@ describe("a running stack", () => {
   });
 
   test("with restarts off, a killed process stays down until they are on again", async () => {
+    const pid = stack.pid("payment-2")!;
+    const restartsBefore = stack.restartCount("payment-2");
     stack.setRestart(false);
+    // The supervisor decides whether to restart when it handles the exit: that decision is what is checked.
+    const exit = nextEvent((e) => e.type === "exit" && e.name === "payment-2");
     await stack.kill("payment-2");
-    await Bun.sleep(RESTART_DELAY_MS * 3);
-    expect(stack.pid("payment-2")).toBeUndefined();
+    expect(await exit).toMatchObject({ pid, signal: "SIGKILL", restarting: false });
     expect(output.lines()).toContain("[supervisor] payment-2 exited (signal SIGKILL); not restarting (restarts are off)");
+    expect(stack.pid("payment-2")).toBeUndefined();
+    expect(stack.restartCount("payment-2")).toBe(restartsBefore);
     stack.setRestart(true);
     await stack.waitHealthy("payment-2");
     remember();

@@ -59,13 +59,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     beforeAll(async () => {
       // One item, its 1000 buyers and their orders, as the benchmark's hot shape makes them.
       data = await createHotData(api);
-      const started = performance.now();
       checkouts = await postAllAtOnce(data.orderIds.map((id) => `${shop.gatewayUrl}/orders/checkout/${id}`));
-      const wallMs = performance.now() - started;
-      console.log(
-        `[consistency] round ${round}: ${HOT.users} concurrent checkouts answered in ${Math.round(checkouts.elapsedMs)} ms ` +
-          `(${Math.round(wallMs)} ms including the client process's start)`,
-      );
       // A 409 is answered once compensation is decided; read the state once it is applied.
       await untilQuiescent(shop);
       stock = await readStock(api, [data.itemId]);

@@ -19,8 +19,8 @@ setDefaultTimeout(120_000);
 /** The largest integer the API accepts (2^53-1), and the first one beyond it. */
 const MAX_INTEGER = "9007199254740991";
 const BEYOND_MAX_INTEGER = "9007199254740992";
-/** A refused checkout answers once compensation is decided; it is applied within moments. */
-const COMPENSATION_TIMEOUT_MS = 10_000;
+/** A refused checkout answers once compensation is decided; a compensation still running after this long is stuck. */
+const COMPENSATION_TIMEOUT_MS = 30_000;
 /** Keys that change without any request changing data: the sequence counter, log lines in transit. */
 const BOOKKEEPING = new Set<string>([keys.seq, keys.pendingLog, keys.compactionLock]);
 

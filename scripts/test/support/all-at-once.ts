@@ -20,8 +20,6 @@ const LOAD_DURATION_MS = 120_000;
 export type AllAtOnceResult = {
   /** Per URL, in order: its HTTP status, or NETWORK_ERROR. */
   statuses: number[];
-  /** From the first request sent to the last answer received, measured in the child. */
-  elapsedMs: number;
   /** Non-2xx answers by their JSON `error` code (or `network` / `timeout`). */
   failureCodes: Record<string, number>;
 };
@@ -57,7 +55,7 @@ async function main(): Promise<void> {
       method: "POST",
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
     });
-    const result: AllAtOnceResult = { statuses: [...load.statuses], elapsedMs: load.elapsedMs, failureCodes: load.failureCodes };
+    const result: AllAtOnceResult = { statuses: [...load.statuses], failureCodes: load.failureCodes };
     process.stdout.write(JSON.stringify(result));
   } finally {
     session.close();

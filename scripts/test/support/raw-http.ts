@@ -5,8 +5,8 @@
  */
 import { connect } from "node:net";
 
-/** A request to the local gateway that takes longer than this is stuck. */
-const RAW_REQUEST_TIMEOUT_MS = 10_000;
+/** A request to the local gateway that goes this long without a byte of its answer is stuck. */
+const RAW_REQUEST_TIMEOUT_MS = 30_000;
 
 export type RawAnswer = { status: number; body: any };
 
