@@ -15,7 +15,7 @@
  * service calls its peers the same way (order/src/peers.ts).
  */
 import { TIMING, type ServiceName, SERVICES } from "../common/src/config";
-import { GATEWAY_HEADER } from "../common/src/internal";
+import { SERVED_METHODS } from "../common/src/http";
 
 /** The public path prefix of each service (the order service is the one whose prefix is plural). */
 export const PUBLIC_PREFIX: Readonly<Record<ServiceName, string>> = { order: "orders", stock: "stock", payment: "payment" };
@@ -134,9 +134,17 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     "    # Upstream keep-alive: HTTP/1.1 and no `Connection: close` from the client passed on.",
     "    proxy_http_version 1.1;",
     '    proxy_set_header Connection "";',
-    "    # Marks every request that came through the gateway: the services refuse their internal",
-    "    # endpoints to such requests, whatever the path looked like (a second lock behind the one below).",
-    `    proxy_set_header ${GATEWAY_HEADER} "1";`,
+    "    # No client header reaches a service: the API carries everything in the method and path, and",
+    "    # headers a service's HTTP parser would refuse (too many, too large) are refused here, as JSON.",
+    "    proxy_pass_request_headers off;",
+    "    # The methods the API uses; any other is answered 405 here, never passed on (a service's parser",
+    "    # drops the connection on a method it does not know, which nginx would take for a dead replica).",
+    "    # (The gateway's own error pages are exempt: a refusal redirects to one with the method unchanged;",
+    "    # `volatile` has the map looked at again after that redirect instead of its first value reused.)",
+    `    map "$request_method:$uri" $method_refused { volatile; "~^(${SERVED_METHODS.join("|")}):" 0; "~^[^:]*:${ERROR_PAGES}" 0; default 1; }`,
+    "    # HTTP/0.9 (a request line with no version) has no status line or headers: such a client reads",
+    "    # the refusal's JSON body alone.",
+    `    map "$server_protocol:$uri" $protocol_refused { volatile; "~^:${ERROR_PAGES}" 0; "~^:" 1; default 0; }`,
     "    # The path after the service prefix exactly as the client sent it (still %-encoded), so that",
     "    # a service validates what the client wrote: /stock/find/a%2Fb reaches it as /find/a%2Fb, not /find/a/b.",
     '    map $request_uri $service_path { "~^/[^/?]*(?<rest>/.*)$" $rest; default /; }',
@@ -150,6 +158,9 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     "        # Answers nginx produces itself (no replica reachable, timeout, body too large) are JSON too.",
     "        # A service's own error answers pass through untouched (proxy_intercept_errors is off).",
     ...renderErrorPages(),
+    "",
+    "        if ($method_refused) { return 405; }",
+    "        if ($protocol_refused) { return 400; }",
     "",
     "        # Liveness of the gateway itself (container health checks).",
     '        location = /health { return 200 \'{"status":"ok"}\'; }',
@@ -204,19 +215,23 @@ function renderErrorPages(): string[] {
     [400, 400, "invalid_input", "the request is malformed (a bad %-escape in the path, or bad headers)"],
     // A client asking for one of these pages directly (they are internal).
     [404, 404, "not_found", "no such path: the gateway serves /orders/, /stock/ and /payment/"],
-    [405, 405, "method_not_allowed", "the gateway does not serve this method"],
+    [405, 405, "method_not_allowed", `the API is served with ${SERVED_METHODS.join(", ")} only`],
     [413, 413, "payload_too_large", `request bodies are limited to ${CLIENT_MAX_BODY_SIZE}`],
     [414, 414, "uri_too_long", "the path is longer than any id allows"],
     [494, 400, "invalid_input", "the request headers are too large"],
+    [501, 400, "invalid_input", "the Transfer-Encoding is not supported: send chunked, or a Content-Length"],
     [502, 502, "bad_gateway", "no replica of this service answered"],
     [503, 503, "service_unavailable", "no replica of this service is available"],
     [504, 504, "gateway_timeout", "the service did not answer in time"],
+    [505, 505, "http_version_not_supported", "the gateway speaks HTTP/1.0 and HTTP/1.1"],
   ];
   // Pages by path, not named locations: nginx refuses a named location to a request whose line it
   // could not parse (it answered 500). `internal` keeps clients from asking for a page directly.
+  // A 405 names the methods that are served (RFC 9110, 15.5.6).
+  const extra = (answered: number) => (answered === 405 ? ` add_header Allow "${SERVED_METHODS.join(", ")}" always;` : "");
   return pages.flatMap(([caught, answered, code, message]) => [
-    `        error_page ${caught} ${ERROR_PAGES}${caught};`,
-    `        location = ${ERROR_PAGES}${caught} { internal; return ${answered} '${errorJson(code, message)}'; }`,
+    `        error_page ${caught} ${caught === answered ? "" : `=${answered} `}${ERROR_PAGES}${caught};`,
+    `        location = ${ERROR_PAGES}${caught} { internal;${extra(answered)} return ${answered} '${errorJson(code, message)}'; }`,
   ]);
 }
 

@@ -3,6 +3,7 @@
  * Values that differ between deployments come from the environment (parsed with zod, a bad value
  * stops the process); the rest are named constants.
  */
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
@@ -26,8 +27,24 @@ const urlList = z
   .transform((s) => s.split(",").map((u) => u.trim()).filter(Boolean))
   .pipe(z.array(z.url()).min(1));
 
+/** The shortest internal secret accepted: 32 characters, e.g. `openssl rand -hex 32` gives 64. */
+export const MIN_INTERNAL_SECRET_LENGTH = 32;
+
 const envSchema = z.object({
   PORT: port.optional(),
+  /**
+   * Where a service listens: loopback by default, so that only this machine reaches its internal
+   * endpoints; a container sets 0.0.0.0 to be reachable on its network.
+   */
+  BIND_ADDRESS: z.string().min(1).default("127.0.0.1"),
+  /**
+   * The credential the order service presents on every saga step call, and the only thing stock and
+   * payment accept one with. Every replica of a deployment gets the same value, there is no default,
+   * and it comes either as the variable itself or, as Docker and Kubernetes secrets are mounted, in
+   * the file INTERNAL_SECRET_FILE names (the `_FILE` convention of Docker's official images).
+   */
+  INTERNAL_SECRET: z.string().optional(),
+  INTERNAL_SECRET_FILE: z.string().min(1).optional(),
   REDIS_HOST: z.string().min(1).default("127.0.0.1"),
   REDIS_PORT: port.optional(),
   LOG_DIR: z.string().min(1).default(resolve(REPO_ROOT, "logging")),
@@ -45,6 +62,8 @@ const envSchema = z.object({
 export type ServiceConfig = {
   service: ServiceName;
   port: number;
+  bindAddress: string;
+  internalSecret: string;
   redis: { host: string; port: number };
   logDir: string;
   stockUrls: string[];
@@ -62,9 +81,16 @@ export function loadConfig(service: ServiceName, env: Record<string, string | un
     process.exit(2);
   }
   const e = parsed.data;
+  const internalSecret = readInternalSecret(e.INTERNAL_SECRET, e.INTERNAL_SECRET_FILE);
+  if (typeof internalSecret !== "string") {
+    console.error(`[${service}] ${internalSecret.problem}`);
+    process.exit(2);
+  }
   return {
     service,
     port: e.PORT ?? DEFAULT_PORTS.serviceBase[service] + 1,
+    bindAddress: e.BIND_ADDRESS,
+    internalSecret,
     redis: { host: e.REDIS_HOST, port: e.REDIS_PORT ?? DEFAULT_PORTS.redis[service] },
     logDir: e.LOG_DIR,
     stockUrls: e.STOCK_URLS,
@@ -74,6 +100,24 @@ export function loadConfig(service: ServiceName, env: Record<string, string | un
     logCompactBytes: e.LOG_COMPACT_BYTES,
     faultPoint: e.FAULT_POINT,
   };
+}
+
+/** The internal secret from the variable or from its file, or what is wrong with them. */
+export function readInternalSecret(value: string | undefined, file: string | undefined): string | { problem: string } {
+  if (value !== undefined && file !== undefined) return { problem: "set INTERNAL_SECRET or INTERNAL_SECRET_FILE, not both" };
+  let secret = value;
+  if (file !== undefined) {
+    try {
+      secret = readFileSync(file, "utf8").trim();
+    } catch (error) {
+      return { problem: `INTERNAL_SECRET_FILE ${file} cannot be read: ${(error as Error).message}` };
+    }
+  }
+  if (secret === undefined) {
+    return { problem: "INTERNAL_SECRET (or INTERNAL_SECRET_FILE) is not set: the secret every service replica shares; bun run up and compose generate one" };
+  }
+  if (secret.length < MIN_INTERNAL_SECRET_LENGTH) return { problem: `the internal secret must be at least ${MIN_INTERNAL_SECRET_LENGTH} characters` };
+  return secret;
 }
 
 /** Timeouts and retry bounds, named so that a reader can find and reason about each one. */

@@ -5,6 +5,8 @@
 export type ErrorCode =
   | "invalid_input"
   | "not_found"
+  | "unauthorized"
+  | "method_not_allowed"
   | "unknown_item"
   | "unknown_user"
   | "unknown_order"
@@ -19,7 +21,7 @@ export type ErrorCode =
   | "transaction_contention"
   | "internal_error";
 
-export type ErrorStatus = 400 | 404 | 409 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 404 | 405 | 409 | 500 | 503;
 
 export class AppError extends Error {
   constructor(

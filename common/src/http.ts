@@ -12,8 +12,17 @@ import type { ServiceName } from "./config";
 /** The largest integer the API accepts: beyond it JSON numbers lose precision. */
 export const MAX_INTEGER = Number.MAX_SAFE_INTEGER;
 
+/** The HTTP methods of the API (HEAD is a GET without its body); the gateway refuses any other too. */
+export const SERVED_METHODS = ["GET", "HEAD", "POST"] as const;
+const served = new Set<string>(SERVED_METHODS);
+
 export function createApp(service: ServiceName): Hono {
   const app = new Hono();
+  app.use(async (c, next) => {
+    if (served.has(c.req.method)) return next();
+    c.header("Allow", SERVED_METHODS.join(", "));
+    throw new AppError(405, "method_not_allowed", `the API is served with ${SERVED_METHODS.join(", ")} only`);
+  });
   app.onError((err, c) => {
     const appError = answerableError(err, service);
     return c.json(appError.toJSON(), appError.status as ContentfulStatusCode);

@@ -1,20 +1,18 @@
 /**
  * The internal saga-step endpoint's shared shapes. It lives under /internal/, which the gateway never
- * forwards: only the order service calls it, directly.
+ * forwards: only the order service calls it, directly, presenting the deployment's internal secret.
  *
  * One call carries a batch of steps of different sagas (`POST /internal/steps`), and each step gets
  * its own answer: a call costs an HTTP round trip on both sides however many steps ride on it, and
  * the steps of one call commit together in the participant's next Redis batch (store.ts). A step
  * stays what it would be alone: idempotent per operation id, answered only once durable.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { answerableError, describeIssues, MAX_INTEGER } from "./http";
-import { badInput, notFound, type ErrorCode } from "./errors";
+import { AppError, badInput, type ErrorCode } from "./errors";
 import type { StepAnswer, StepState } from "./saga-step";
-
-/** Set by the gateway on every request it forwards (gateway/render.ts). */
-export const GATEWAY_HEADER = "x-via-gateway";
 
 export const STEPS_PATH = "/internal/steps";
 
@@ -27,14 +25,28 @@ export const MAX_STEPS_PER_CALL = 256;
  */
 export const MAX_ITEMS_PER_STEP = 1_000;
 
+/** The header that carries the internal secret on a step call: `Authorization: Bearer <secret>`. */
+export const internalAuthorization = (secret: string) => ({ authorization: `Bearer ${secret}` });
+
+const digest = (text: string) => createHash("sha256").update(text).digest();
+
 /**
- * Internal endpoints answer only callers inside the system: a request that came through the gateway
- * is told the path does not exist, however its path was spelled to slip past the gateway's own rule.
+ * Internal endpoints answer only the order service: a call without the deployment's internal secret
+ * (config.ts, INTERNAL_SECRET) is refused 401 before it is read, however its path was spelled and
+ * whichever network it came from. The gateway never passes a client's headers on, so no request
+ * through it can carry the secret. Digests of equal length are compared in constant time, so that
+ * the time of a refusal tells nothing of the secret.
  */
-export const internalOnly: MiddlewareHandler = async (c, next) => {
-  if (c.req.header(GATEWAY_HEADER) !== undefined) throw notFound("not_found", "internal endpoints are not served through the gateway");
-  await next();
-};
+export function internalOnly(secret: string): MiddlewareHandler {
+  const expected = digest(internalAuthorization(secret).authorization);
+  return async (c, next) => {
+    const presented = c.req.header("authorization");
+    if (presented === undefined || !timingSafeEqual(digest(presented), expected)) {
+      throw new AppError(401, "unauthorized", "internal endpoints answer only the order service");
+    }
+    await next();
+  };
+}
 
 /** An operation id: `<order id>:<attempt>.<nonce>` (see the order service's SagaRecord.opId). */
 const opId = z.string().regex(/^[A-Za-z0-9_-]{1,64}:\d{1,9}(\.[A-Za-z0-9-]{1,16})?$/, "op_id must be <order id>:<attempt>[.<nonce>]");

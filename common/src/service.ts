@@ -30,7 +30,7 @@ export async function runService(
     (await store.healthy()) ? c.json({ status: "ok", service }) : c.json({ error: "redis_unavailable", message: "Redis is not reachable" }, 503),
   );
   await Promise.race([store.connected(), Bun.sleep(LISTEN_WITHOUT_REDIS_AFTER_MS)]);
-  const server = Bun.serve({ port: config.port, hostname: "0.0.0.0", fetch: parts.app.fetch, idleTimeout: TIMING.serviceIdleTimeoutS });
+  const server = Bun.serve({ port: config.port, hostname: config.bindAddress, fetch: parts.app.fetch, idleTimeout: TIMING.serviceIdleTimeoutS });
   await store.connected();
   store.startLogUpkeep(config.logDir, config.logCompactBytes, config.instanceId);
   parts.onStarted?.();

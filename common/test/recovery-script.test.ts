@@ -13,6 +13,7 @@ import { keys, parseStored } from "../src/keyspace";
 import { Store } from "../src/store";
 import type { ServiceConfig } from "../src/config";
 import { eventually } from "./support/eventually";
+import { serviceConfig } from "./support/service";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(60_000);
@@ -66,18 +67,7 @@ async function killRedis(): Promise<void> {
 }
 
 function config(): ServiceConfig {
-  return {
-    service: "stock",
-    port: 0,
-    redis: { host: "127.0.0.1", port },
-    logDir,
-    stockUrls: [],
-    paymentUrls: [],
-    instanceId: "test",
-    redisPoolSize: 4,
-    logCompactBytes: 64 * 1024 * 1024,
-    faultPoint: undefined,
-  };
+  return serviceConfig("stock", { redisPort: port, logDir, instanceId: "test", redisPoolSize: 4, logCompactBytes: 64 * 1024 * 1024 });
 }
 
 /** The file Redis appends its AOF to (Redis 7: `appendonlydir/<name>.<n>.incr.aof`). */

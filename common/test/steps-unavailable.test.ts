@@ -4,8 +4,7 @@
  * for a step that could not be decided.
  */
 import { expect, setDefaultTimeout, test } from "bun:test";
-import { STEPS_PATH } from "../src/internal";
-import { errorBody, post } from "./support/http";
+import { errorBody, post, stepCall } from "./support/http";
 import { serviceOnItsOwnRedis } from "./support/service";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
@@ -20,7 +19,7 @@ test("every step of a call to a stock service without its Redis is answered 503 
     { action: "take", op_id: "u1:1", items: [[body.item_id, 1]] },
     { action: "restore", op_id: "u2:1", items: [[body.item_id, 1]] },
   ];
-  expect(await post(url(STEPS_PATH), { steps })).toEqual({
+  expect(await stepCall(url(""), { steps })).toEqual({
     status: 200,
     body: { answers: [{ status: 503, ...errorBody("redis_unavailable") }, { status: 503, ...errorBody("redis_unavailable") }] },
   });

@@ -13,7 +13,7 @@ import { REPO_ROOT } from "@checkout/common/config";
 import { logPath } from "@checkout/common/log";
 import { recover } from "@checkout/common/recover";
 import { eventually } from "./support/eventually";
-import { get, post, step } from "./support/http";
+import { get, post, step, TEST_INTERNAL_SECRET } from "./support/http";
 import { freePort, startRedis } from "./support/redis-server";
 import { startService } from "./support/service";
 import { scratch } from "./support/scratch";
@@ -31,7 +31,7 @@ const { logDir, redises, services } = scratch("checkout-unlogged-");
 async function startArmedStock(redisPort: number): Promise<{ url: string; exited: Promise<number | null> }> {
   const port = await freePort();
   const child = Bun.spawn(["bun", join(REPO_ROOT, "stock/src/main.ts")], {
-    env: { ...process.env, PORT: String(port), REDIS_PORT: String(redisPort), LOG_DIR: logDir, INSTANCE_ID: INSTANCE, FAULT_POINT: FAULT },
+    env: { ...process.env, PORT: String(port), REDIS_PORT: String(redisPort), LOG_DIR: logDir, INSTANCE_ID: INSTANCE, FAULT_POINT: FAULT, INTERNAL_SECRET: TEST_INTERNAL_SECRET },
     stdout: "ignore",
     stderr: "ignore",
   });

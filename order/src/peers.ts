@@ -12,7 +12,7 @@
  */
 import { TIMING } from "@checkout/common/config";
 import { AppError, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
-import { MAX_STEPS_PER_CALL, STEPS_PATH, type StepReply } from "@checkout/common/internal";
+import { internalAuthorization, MAX_STEPS_PER_CALL, STEPS_PATH, type StepReply } from "@checkout/common/internal";
 
 export type PeerAnswer =
   | { kind: "ok"; body: Record<string, unknown> }
@@ -61,9 +61,14 @@ export class Slots {
   }
 }
 
-/** How a status reads to the saga: 2xx done, 4xx refused for good, anything else unknown. */
+/**
+ * How a status reads to the saga: 2xx done, 4xx refused for good, anything else unknown. A 401 is the
+ * peer refusing our internal secret (a deployment whose replicas were given different ones): the
+ * step was not looked at, so nothing was decided, and the saga must not answer it as a refusal.
+ */
 function answerOf(peer: string, status: number, json: Partial<StepReply> & Record<string, unknown>): PeerAnswer {
   if (status >= 200 && status < 300) return { kind: "ok", body: json };
+  if (status === 401) return { kind: "unknown", reason: `${peer} refused the internal secret: INTERNAL_SECRET differs between replicas` };
   if (status >= 400 && status < 500) {
     return { kind: "refused", error: new AppError(status as ErrorStatus, (json.error ?? "not_found") as ErrorCode, String(json.message ?? "")) };
   }
@@ -75,6 +80,8 @@ type QueuedStep = { step: Record<string, unknown>; answer: (answer: PeerAnswer) 
 
 export class Peer {
   private readonly slots: Slots;
+  /** Every call carries the internal secret, which step calls need and reads do not mind. */
+  private readonly headers: { get: Record<string, string>; post: Record<string, string> };
   private readonly queued: QueuedStep[] = [];
   private stepCalls = 0;
 
@@ -82,11 +89,14 @@ export class Peer {
     readonly name: string,
     private readonly baseUrls: readonly string[],
     private readonly session: Bun.FetchSession,
+    internalSecret: string,
     connections: number,
     private readonly timeoutMs: number = TIMING.peerCallTimeoutMs,
     private readonly stepCallsInFlight: number = STEP_CALLS_IN_FLIGHT,
   ) {
     this.slots = new Slots(connections);
+    const authorization = internalAuthorization(internalSecret);
+    this.headers = { get: authorization, post: { ...authorization, "content-type": "application/json" } };
   }
 
   get = async (path: string): Promise<PeerAnswer> => this.answerOfCall(await this.call("GET", path));
@@ -142,7 +152,7 @@ export class Peer {
           const response = await this.session.fetch(base + path, {
             method,
             body: body === undefined ? undefined : JSON.stringify(body),
-            headers: body === undefined ? undefined : { "content-type": "application/json" },
+            headers: body === undefined ? this.headers.get : this.headers.post,
             signal: AbortSignal.timeout(this.timeoutMs),
           });
           // A 5xx is the peer's own infrastructure failing; its replicas share that, so stop here too.
@@ -160,13 +170,13 @@ export class Peer {
 
 export type Peers = { stock: Peer; payment: Peer };
 
-export function createPeers(stockUrls: readonly string[], paymentUrls: readonly string[]): Peers {
+export function createPeers(stockUrls: readonly string[], paymentUrls: readonly string[], internalSecret: string): Peers {
   const session = new Bun.FetchSession({ keepAlive: { maxIdleSockets: FETCH_IDLE_POOL } });
   // Calls to one peer use one replica at a time (the standby only while the active one is gone), so
   // the pool is shared evenly between the two peers.
   const perPeer = Math.floor(FETCH_IDLE_POOL / 2);
   return {
-    stock: new Peer("stock", stockUrls, session, perPeer),
-    payment: new Peer("payment", paymentUrls, session, perPeer),
+    stock: new Peer("stock", stockUrls, session, internalSecret, perPeer),
+    payment: new Peer("payment", paymentUrls, session, internalSecret, perPeer),
   };
 }

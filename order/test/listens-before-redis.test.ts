@@ -10,7 +10,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { REPO_ROOT } from "@checkout/common/config";
 import { eventually } from "../../common/test/support/eventually";
-import { get, post } from "../../common/test/support/http";
+import { get, post, TEST_INTERNAL_SECRET } from "../../common/test/support/http";
 import { freePort, startRedis } from "../../common/test/support/redis-server";
 import { startService } from "../../common/test/support/service";
 import { scratch } from "../../common/test/support/scratch";
@@ -29,7 +29,7 @@ const { logDir, redises, services, processes } = scratch("checkout-listens-");
 async function spawnOrder(redisPort: number, peers: { stock: string; payment: string }): Promise<{ url: string; child: ReturnType<typeof Bun.spawn> }> {
   const port = await freePort();
   const child = Bun.spawn(["bun", join(REPO_ROOT, "order/src/main.ts")], {
-    env: { ...process.env, PORT: String(port), REDIS_PORT: String(redisPort), LOG_DIR: logDir, INSTANCE_ID: `order-${port}`, STOCK_URLS: peers.stock, PAYMENT_URLS: peers.payment },
+    env: { ...process.env, PORT: String(port), REDIS_PORT: String(redisPort), LOG_DIR: logDir, INSTANCE_ID: `order-${port}`, STOCK_URLS: peers.stock, PAYMENT_URLS: peers.payment, INTERNAL_SECRET: TEST_INTERNAL_SECRET },
     stdout: "ignore",
     stderr: "ignore",
   });

@@ -6,6 +6,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { STEPS_PATH, type StepReply } from "@checkout/common/internal";
+import { TEST_INTERNAL_SECRET } from "../../common/test/support/http";
 import { Peer } from "../src/peers";
 
 type Call = { path: string; steps: Array<Record<string, unknown>> };
@@ -49,7 +50,7 @@ afterEach(async () => {
 const CALL_TIMEOUT_MS = 30_000;
 
 const peerAt = (urls: string[], stepCallsInFlight = 2) =>
-  new Peer("stock", urls, new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), 8, CALL_TIMEOUT_MS, stepCallsInFlight);
+  new Peer("stock", urls, new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), TEST_INTERNAL_SECRET, 8, CALL_TIMEOUT_MS, stepCallsInFlight);
 const peerOf = (replicas: Replica[], stepCallsInFlight = 2) => peerAt(replicas.map((r) => r.url), stepCallsInFlight);
 const take = (peer: Peer, op = "o:1.x") => peer.step("take", op, { items: [["i", 1]] });
 

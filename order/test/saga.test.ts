@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { createOrders, type OrderStore } from "../src/orders";
 import { createPeers, type Peer, type PeerAnswer, type Peers } from "../src/peers";
 import { createCheckout, type Checkout } from "../src/saga";
-import { get, post } from "../../common/test/support/http";
+import { get, post, TEST_INTERNAL_SECRET } from "../../common/test/support/http";
 import { startRedis, type RedisServer } from "../../common/test/support/redis-server";
 import { eventually } from "../../common/test/support/eventually";
 import { serviceConfig, startService, type RunningService } from "../../common/test/support/service";
@@ -42,7 +42,7 @@ beforeAll(async () => {
   payment = await startService("payment", { redisPort: forPayment.port });
   logDir = mkdtempSync(join(tmpdir(), "checkout-saga-log-"));
   orderStore = await Store.open(serviceConfig("order", { redisPort: forOrder.port, logDir, instanceId: INSTANCE }));
-  real = createPeers([stock.url], [payment.url]);
+  real = createPeers([stock.url], [payment.url], TEST_INTERNAL_SECRET);
 });
 
 afterAll(async () => {

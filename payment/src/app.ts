@@ -7,7 +7,7 @@ import type { PaymentService } from "./payment";
 const userId = z.object({ user_id: entityId("user_id") });
 const userAmount = z.object({ user_id: entityId("user_id"), amount: nonNegativeInteger("amount") });
 
-export function paymentApp(payment: PaymentService) {
+export function paymentApp(payment: PaymentService, internalSecret: string) {
   const app = createApp("payment");
 
   app.post("/create_user", async (c) => c.json({ user_id: await payment.create() }));
@@ -42,7 +42,7 @@ export function paymentApp(payment: PaymentService) {
     },
   );
 
-  app.use("/internal/*", internalOnly);
+  app.use("/internal/*", internalOnly(internalSecret));
 
   app.post(STEPS_PATH, validJson(stepsBody), (c) =>
     answerSteps(c, c.req.valid("json").steps, paymentStep, (step) =>

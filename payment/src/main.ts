@@ -2,4 +2,4 @@ import { runService } from "@checkout/common/service";
 import { paymentApp } from "./app";
 import { createPayment } from "./payment";
 
-await runService("payment", (_config, store) => ({ app: paymentApp(createPayment(store)) }));
+await runService("payment", (config, store) => ({ app: paymentApp(createPayment(store), config.internalSecret) }));

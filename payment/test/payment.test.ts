@@ -1,8 +1,8 @@
 /** The payment service over real HTTP, on its own real Redis: the public API and the saga steps. */
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { keys } from "@checkout/common/keyspace";
-import { STEPS_PATH } from "@checkout/common/internal";
-import { errorBody, get, post, step } from "../../common/test/support/http";
+import { internalAuthorization, STEPS_PATH } from "@checkout/common/internal";
+import { call, errorBody, get, post, step, stepCall, TEST_INTERNAL_SECRET } from "../../common/test/support/http";
 import { without } from "../../common/test/support/redis-state";
 import { serviceOnItsOwnRedis } from "../../common/test/support/service";
 
@@ -145,8 +145,26 @@ describe("invalid input", () => {
 
   test.each([[{ steps: [] }], [{}]])("a call with %j is 400 invalid_input and changes nothing", async (body) => {
     const before = await state();
-    expect(await post(url(STEPS_PATH), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await stepCall(url(""), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
     expect(await state()).toEqual(before);
+  });
+});
+
+describe("saga steps answer only the order service", () => {
+  const calls: Array<[what: string, headers: Record<string, string>]> = [
+    ["no credential", {}],
+    ["another secret", internalAuthorization(`${TEST_INTERNAL_SECRET}x`)],
+    ["the secret without its scheme", { authorization: TEST_INTERNAL_SECRET }],
+    ["a header the gateway used to set", { "x-via-gateway": "0" }],
+  ];
+
+  test.each(calls)("a charge with %s is refused 401 unauthorized and charges nothing", async (_what, headers) => {
+    const u = await newUser(10);
+    const before = await state();
+    const body = { steps: [{ action: "charge", op_id: "intruder:1", user_id: u, amount: 4 }] };
+    expect(await call("POST", url(STEPS_PATH), body, headers)).toEqual({ status: 401, body: errorBody("unauthorized") });
+    expect(await state()).toEqual(before);
+    expect(await creditOf(u)).toBe(10);
   });
 });
 

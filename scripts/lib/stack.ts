@@ -13,6 +13,7 @@
  * spawned itself (nginx workers, the redis-server under its start script). Every pid is recorded in
  * stateDir/stack.pids with its start time (see pidfile.ts, procfs.ts).
  */
+import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { REPO_ROOT, SERVICES, type ServiceName } from "../../common/src/config";
@@ -43,6 +44,7 @@ import {
   LOCAL_HOSTS,
   LOOPBACK,
   ORDER_ENV_NAMES,
+  SECRET_ENV_NAMES,
   SERVICE_ENV_NAMES,
   type PortOverrides,
   type Ports,
@@ -63,6 +65,8 @@ export const SERVICE_HEALTH_TIMEOUT_MS = 60_000;
 export const REDIS_HEALTH_TIMEOUT_MS = 180_000;
 /** Health probes while waiting. */
 export const HEALTH_POLL_INTERVAL_MS = 100;
+/** The internal secret's random bytes (twice as many hex characters). */
+const INTERNAL_SECRET_BYTES = 32;
 /** kill() waits this long for the process to exit after a terminating signal. */
 export const KILL_EXIT_TIMEOUT_MS = 15_000;
 /** Output lines kept per process, for the error message of a process that does not become healthy. */
@@ -316,9 +320,12 @@ class Supervisor implements Stack {
     const inherited = { ...process.env } as Record<string, string>;
     // The topology owns these, and a crash point is set per process by tests: a value left in the
     // caller's shell must not leak into a replica. Tuning knobs (REDIS_POOL_SIZE, ...) do pass through.
-    for (const name of [...SERVICE_ENV_NAMES, ...ORDER_ENV_NAMES, "FAULT_POINT", "REDIS_DIR", "REDIS_BIND", "REDIS_SOCKET"]) {
+    for (const name of [...SERVICE_ENV_NAMES, ...ORDER_ENV_NAMES, "FAULT_POINT", "REDIS_DIR", "REDIS_BIND", "REDIS_SOCKET", ...SECRET_ENV_NAMES]) {
       delete inherited[name];
     }
+    // A fresh internal secret every start, known only to this stack's service replicas (and kept by
+    // each restart of one, which reuses its spec).
+    const internalSecret = randomBytes(INTERNAL_SECRET_BYTES).toString("hex");
     inherited.PATH = pathFor(programs, join(this.stateDir, "bin"));
     const perProcess = (name: string) => options.processEnv?.[name] ?? {};
     const nginxDir = join(this.stateDir, "nginx");
@@ -353,7 +360,7 @@ class Supervisor implements Stack {
           command: [programs.bun, isAbsolute(entry) ? entry : join(REPO_ROOT, entry)],
           env: {
             ...inherited,
-            ...serviceEnv(t, service, index, { hosts: LOCAL_HOSTS, logDir: this.logDir }),
+            ...serviceEnv(t, service, index, { hosts: LOCAL_HOSTS, logDir: this.logDir, bindAddress: LOOPBACK, secret: { value: internalSecret } }),
             ...options.env,
             ...perProcess(name),
           },

@@ -120,7 +120,18 @@ export function replicaUrls(t: Topology, service: ServiceName, hosts: Hosts = LO
 }
 
 /** Environment variables the stack sets for every service replica (see common/src/config.ts). */
-export const SERVICE_ENV_NAMES = ["PORT", "REDIS_HOST", "REDIS_PORT", "LOG_DIR", "INSTANCE_ID"] as const;
+export const SERVICE_ENV_NAMES = ["PORT", "BIND_ADDRESS", "REDIS_HOST", "REDIS_PORT", "LOG_DIR", "INSTANCE_ID"] as const;
+/** The internal secret comes as one of these two (common/src/config.ts). */
+export const SECRET_ENV_NAMES = ["INTERNAL_SECRET", "INTERNAL_SECRET_FILE"] as const;
+
+/**
+ * Where replicas find the internal secret: its value (the local stack makes one at every start), or
+ * the file a deployment's secret is mounted at (compose, Kubernetes).
+ */
+export type SecretSource = { value: string } | { file: string };
+
+/** Where a replica runs: how it finds the others, where its log is, what it listens on, its secret. */
+export type ReplicaPlacement = { hosts: Hosts; logDir: string; bindAddress: string; secret: SecretSource };
 /** ...and additionally for the order service, which calls stock and payment replicas directly. */
 export const ORDER_ENV_NAMES = ["STOCK_URLS", "PAYMENT_URLS"] as const;
 /**
@@ -131,18 +142,15 @@ export const ORDER_ENV_NAMES = ["STOCK_URLS", "PAYMENT_URLS"] as const;
  */
 export const OPTIONAL_SERVICE_ENV_NAMES = ["REDIS_POOL_SIZE", "LOG_COMPACT_BYTES", "FAULT_POINT"] as const;
 
-export function serviceEnv(
-  t: Topology,
-  service: ServiceName,
-  index: number,
-  where: { hosts: Hosts; logDir: string },
-): Record<string, string> {
+export function serviceEnv(t: Topology, service: ServiceName, index: number, where: ReplicaPlacement): Record<string, string> {
   const env: Record<string, string> = {
     PORT: String(replicaPort(t, service, index)),
+    BIND_ADDRESS: where.bindAddress,
     REDIS_HOST: where.hosts.redis(service),
     REDIS_PORT: String(t.ports.redis[service]),
     LOG_DIR: where.logDir,
     INSTANCE_ID: replicaName(service, index),
+    ...("value" in where.secret ? { INTERNAL_SECRET: where.secret.value } : { INTERNAL_SECRET_FILE: where.secret.file }),
   };
   if (service === "order") {
     env.STOCK_URLS = replicaUrls(t, "stock", where.hosts).join(",");
@@ -171,6 +179,16 @@ export const COMPOSE_LOG_DIR = "/app/logging";
 export const COMPOSE_REDIS_DIR = "/data";
 /** A container must listen on its network interface, not only on its own loopback. */
 export const COMPOSE_REDIS_BIND = "0.0.0.0";
+/** Where compose mounts the internal secret it makes on the first `up` (the internal-secret service). */
+export const COMPOSE_SECRET_FILE = "/run/secrets/internal/secret";
+
+/** A service replica's placement in compose. */
+export const COMPOSE_PLACEMENT: ReplicaPlacement = {
+  hosts: COMPOSE_HOSTS,
+  logDir: COMPOSE_LOG_DIR,
+  bindAddress: "0.0.0.0",
+  secret: { file: COMPOSE_SECRET_FILE },
+};
 
 export function composeTopology(): Topology {
   return topology(COMPOSE_REPLICAS);

@@ -4,6 +4,8 @@
  * gateway config.
  */
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, REPO_ROOT, SERVICES, type ServiceName } from "../../common/src/config";
 import { renderGatewayConfig } from "../../gateway/render";
@@ -16,8 +18,9 @@ import {
   replicaIndexes,
   replicaName,
   serviceEnv,
-  COMPOSE_HOSTS,
   COMPOSE_LOG_DIR,
+  COMPOSE_PLACEMENT,
+  COMPOSE_SECRET_FILE,
   COMPOSE_REDIS_BIND,
   COMPOSE_REDIS_DIR,
   OPTIONAL_SERVICE_ENV_NAMES,
@@ -41,6 +44,16 @@ type ComposeFile = { services: Record<string, ComposeService>; volumes?: Record<
 const compose = Bun.YAML.parse(await Bun.file(join(REPO_ROOT, "compose.yaml")).text()) as ComposeFile;
 const t = composeTopology();
 const expected = processes(t);
+/** The one-shot container that makes the internal secret before any replica starts. */
+const SECRET_MAKER = "internal-secret";
+
+/**
+ * A replica's environment with its secret file's path pointing at a file on this machine, so that the
+ * config module can read it as the replica would read the one compose mounts.
+ */
+const secretHere = join(mkdtempSync(join(tmpdir(), "compose-secret-")), "secret");
+writeFileSync(secretHere, "0".repeat(64));
+const withSecretHere = (env: Record<string, string>) => ({ ...env, INTERNAL_SECRET_FILE: secretHere });
 
 function container(name: string): ComposeService {
   const service = compose.services[name];
@@ -69,11 +82,12 @@ function dependsOn(service: ComposeService): string[] {
 
 describe("compose.yaml runs the local stack's topology", () => {
   test("the same processes: three Redises, two replicas of each service, the gateway", () => {
-    expect(Object.keys(compose.services).sort()).toEqual(expected.map((p) => p.name).sort());
+    expect(Object.keys(compose.services).sort()).toEqual([...expected.map((p) => p.name), SECRET_MAKER].sort());
   });
 
   test("every container restarts when it dies and has a health check", () => {
     for (const [name, service] of Object.entries(compose.services)) {
+      if (name === SECRET_MAKER) continue;
       expect({ name, restart: service.restart }).toEqual({ name, restart: "always" });
       expect({ name, healthcheck: Boolean(service.healthcheck?.test) }).toEqual({ name, healthcheck: true });
     }
@@ -98,13 +112,13 @@ describe("compose.yaml runs the local stack's topology", () => {
   test.each(replicas)("$service-$index gets exactly the environment the stack would give it", ({ service, index }) => {
     const replica = container(replicaName(service, index));
     const env = environment(replica);
-    expect(env).toEqual(serviceEnv(t, service, index, { hosts: COMPOSE_HOSTS, logDir: COMPOSE_LOG_DIR }));
+    expect(env).toEqual(serviceEnv(t, service, index, COMPOSE_PLACEMENT));
     const names: readonly string[] = service === "order" ? [...SERVICE_ENV_NAMES, ...ORDER_ENV_NAMES] : SERVICE_ENV_NAMES;
     for (const name of names) expect(env[name]).toBeDefined();
   });
 
   test.each(replicas)("$service-$index sets every variable the config module reads, but the deliberate defaults", ({ service, index }) => {
-    const env = environment(container(replicaName(service, index)));
+    const env = withSecretHere(environment(container(replicaName(service, index))));
     const read = new Set<string>();
     // The config module's schema is private; a proxy records which variables it asks for.
     const recording = new Proxy(env, {
@@ -114,7 +128,8 @@ describe("compose.yaml runs the local stack's topology", () => {
       },
     });
     loadConfig(service, recording);
-    const notForThisService: readonly string[] = service === "order" ? [] : ORDER_ENV_NAMES;
+    // The secret comes as its file; the variable that would hold it instead is left unset.
+    const notForThisService: readonly string[] = [...(service === "order" ? [] : ORDER_ENV_NAMES), "INTERNAL_SECRET"];
     const unset = [...read].filter(
       (name) => !(name in env) && !(OPTIONAL_SERVICE_ENV_NAMES as readonly string[]).includes(name) && !notForThisService.includes(name),
     );
@@ -122,7 +137,7 @@ describe("compose.yaml runs the local stack's topology", () => {
   });
 
   test.each(replicas)("$service-$index: the real config module reads that environment as the stack's topology", ({ service, index }) => {
-    const config = loadConfig(service, environment(container(replicaName(service, index))));
+    const config = loadConfig(service, withSecretHere(environment(container(replicaName(service, index)))));
     expect(config.port).toBe(t.ports.serviceBase[service] + index);
     expect(config.redis).toEqual({ host: redisName(service), port: t.ports.redis[service] });
     expect(config.logDir).toBe(COMPOSE_LOG_DIR);
@@ -138,11 +153,29 @@ describe("compose.yaml runs the local stack's topology", () => {
     expect(replica.build).toBe(".");
     expect(command(replica)).toEqual(["bun", `${service}/src/main.ts`]);
     expect(replica.volumes ?? []).toContain(`./logging:${COMPOSE_LOG_DIR}`);
-    const needs: string[] = [redisName(service)];
+    const needs: string[] = [redisName(service), SECRET_MAKER];
     if (service === "order") {
       for (const peer of ["stock", "payment"] as ServiceName[]) needs.push(...replicaIndexes(t, peer).map((i) => replicaName(peer, i)));
     }
     expect(dependsOn(replica).sort()).toEqual(needs.sort());
+  });
+
+  test("the internal secret is made once, in a volume that only the service replicas mount, where their config reads it", () => {
+    const maker = container(SECRET_MAKER);
+    const secretDir = COMPOSE_SECRET_FILE.slice(0, COMPOSE_SECRET_FILE.lastIndexOf("/"));
+    expect(maker.volumes).toEqual([`${SECRET_MAKER}:${secretDir}`]);
+    expect(command(maker).join(" ")).toContain(COMPOSE_SECRET_FILE);
+    expect(Object.keys(compose.volumes ?? {})).toContain(SECRET_MAKER);
+    for (const [name, service] of Object.entries(compose.services)) {
+      if (name === SECRET_MAKER) continue;
+      const mounted = (service.volumes ?? []).some((v) => v.startsWith(`${SECRET_MAKER}:`));
+      const isReplica = expected.some((p) => p.name === name && p.role === "service");
+      expect({ name, mounted, readOnly: mounted ? service.volumes!.includes(`${SECRET_MAKER}:${secretDir}:ro`) : false }).toEqual({
+        name,
+        mounted: isReplica,
+        readOnly: isReplica,
+      });
+    }
   });
 
   test("the gateway publishes port 8000 and mounts the committed config", () => {

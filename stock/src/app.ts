@@ -7,7 +7,7 @@ import type { StockService } from "./stock";
 const itemId = z.object({ item_id: entityId("item_id") });
 const itemAmount = z.object({ item_id: entityId("item_id"), amount: nonNegativeInteger("amount") });
 
-export function stockApp(stock: StockService) {
+export function stockApp(stock: StockService, internalSecret: string) {
   const app = createApp("stock");
 
   app.post("/item/create/:price", validParams(z.object({ price: nonNegativeInteger("price") })), async (c) =>
@@ -45,7 +45,7 @@ export function stockApp(stock: StockService) {
     },
   );
 
-  app.use("/internal/*", internalOnly);
+  app.use("/internal/*", internalOnly(internalSecret));
 
   app.post(STEPS_PATH, validJson(stepsBody), (c) =>
     answerSteps(c, c.req.valid("json").steps, stockStep, (step) =>

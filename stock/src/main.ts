@@ -2,4 +2,4 @@ import { runService } from "@checkout/common/service";
 import { stockApp } from "./app";
 import { createStock } from "./stock";
 
-await runService("stock", (_config, store) => ({ app: stockApp(createStock(store)) }));
+await runService("stock", (config, store) => ({ app: stockApp(createStock(store), config.internalSecret) }));

@@ -1,8 +1,8 @@
 /** The stock service over real HTTP, on its own real Redis: the public API and the saga steps. */
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { keys } from "@checkout/common/keyspace";
-import { MAX_STEPS_PER_CALL, STEPS_PATH } from "@checkout/common/internal";
-import { errorBody, get, post, step } from "../../common/test/support/http";
+import { internalAuthorization, MAX_STEPS_PER_CALL, STEPS_PATH } from "@checkout/common/internal";
+import { call, errorBody, get, post, step, stepCall, TEST_INTERNAL_SECRET } from "../../common/test/support/http";
 import { without } from "../../common/test/support/redis-state";
 import { serviceOnItsOwnRedis } from "../../common/test/support/service";
 
@@ -166,7 +166,30 @@ describe("invalid input", () => {
 
   test.each(badCalls)("a call with %j is 400 invalid_input and changes nothing", async (body) => {
     const before = await state();
-    expect(await post(url(STEPS_PATH), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await stepCall(url(""), body)).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await state()).toEqual(before);
+  });
+});
+
+test.each(["PUT", "DELETE", "PATCH", "OPTIONS"])("%s, a method the API does not serve, is 405 with an Allow header and changes nothing", async (method) => {
+  const before = await state();
+  const response = await fetch(url("/add/0/1"), { method });
+  expect({ status: response.status, allow: response.headers.get("allow"), body: await response.json() }).toEqual({
+    status: 405,
+    allow: "GET, HEAD, POST",
+    body: errorBody("method_not_allowed"),
+  });
+  expect(await state()).toEqual(before);
+});
+
+describe("saga steps answer only the order service", () => {
+  test.each([
+    ["no credential", {}],
+    ["another secret", internalAuthorization(`${TEST_INTERNAL_SECRET}x`)],
+  ] as Array<[string, Record<string, string>]>)("a take with %s is refused 401 unauthorized and takes nothing", async (_what, headers) => {
+    const before = await state();
+    const body = { steps: [{ action: "take", op_id: "intruder:1", items: [["0", 1]] }] };
+    expect(await call("POST", url(STEPS_PATH), body, headers)).toEqual({ status: 401, body: errorBody("unauthorized") });
     expect(await state()).toEqual(before);
   });
 });
@@ -287,7 +310,7 @@ describe("a call of many steps", () => {
       { action: "take", op_id: "b2:1", items: [[a, 0]] },
       { action: "take", op_id: "b3:1", items: [[a, 3]] },
     ];
-    expect(await post(url(STEPS_PATH), { steps })).toEqual({
+    expect(await stepCall(url(""), { steps })).toEqual({
       status: 200,
       body: { answers: [{ status: 200, outcome: "applied" }, { status: 400, ...errorBody("invalid_input") }, { status: 200, outcome: "applied" }] },
     });
@@ -305,7 +328,7 @@ describe("a call of many steps", () => {
       { action: "take", op_id: "m4:1", items: [[b, 1]] },
       { action: "take", op_id: "m5:1", items: [[a, 1]] },
     ];
-    expect(await post(url(STEPS_PATH), { steps })).toEqual({
+    expect(await stepCall(url(""), { steps })).toEqual({
       status: 200,
       body: {
         answers: [

@@ -17,6 +17,7 @@ import { orderApp } from "../../../order/src/app";
 import { createOrders } from "../../../order/src/orders";
 import { createPeers } from "../../../order/src/peers";
 import { createCheckout, type Checkout } from "../../../order/src/saga";
+import { TEST_INTERNAL_SECRET } from "./http";
 import { startRedis, type RedisServer } from "./redis-server";
 import { redisState, type RedisState } from "./redis-state";
 
@@ -52,6 +53,8 @@ export function serviceConfig(service: ServiceName, opts: ServiceOptions & { log
   return {
     service,
     port: 0,
+    bindAddress: "127.0.0.1",
+    internalSecret: TEST_INTERNAL_SECRET,
     redis: { host: "127.0.0.1", port: opts.redisPort },
     logDir: opts.logDir,
     stockUrls: opts.stockUrls ?? [],
@@ -74,14 +77,14 @@ export async function startService(service: ServiceName, opts: ServiceOptions): 
   let checkout: Checkout | undefined;
   switch (service) {
     case "stock":
-      app = stockApp(createStock(store));
+      app = stockApp(createStock(store), config.internalSecret);
       break;
     case "payment":
-      app = paymentApp(createPayment(store));
+      app = paymentApp(createPayment(store), config.internalSecret);
       break;
     case "order": {
       const orders = createOrders(store, config.instanceId, TIMING.sagaLeaseMs);
-      const peers = createPeers(config.stockUrls, config.paymentUrls);
+      const peers = createPeers(config.stockUrls, config.paymentUrls, config.internalSecret);
       checkout = createCheckout(orders, peers);
       app = orderApp(orders, checkout, peers);
       break;

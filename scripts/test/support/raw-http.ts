@@ -8,7 +8,13 @@ import { connect } from "node:net";
 /** A request to the local gateway that goes this long without a byte of its answer is stuck. */
 const RAW_REQUEST_TIMEOUT_MS = 30_000;
 
-export type RawAnswer = { status: number; body: any };
+export type RawAnswer = {
+  /** NaN when the answer has no status line (an HTTP/0.9 answer, or none at all). */
+  status: number;
+  /** Header names in lower case. */
+  headers: Record<string, string>;
+  body: any;
+};
 
 export function rawRequest(baseUrl: string, method: string, rawPath: string, json?: unknown, headers: Record<string, string> = {}): Promise<RawAnswer> {
   const { hostname, port } = new URL(baseUrl);
@@ -21,27 +27,44 @@ export function rawRequest(baseUrl: string, method: string, rawPath: string, jso
     `Content-Length: ${Buffer.byteLength(body)}`,
     ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
   ];
+  return rawExchange(baseUrl, `${head.join("\r\n")}\r\n\r\n${body}`);
+}
+
+/**
+ * Writes `request` to a new connection exactly as given (bytes of its UTF-16 code units below 256 as
+ * they are, others as UTF-8) and reads the answer until the server closes the connection.
+ */
+export function rawExchange(baseUrl: string, request: string): Promise<RawAnswer> {
+  const { hostname, port } = new URL(baseUrl);
+  const bytes = /^[\u0000-\u00ff]*$/.test(request) ? Buffer.from(request, "latin1") : Buffer.from(request, "utf8");
   return new Promise((resolve, reject) => {
     const socket = connect({ host: hostname, port: Number(port) });
     const chunks: Buffer[] = [];
-    socket.setTimeout(RAW_REQUEST_TIMEOUT_MS, () => socket.destroy(new Error(`${method} ${rawPath}: no answer within ${RAW_REQUEST_TIMEOUT_MS} ms`)));
-    socket.on("connect", () => socket.write(`${head.join("\r\n")}\r\n\r\n${body}`));
+    const what = JSON.stringify(request.slice(0, 80));
+    socket.setTimeout(RAW_REQUEST_TIMEOUT_MS, () => socket.destroy(new Error(`${what}: no answer within ${RAW_REQUEST_TIMEOUT_MS} ms`)));
+    socket.on("connect", () => socket.write(bytes));
     socket.on("data", (chunk: Buffer) => chunks.push(chunk));
     socket.on("error", reject);
-    socket.on("close", () => {
-      const text = Buffer.concat(chunks).toString("utf8");
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? NaN);
-      const [headers = "", payload = ""] = splitOnce(text, "\r\n\r\n");
-      const decoded = /^transfer-encoding:\s*chunked/im.test(headers) ? dechunk(payload) : payload;
-      let parsed: unknown = decoded;
-      try {
-        parsed = JSON.parse(decoded);
-      } catch {
-        // Not JSON: the raw text is the body.
-      }
-      resolve({ status, body: parsed });
-    });
+    socket.on("close", () => resolve(parseAnswer(Buffer.concat(chunks).toString("utf8"))));
   });
+}
+
+function parseAnswer(text: string): RawAnswer {
+  const statusLine = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+  const [head, payload] = statusLine ? splitOnce(text, "\r\n\r\n") : ["", text];
+  const headers: Record<string, string> = {};
+  for (const line of head.split("\r\n").slice(1)) {
+    const colon = line.indexOf(":");
+    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  const decoded = /chunked/i.test(headers["transfer-encoding"] ?? "") ? dechunk(payload) : payload;
+  let body: unknown = decoded;
+  try {
+    body = JSON.parse(decoded);
+  } catch {
+    // Not JSON: the raw text is the body.
+  }
+  return { status: Number(statusLine?.[1] ?? NaN), headers, body };
 }
 
 function splitOnce(text: string, separator: string): [string, string] {
