@@ -38,7 +38,20 @@ export type LoadOptions = {
   stopSignal?: AbortSignal;
   /** Called about once a second while the loop runs. */
   onProgress?: (progress: LoadProgress) => void;
+  /** A fault to inject in the middle of the load, on an event the loop observes (tests only). */
+  fault?: LoadFault;
 };
+
+/**
+ * A fault (a kill, a wipe) started the moment the `afterAnswers`-th answer comes back, while the other
+ * clients' requests are still in flight and the rest are not sent yet: it lands mid-load on a machine
+ * of any speed, where a fault after a fixed delay could find the load over. The load goes on while it
+ * runs; runLoad awaits it before returning, and fails if the load never got that far.
+ */
+export type LoadFault = { afterAnswers: number; inject: () => Promise<void> };
+
+/** Where the load stood when the fault was injected. */
+export type FaultMoment = { answered: number; inFlight: number; sent: number };
 
 export type LoadResult = {
   /** Per URL index: the HTTP status of its last answer, NOT_SENT or NETWORK_ERROR. */
@@ -60,10 +73,12 @@ export type LoadResult = {
   exhausted: boolean;
   /** The whole machine's CPU over the loop (absent where /proc/stat is not available). */
   cpu?: MachineCpu;
+  /** Present when options.fault was given: the load's state at the moment it was injected. */
+  faultAt?: FaultMoment;
 };
 
 /** What a shape reports of its load, whether it was sent in one window or in several. */
-export type LoadSummary = Omit<LoadResult, "statuses">;
+export type LoadSummary = Omit<LoadResult, "statuses" | "faultAt">;
 
 /**
  * Several windows of load as one: latencies and answers pooled, throughput over the windows' summed
@@ -164,6 +179,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   let next = 0;
   let answered = 0;
   let lastAnswerAt = startedAt;
+  let faultAt: FaultMoment | undefined;
+  let faultInjected = Promise.resolve();
+  let faultFailure: { error: unknown } | undefined;
 
   function countFailure(code: string): void {
     failureCodes[code] = (failureCodes[code] ?? 0) + 1;
@@ -194,6 +212,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       counts[classify(status)] += 1;
       answered += 1;
       lastAnswerAt = now;
+      if (options.fault && answered === options.fault.afterAnswers) {
+        faultAt = { answered, inFlight: next - answered, sent: next };
+        // Caught here and rethrown once the load is over, so a failing fault never goes unhandled.
+        faultInjected = options.fault.inject().catch((error: unknown) => {
+          faultFailure = { error };
+        });
+      }
     }
   }
 
@@ -217,9 +242,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
   try {
     await Promise.all(slots.map(client));
+    await faultInjected;
+    if (faultFailure) throw faultFailure.error;
   } finally {
     clearInterval(watchdog);
     if (reporter) clearInterval(reporter);
+  }
+  if (options.fault && !faultAt) {
+    throw new Error(`the fault was to be injected after ${options.fault.afterAnswers} answers, but only ${answered} came back`);
   }
 
   const ticksAfter = await readCpuTicks();
@@ -236,5 +266,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     failureCodes,
     exhausted: next >= maxRequests,
     cpu,
+    faultAt,
   };
 }

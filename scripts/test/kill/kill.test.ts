@@ -21,8 +21,8 @@ setDefaultTimeout(180_000);
 const REPLICAS = 2;
 const ORDERS_PER_ROUND = 300;
 const CLIENTS = 32;
-/** A kill lands once the load is well under way. */
-const KILL_AFTER_MS = 400;
+/** A fault lands once this many checkouts of a round are answered: the load well under way, most still to come. */
+const FAULT_AFTER_ANSWERS = ORDERS_PER_ROUND / 4;
 /** Rounds of checkouts at most until every crash point has fired (one usually is). */
 const MAX_CRASH_POINT_ROUNDS = 4;
 
@@ -67,13 +67,18 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-/** One round: new orders, checked out while `disaster` happens; then settle and check everything. */
-async function round(disaster: () => Promise<void>) {
+/**
+ * One round: new orders, checked out while `disaster` happens (if any); then settle and check
+ * everything. The disaster starts once a quarter of the round is answered, and must land with
+ * checkouts in flight and more still to send, so that the load runs through it.
+ */
+async function round(disaster?: () => Promise<void>) {
   const orders = await world.addOrders(ORDERS_PER_ROUND);
-  const load = await world.checkOut(orders, CLIENTS, async () => {
-    await Bun.sleep(KILL_AFTER_MS);
-    await disaster();
-  });
+  const load = await world.checkOut(orders, CLIENTS, disaster && { afterAnswers: FAULT_AFTER_ANSWERS, inject: disaster });
+  if (disaster) {
+    expect(load.faultAt!.inFlight).toBeGreaterThan(0);
+    expect(load.faultAt!.sent).toBeLessThan(orders.length);
+  }
   await stack.waitHealthy();
   await world.settle(stack.ports.redis.order);
   tally.checkouts += load.sent;
@@ -110,7 +115,7 @@ describe("under a stream of checkouts", () => {
     // restarted replica gets that call (the standby answered meanwhile), so rounds go on until all fired.
     let fives = 0;
     for (let rounds = 0; rounds === 0 || (rounds < MAX_CRASH_POINT_ROUNDS && !allFired()); rounds++) {
-      fives += (await round(async () => {})).counts["5xx"];
+      fives += (await round()).counts["5xx"];
     }
     for (const { name, points } of armed) {
       expect({ name, restarts: stack.restartCount(name) }).toEqual({ name, restarts: points });

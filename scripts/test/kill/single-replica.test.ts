@@ -17,8 +17,8 @@ setDefaultTimeout(180_000);
 
 const ORDERS = 1_000;
 const STOCK = 100;
-/** Long enough for the checkouts to be in flight, short enough that most are not yet answered. */
-const KILL_AFTER_MS = 300;
+/** The kill lands once the first checkout is answered: the service is deciding, the rest in flight. */
+const KILL_AFTER_ANSWERS = 10;
 
 const stateDir = mkdtempSync(join(tmpdir(), "kill-single-"));
 const output = memoryOutput(2_000);
@@ -40,9 +40,9 @@ afterAll(async () => {
 test("the order service killed during 1000 concurrent checkouts: once restarted, nothing is lost or created", async () => {
   const orders = await world.placeOrders(Array.from({ length: ORDERS }, (_, i) => ({ user: String(i), lines: [["0", 1]] as const })));
   const restartsBefore = stack.restartCount("order-1");
-  const load = await world.checkOut(orders, ORDERS, async () => {
-    await Bun.sleep(KILL_AFTER_MS);
-    await stack.kill("order-1", "SIGKILL");
+  const load = await world.checkOut(orders, ORDERS, {
+    afterAnswers: KILL_AFTER_ANSWERS,
+    inject: () => stack.kill("order-1", "SIGKILL"),
   });
   await stack.waitHealthy();
   await world.settle(stack.ports.redis.order);
@@ -52,7 +52,9 @@ test("the order service killed during 1000 concurrent checkouts: once restarted,
   const report = await world.invariants();
   if (!report.ok) console.error(output.lines().slice(-80).join("\n"));
   expect(report.details).toEqual([]);
-  // The kill landed while checkouts were in flight, and the ones answered before it were decided.
+  // The kill landed while checkouts were in flight, it cut some of them, and the ones answered
+  // before it were decided.
+  expect(load.faultAt!.inFlight).toBeGreaterThan(0);
   expect(load.counts["5xx"] + load.counts.network).toBeGreaterThan(0);
   expect(load.counts["2xx"]).toBeLessThanOrEqual(STOCK);
 });

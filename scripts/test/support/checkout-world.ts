@@ -6,7 +6,7 @@
 import { Redis } from "ioredis";
 import { keys } from "../../../common/src/keyspace";
 import { Api, createSession, forEachLimited, SIDE_CONCURRENCY } from "../../bench/client";
-import { runLoad, type LoadResult } from "../../bench/load";
+import { runLoad, type LoadFault, type LoadResult } from "../../bench/load";
 import { addedItemBody, batchInitBody, createdOrderBody, creditChangeBody, stockChangeBody } from "../../bench/schemas";
 import { readCredit, readOrders, readStock } from "../../bench/state";
 import { checkInvariants, type InvariantReport } from "../../bench/verify";
@@ -94,16 +94,15 @@ export class CheckoutWorld {
     return ids;
   }
 
-  /** Checks out each order once, `clients` at a time; `during` runs alongside (e.g. a kill). */
-  async checkOut(orderIds: readonly string[], clients: number, during?: () => Promise<void>): Promise<LoadResult> {
-    const load = runLoad({
+  /** Checks out each order once, `clients` at a time; `fault` is injected mid-way (see LoadFault). */
+  async checkOut(orderIds: readonly string[], clients: number, fault?: LoadFault): Promise<LoadResult> {
+    const result = await runLoad({
       urls: orderIds.map((id) => `${this.gatewayUrl}/orders/checkout/${id}`),
       clients,
       durationMs: 10 * 60_000,
       session: this.session,
+      fault,
     });
-    await during?.();
-    const result = await load;
     orderIds.forEach((id, i) => this.answers.set(id, result.statuses[i]!));
     return result;
   }
