@@ -7,23 +7,23 @@
  *
  * Routing: `/orders/*` → order, `/stock/*` → stock, `/payment/*` → payment, the first path segment
  * stripped. Which requests nginx may re-send to another replica is the one decision here that touches
- * correctness; see `RetryPolicy` below.
+ * correctness; see `retryPolicy` below.
  *
  * Replicas are active/standby: the first replica of a service takes every request, the others stand
  * by for when it dies. On two cores one busy process per service is faster than two half-busy ones
  * (its batches of transactions and log appends are larger; README, Benchmark results). The order
  * service calls its peers the same way (order/src/peers.ts).
  *
- * Failover assumes no refusal. A replica is named in each request's proxy_pass, so nginx looks its
- * address up again (given a `resolver`: Docker's DNS in compose) at most RESOLVER_VALID_S after the
- * last look-up, instead of once at start: a container that comes back at another address gets
- * requests again, and a stopped one, whose name Docker stops resolving, is passed over at once.
- * Where its address leads nowhere (it stopped within the last second; Docker answers no refusal for
- * it), the connection times out after PROXY_CONNECT_TIMEOUT_MS and the request goes on to the next
- * replica (an `error_page` to a named location per replica). nginx 1.22 (Debian bookworm's, which
- * both stacks run) cannot also keep its upstream groups' failure counts or pooled connections for
- * such names (`server … resolve` needs 1.27.3): so each request connects anew, and a replica is
- * "marked down" only by its name no longer resolving.
+ * Failover assumes no refusal. A replica that fails a request (no connection within
+ * PROXY_CONNECT_TIMEOUT_MS, a reset, a timeout) is benched for ACTIVE_BENCH_S: requests go straight
+ * to the standby meanwhile, and then one request tries it again. So an address that leads nowhere
+ * (Docker gives no refusal for a stopped container) costs one request the connect timeout per bench,
+ * not every request. Names are resolved when nginx loads its configuration; in compose, the gateway's
+ * entrypoint (gateway/run.sh) looks them up in Docker's DNS every second and reloads nginx when an
+ * address changes, so that a replica that comes back at another address takes requests again.
+ * (Names looked up per request, through `resolver` and a variable, would have no bench and no pooled
+ * connections in Debian's nginx 1.22; and Docker's DNS can take seconds to say that a stopped
+ * container's name is gone, which every request would then wait for. `server … resolve` needs 1.27.3.)
  */
 import { TIMING, type ServiceName, SERVICES } from "../common/src/config";
 import { GATEWAY_HEADER } from "../common/src/internal";
@@ -46,22 +46,28 @@ export const CHECKOUT_PATH = "checkout/";
 /** The path (after the prefix) of every service's batch_init. */
 export const BATCH_INIT_PATH = "batch_init/";
 
-/** Requests a client may send over one keep-alive connection before nginx closes it. */
+/** Idle connections to the replicas of one upstream that each nginx worker keeps open for reuse. */
+export const UPSTREAM_KEEPALIVE_CONNECTIONS = 128;
+/**
+ * How long an idle upstream connection is kept. It must stay below the services' own idle timeout
+ * (TIMING.serviceIdleTimeoutS): if the service closes first, nginx may send a request on a connection
+ * that is being closed, and a POST that is not retried then fails with 502.
+ */
+export const UPSTREAM_KEEPALIVE_TIMEOUT_S = 5;
+/** Requests served over one keep-alive connection (client or upstream) before nginx closes it. */
 export const KEEPALIVE_REQUESTS = 100_000;
 /**
- * Connecting to a replica. The replica's kernel accepts the connection, so a live one accepts within a
- * millisecond however busy it is; no answer by then means its address leads nowhere (a container that
- * has just stopped), and the request goes on to the next replica.
+ * Connecting to a replica. Its kernel accepts the connection, so a live replica accepts within a
+ * millisecond however busy it is; no connection by then means its address leads nowhere (a container
+ * that stopped), and the request goes on to the next replica.
  */
 export const PROXY_CONNECT_TIMEOUT_MS = 300;
 /**
- * How long nginx keeps a replica's address before asking the resolver again (compose): a replica that
- * comes back at another address takes requests again within this, and one that stopped is passed over
- * without a connection attempt once its name no longer resolves.
+ * How long the active replica is passed over after it failed a request: one request in each such
+ * period finds out whether it is back. The standbys are never benched, so a service always has a
+ * replica to try (with every replica benched, nginx would answer 502 without trying any).
  */
-export const RESOLVER_VALID_S = 1;
-/** Docker's DNS answers at once; a look-up slower than this fails, and the next replica is tried. */
-export const RESOLVER_TIMEOUT_S = 1;
+export const ACTIVE_BENCH_S = 2;
 /**
  * Any request but checkout: a service answers within its optimistic-transaction budget, plus a peer
  * call for addItem; the margin keeps nginx from cutting off an answer that is about to come.
@@ -80,8 +86,8 @@ export const CHECKOUT_READ_TIMEOUT_S = Math.max(60, Math.ceil(TIMING.checkoutAns
  */
 export const BATCH_INIT_READ_TIMEOUT_S = TIMING.serviceIdleTimeoutS - 5;
 /**
- * Replicas one checkout is sent to at most: the first, and one other if the first died under it. More
- * would only multiply the client's worst-case wait.
+ * Attempts for one checkout: the first replica, and one other if the first died under it. More would
+ * only multiply the client's worst-case wait.
  */
 export const CHECKOUT_TRIES = 2;
 /** Request bodies are empty in this API; anything larger is a mistake or an attack. */
@@ -94,13 +100,8 @@ export type GatewayConfigOptions = {
   listenPort: number;
   /** The address to listen on; omitted: every interface (inside a container). The local stack passes 127.0.0.1. */
   listenAddress?: string;
-  /** `host:port` of every replica of each service, active first. */
+  /** `host:port` of every replica of each service. */
   upstreams: Readonly<Record<ServiceName, readonly string[]>>;
-  /**
-   * The DNS server that resolves replica names (compose: Docker's, 127.0.0.11). Omitted where every
-   * replica is an IP address (the local stack).
-   */
-  resolver?: string;
   /**
    * A folder for nginx's pid file and temp folders. Omitted: nginx's compiled-in paths (right in the
    * nginx image; not writable by a non-root user on a developer machine).
@@ -110,25 +111,12 @@ export type GatewayConfigOptions = {
   workerProcesses?: number | "auto";
 };
 
-/**
- * When a request that failed at one replica goes on to the next one.
- *
- * - read: GETs change nothing; after any failure (no connection, a reset, a timeout), always.
- * - write, bulk: a POST that reached a replica may have been applied even if no answer came back
- *   (`/stock/subtract` twice takes the stock twice), so it goes on only if no replica was connected
- *   to ($upstream_connect_time holds no time): refused, timed out connecting, or a name that did not
- *   resolve. One that was sent and then lost gets a JSON 502 (or 504 if it timed out).
- * - checkout: the one POST that may be re-sent even after it reached a replica that then died,
- *   because checkout is idempotent by design: a second checkout of the same order joins or finds the
- *   saga of the first and never charges twice. Re-sending turns the death of an order replica
- *   mid-checkout into a slower 200/409 instead of a 502 the client cannot interpret. At most
- *   CHECKOUT_TRIES replicas.
- */
+/** The retry policy of a location: when nginx may hand a request that failed to another replica. */
 type RetryPolicy = "read" | "checkout" | "write" | "bulk";
 
 /** The nginx.conf text for the given replicas. Pure: the same options always give the same text. */
 export function renderGatewayConfig(options: GatewayConfigOptions): string {
-  const { listenPort, listenAddress, upstreams, resolver, runtimeDir, workerProcesses = "auto" } = options;
+  const { listenPort, listenAddress, upstreams, runtimeDir, workerProcesses = "auto" } = options;
   for (const service of SERVICES) {
     if (upstreams[service].length === 0) throw new Error(`renderGatewayConfig: no upstream for ${service}`);
   }
@@ -164,24 +152,9 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     "    proxy_max_temp_file_size 0;",
     `    keepalive_requests ${KEEPALIVE_REQUESTS};`,
     ...tempPaths,
-    "    # Each request connects to its replica anew (see the top of gateway/render.ts). nginx's default",
-    "    # HTTP/1.0 has the replica close the connection first, so that the closing side's TIME_WAIT is",
-    "    # the replica's, not on nginx's ephemeral ports, which a thousand connections a second would",
-    "    # exhaust within a minute.",
-    "    proxy_http_version 1.0;",
-    ...(resolver
-      ? [
-          "    # Replica names are looked up again at most this long after the last look-up (ipv6=off: the",
-          "    # container networks are IPv4 only).",
-          `    resolver ${resolver} valid=${RESOLVER_VALID_S}s ipv6=off;`,
-          `    resolver_timeout ${RESOLVER_TIMEOUT_S}s;`,
-        ]
-      : []),
-    "    # A request that failed at one replica is handed to the next by an error_page, whose own",
-    "    # failure has its error_page too.",
-    "    recursive_error_pages on;",
-    "    # The status of the last replica tried, for the answer to a write that reached it and failed.",
-    '    map $upstream_status $failed_status { "~(?<last>[0-9]+)$" $last; default 502; }',
+    "    # Upstream keep-alive: HTTP/1.1 and no `Connection: close` from the client passed on.",
+    "    proxy_http_version 1.1;",
+    '    proxy_set_header Connection "";',
     "    # Marks every request that came through the gateway: the services refuse their internal",
     "    # endpoints to such requests, whatever the path looked like (a second lock behind the one below).",
     `    proxy_set_header ${GATEWAY_HEADER} "1";`,
@@ -191,6 +164,7 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     `    proxy_connect_timeout ${PROXY_CONNECT_TIMEOUT_MS}ms;`,
     `    proxy_read_timeout ${PROXY_READ_TIMEOUT_S}s;`,
     "",
+    ...SERVICES.flatMap((service) => renderUpstream(service, upstreams[service])),
     "    server {",
     `        listen ${listen} backlog=4096;`,
     "",
@@ -214,11 +188,27 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     `        location ~* "^/(${SERVICES.map((s) => PUBLIC_PREFIX[s]).join("|")})/(.*/)?internal(/|$)" {`,
     `            return 404 '${errorJson("not_found", "internal endpoints are not served by the gateway")}';`,
     "        }",
-    ...SERVICES.flatMap((service) => renderServiceLocations(service, upstreams[service])),
+    ...SERVICES.flatMap((service) => renderServiceLocations(service)),
     "    }",
     "}",
     "",
   ].join("\n");
+}
+
+function renderUpstream(service: ServiceName, servers: readonly string[]): string[] {
+  return [
+    `    upstream ${service} {`,
+    // Active/standby: every request goes to the first replica; the others (`backup`) get one only when
+    // the replicas before them failed it, or while the first is benched (see the top of this file).
+    ...servers.map((server, i) =>
+      i === 0 && servers.length > 1 ? `        server ${server} max_fails=1 fail_timeout=${ACTIVE_BENCH_S}s;` : `        server ${server} max_fails=0${i === 0 ? "" : " backup"};`,
+    ),
+    `        keepalive ${UPSTREAM_KEEPALIVE_CONNECTIONS};`,
+    `        keepalive_timeout ${UPSTREAM_KEEPALIVE_TIMEOUT_S}s;`,
+    `        keepalive_requests ${KEEPALIVE_REQUESTS};`,
+    "    }",
+    "",
+  ];
 }
 
 /**
@@ -229,7 +219,8 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
 /** Where the gateway's own error pages live. */
 const ERROR_PAGES = "/_gateway_error/";
 
-const ERROR_PAGE_TABLE: [caught: number, answered: number, code: string, message: string][] = [
+function renderErrorPages(): string[] {
+  const pages: [caught: number, answered: number, code: string, message: string][] = [
     [400, 400, "invalid_input", "the request is malformed (a bad %-escape in the path, or bad headers)"],
     // A client asking for one of these pages directly (they are internal).
     [404, 404, "not_found", "no such path: the gateway serves /orders/, /stock/ and /payment/"],
@@ -240,35 +231,23 @@ const ERROR_PAGE_TABLE: [caught: number, answered: number, code: string, message
     [502, 502, "bad_gateway", "no replica of this service answered"],
     [503, 503, "service_unavailable", "no replica of this service is available"],
     [504, 504, "gateway_timeout", "the service did not answer in time"],
-];
-
-/** A replica could not be reached (502) or did not answer in time (504): the statuses failover takes over. */
-const FAILOVER_STATUSES = [502, 504];
-
-/**
- * The `error_page` for the gateway's own answers but `except`, each to its page. A location that sets
- * any error_page inherits none from the server, so a proxying location names them all again.
- */
-function errorPageDirectives(indent: string, except: readonly number[] = []): string[] {
-  const caught = ERROR_PAGE_TABLE.map(([code]) => code).filter((code) => !except.includes(code));
-  return [`${indent}error_page ${caught.join(" ")} ${ERROR_PAGES}$status;`];
-}
-
-function renderErrorPages(): string[] {
+  ];
   // Pages by path, not named locations: nginx refuses a named location to a request whose line it
   // could not parse (it answered 500). `internal` keeps clients from asking for a page directly.
-  return [
-    ...errorPageDirectives("        "),
-    ...ERROR_PAGE_TABLE.map(
-      ([caught, answered, code, message]) => `        location = ${ERROR_PAGES}${caught} { internal; return ${answered} '${errorJson(code, message)}'; }`,
-    ),
-  ];
+  return pages.flatMap(([caught, answered, code, message]) => [
+    `        error_page ${caught} ${ERROR_PAGES}${caught};`,
+    `        location = ${ERROR_PAGES}${caught} { internal; return ${answered} '${errorJson(code, message)}'; }`,
+  ]);
 }
 
-function renderServiceLocations(service: ServiceName, replicas: readonly string[]): string[] {
+function renderServiceLocations(service: ServiceName): string[] {
   const prefix = PUBLIC_PREFIX[service];
-  const location = (path: string, policy: RetryPolicy, exact = false): string[] =>
-    proxyTo(`location ${exact ? "= " : ""}/${prefix}/${path}`, service, policy, replicas, 0);
+  const location = (path: string, policy: RetryPolicy, exact = false): string[] => [
+    `        location ${exact ? "= " : ""}/${prefix}/${path} {`,
+    ...retryPolicy(policy).map((line) => `            ${line}`),
+    `            proxy_pass http://${service}$service_path;`,
+    "        }",
+  ];
   /**
    * A prefix location ending in a slash makes nginx answer its path without the slash with a 301 to
    * the slashed one; clients that count any non-4xx checkout as a success would take that for a
@@ -283,58 +262,43 @@ function renderServiceLocations(service: ServiceName, replicas: readonly string[
     [BATCH_INIT_PATH, "bulk"],
     ...(service === "order" ? [[CHECKOUT_PATH, "checkout"] as [string, RetryPolicy]] : []),
   ];
-  const policies = [...new Set<RetryPolicy>(["write", "read", ...routes.map(([, policy]) => policy)])];
   return [
     "",
-    `        # ${service} service: /${prefix}/x → x at ${replicas.join(", then ")}`,
+    `        # ${service} service: /${prefix}/x → http://${service}/x`,
     ...["", ...routes.map(([path]) => path)].flatMap(withoutSlash),
     ...location("", "write"),
     ...location("health", "read", true),
     ...routes.flatMap(([path, policy]) => location(path, policy)),
-    // The next replicas, one named location each per policy, shared by the routes of that policy.
-    ...policies.flatMap((policy) =>
-      replicas.slice(1, triesOf(policy, replicas)).flatMap((_, k) => proxyTo(`location ${standbyName(service, policy, k + 1)}`, service, policy, replicas, k + 1)),
-    ),
   ];
 }
-
-const triesOf = (policy: RetryPolicy, replicas: readonly string[]) => (policy === "checkout" ? Math.min(CHECKOUT_TRIES, replicas.length) : replicas.length);
-const standbyName = (service: ServiceName, policy: RetryPolicy, index: number) => `@${service}_${policy}_${index + 1}`;
 
 /**
- * A location that proxies to replica `index` of a service. If it cannot be reached, or fails in a
- * way its policy allows to retry, the request goes on to the next replica's named location.
+ * When a request may be handed to another replica after the first one failed.
+ *
+ * - read: GETs change nothing; retrying on a connection error or a timeout is always safe.
+ * - write, bulk: a POST that reached a replica may have been applied even if no answer came back
+ *   (`/stock/subtract` twice takes the stock twice), so it is never re-sent: without
+ *   `non_idempotent`, nginx passes a POST on only when it could not be sent at all (connection
+ *   refused by a dead replica), which is safe. One that was sent and then lost gets a 502.
+ * - checkout: the one POST that may be re-sent, even after it reached a replica that then died
+ *   (`non_idempotent`), because checkout is idempotent by design: a second checkout of the same order
+ *   joins or finds the saga of the first and never charges twice. Re-sending turns the death of an
+ *   order replica mid-checkout into a slower 200/409 instead of a 502 the client cannot interpret.
  */
-function proxyTo(head: string, service: ServiceName, policy: RetryPolicy, replicas: readonly string[], index: number): string[] {
-  const next = index + 1 < triesOf(policy, replicas) ? standbyName(service, policy, index + 1) : undefined;
-  const retried = index > 0 && (policy === "write" || policy === "bulk");
-  return [
-    `        ${head} {`,
-    ...(retried
-      ? [
-          "            # Sent to a replica before (it was connected to): it may have been applied there; not sent twice.",
-          `            if ($upstream_connect_time ~ "[0-9]") { rewrite ^ ${ERROR_PAGES}$failed_status last; }`,
-        ]
-      : []),
-    ...readTimeout(policy).map((line) => `            ${line}`),
-    `            proxy_pass http://${replicas[index]}$service_path;`,
-    ...(next
-      ? [...errorPageDirectives("            ", FAILOVER_STATUSES), `            error_page ${FAILOVER_STATUSES.join(" ")} = ${next};`]
-      : errorPageDirectives("            ")),
-    "        }",
-  ];
-}
-
-/** How long a request of each policy may wait for its answer, where that differs from PROXY_READ_TIMEOUT_S. */
-function readTimeout(policy: RetryPolicy): string[] {
+function retryPolicy(policy: RetryPolicy): string[] {
   switch (policy) {
     case "read":
+      return ["proxy_next_upstream error timeout;"];
     case "write":
-      return [];
+      return ["proxy_next_upstream error timeout;"];
     case "bulk":
-      return [`proxy_read_timeout ${BATCH_INIT_READ_TIMEOUT_S}s;`];
+      return ["proxy_next_upstream error timeout;", `proxy_read_timeout ${BATCH_INIT_READ_TIMEOUT_S}s;`];
     case "checkout":
-      return [`proxy_read_timeout ${CHECKOUT_READ_TIMEOUT_S}s;`];
+      return [
+        "proxy_next_upstream error timeout non_idempotent;",
+        `proxy_next_upstream_tries ${CHECKOUT_TRIES};`,
+        `proxy_read_timeout ${CHECKOUT_READ_TIMEOUT_S}s;`,
+      ];
   }
 }
 

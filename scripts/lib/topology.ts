@@ -176,10 +176,7 @@ export function composeTopology(): Topology {
   return topology(COMPOSE_REPLICAS);
 }
 
-/** Docker's embedded DNS, in every container on a user-defined network: it knows the containers by name. */
-export const DOCKER_DNS = "127.0.0.11";
-
 export function composeGatewayOptions(): GatewayConfigOptions {
   const t = composeTopology();
-  return { listenPort: t.ports.gateway, upstreams: gatewayUpstreams(t, COMPOSE_HOSTS), resolver: DOCKER_DNS };
+  return { listenPort: t.ports.gateway, upstreams: gatewayUpstreams(t, COMPOSE_HOSTS) };
 }
