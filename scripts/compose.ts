@@ -4,7 +4,8 @@
  *   bun run compose:up      sets up what is missing (scripts/lib/containers.ts), builds the images,
  *                           starts every container, waits until each is healthy, prints the gateway
  *   bun run compose:down    stops and removes the containers; `-v` removes the volumes too
- *   bun scripts/compose.ts setup    only the set-up: engine, compose, base images (CI does this first)
+ *   bun scripts/compose.ts build    the set-up and the images, nothing started (the container tests'
+ *                                   phase runs this first, scripts/test.ts)
  *
  * The project is `checkout` (COMPOSE_PROJECT_NAME moves it); CHECKOUT_GATEWAY_PORT moves the gateway
  * off 8000. Extra arguments of `down` go to compose's own `down`.
@@ -39,6 +40,19 @@ async function up(): Promise<number> {
   return 0;
 }
 
+async function build(): Promise<number> {
+  const started = performance.now();
+  const context = await prepareContainers();
+  sayOnStderr(`${context.command.join(" ")} build, from ${Object.values(context.env).join(", ")}`);
+  const result = await run(composeArgs(context, PROJECT, ["build"]), { env: context.env, echo: true });
+  if (result.code !== 0) {
+    console.error(`compose: compose build failed (exit ${result.code})`);
+    return 1;
+  }
+  sayOnStderr(`images ready after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return 0;
+}
+
 async function down(extra: string[]): Promise<number> {
   if ((await run(["docker", "info"])).code !== 0) {
     console.error("compose:down: no Docker engine answers here, so nothing runs in it");
@@ -54,17 +68,13 @@ async function main(): Promise<number> {
   try {
     if (command === "up") return await up();
     if (command === "down") return await down(rest);
-    if (command === "setup") {
-      const context = await prepareContainers();
-      sayOnStderr(`ready: ${context.command.join(" ")}, base images ${Object.values(context.env).join(", ")}`);
-      return 0;
-    }
+    if (command === "build") return await build();
   } catch (error) {
     if (!(error instanceof ContainerSetupError)) throw error;
     console.error(`compose: ${error.message}`);
     return 1;
   }
-  console.error("usage: bun scripts/compose.ts up | down [compose down options] | setup");
+  console.error("usage: bun scripts/compose.ts up | down [compose down options] | build");
   return 2;
 }
 

@@ -9,7 +9,7 @@
  * and stand-ins for base images that cannot be pulled, built from Debian packages
  * (scripts/containers/). What it cannot set up, it names, in a ContainerSetupError.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../common/src/config";
@@ -283,17 +283,27 @@ export function composeArgs(context: ComposeContext, project: string, args: stri
   return [...context.command, "--project-name", project, ...["compose.yaml", ...files].flatMap((f) => ["--file", f]), ...args];
 }
 
-export type ContainerState = { id: string; service: string; status: string; health: string | undefined; pid: number };
+export type ContainerState = {
+  id: string;
+  service: string;
+  status: string;
+  health: string | undefined;
+  /** The host's pid of the container's main process (0 while it is not running). */
+  pid: number;
+  /** When its main process last started: changes when Docker restarts the container. */
+  startedAt: string;
+};
 
 /** Every container of a compose project, as the engine sees it (labels set by both compose flavours). */
 export async function projectContainers(project: string): Promise<ContainerState[]> {
   const ids = (await mustRun(["docker", "ps", "--all", "--quiet", "--filter", `label=com.docker.compose.project=${project}`])).split("\n").filter(Boolean);
   if (ids.length === 0) return [];
-  const format = '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{.State.Pid}} {{if .State.Health}}{{.State.Health.Status}}{{end}}';
-  const lines = (await mustRun(["docker", "inspect", "--format", format, ...ids])).split("\n").filter(Boolean);
+  const format = '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{.State.Pid}} {{.State.StartedAt}} {{if .State.Health}}{{.State.Health.Status}}{{end}}';
+  // A container removed meanwhile makes inspect fail for it alone; the others are still listed.
+  const lines = (await run(["docker", "inspect", "--format", format, ...ids])).stdout.split("\n").filter(Boolean);
   return lines.map((line) => {
-    const [id, service, status, pid, health] = line.split(" ");
-    return { id: id!, service: service!, status: status!, pid: Number(pid), health: health || undefined };
+    const [id, service, status, pid, startedAt, health] = line.split(" ");
+    return { id: id!, service: service!, status: status!, pid: Number(pid), startedAt: startedAt!, health: health || undefined };
   });
 }
 
@@ -327,11 +337,4 @@ export async function waitForHealthy(project: string, services: readonly string[
 /** The service names compose.yaml defines, in its order. */
 export async function composeServices(context: ComposeContext, project: string): Promise<string[]> {
   return (await mustRun(composeArgs(context, project, ["config", "--services"]), { env: context.env })).split("\n").filter(Boolean);
-}
-
-/** A scratch folder that exists (compose bind-mounts need their source to exist). */
-export function scratchDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  mkdirSync(dir, { recursive: true });
-  return dir;
 }
