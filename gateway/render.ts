@@ -13,6 +13,17 @@
  * by for when it dies. On two cores one busy process per service is faster than two half-busy ones
  * (its batches of transactions and log appends are larger; README, Benchmark results). The order
  * service calls its peers the same way (order/src/peers.ts).
+ *
+ * Failover assumes no refusal. A replica that fails a request (no connection within
+ * PROXY_CONNECT_TIMEOUT_MS, a reset, a timeout) is benched for ACTIVE_BENCH_S: requests go straight
+ * to the standby meanwhile, and then one request tries it again. So an address that leads nowhere
+ * (Docker gives no refusal for a stopped container) costs one request the connect timeout per bench,
+ * not every request. Names are resolved when nginx loads its configuration; in compose, the gateway's
+ * entrypoint (gateway/run.sh) looks them up in Docker's DNS every second and reloads nginx when an
+ * address changes, so that a replica that comes back at another address takes requests again.
+ * (Names looked up per request, through `resolver` and a variable, would have no bench and no pooled
+ * connections in Debian's nginx 1.22; and Docker's DNS can take seconds to say that a stopped
+ * container's name is gone, which every request would then wait for. `server … resolve` needs 1.27.3.)
  */
 import { TIMING, type ServiceName, SERVICES } from "../common/src/config";
 import { SERVED_METHODS } from "../common/src/http";
@@ -45,8 +56,18 @@ export const UPSTREAM_KEEPALIVE_CONNECTIONS = 128;
 export const UPSTREAM_KEEPALIVE_TIMEOUT_S = 5;
 /** Requests served over one keep-alive connection (client or upstream) before nginx closes it. */
 export const KEEPALIVE_REQUESTS = 100_000;
-/** Connecting over loopback or a container network is immediate; a slow connect means a hung replica. */
-export const PROXY_CONNECT_TIMEOUT_S = 2;
+/**
+ * Connecting to a replica. Its kernel accepts the connection, so a live replica accepts within a
+ * millisecond however busy it is; no connection by then means its address leads nowhere (a container
+ * that stopped), and the request goes on to the next replica.
+ */
+export const PROXY_CONNECT_TIMEOUT_MS = 300;
+/**
+ * How long the active replica is passed over after it failed a request: one request in each such
+ * period finds out whether it is back. The standbys are never benched, so a service always has a
+ * replica to try (with every replica benched, nginx would answer 502 without trying any).
+ */
+export const ACTIVE_BENCH_S = 2;
 /**
  * Any request but checkout: a service answers within its optimistic-transaction budget, plus a peer
  * call for addItem; the margin keeps nginx from cutting off an answer that is about to come.
@@ -148,7 +169,7 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     "    # The path after the service prefix exactly as the client sent it (still %-encoded), so that",
     "    # a service validates what the client wrote: /stock/find/a%2Fb reaches it as /find/a%2Fb, not /find/a/b.",
     '    map $request_uri $service_path { "~^/[^/?]*(?<rest>/.*)$" $rest; default /; }',
-    `    proxy_connect_timeout ${PROXY_CONNECT_TIMEOUT_S}s;`,
+    `    proxy_connect_timeout ${PROXY_CONNECT_TIMEOUT_MS}ms;`,
     `    proxy_read_timeout ${PROXY_READ_TIMEOUT_S}s;`,
     "",
     ...SERVICES.flatMap((service) => renderUpstream(service, upstreams[service])),
@@ -189,11 +210,10 @@ function renderUpstream(service: ServiceName, servers: readonly string[]): strin
   return [
     `    upstream ${service} {`,
     // Active/standby: every request goes to the first replica; the others (`backup`) get one only when
-    // the replicas before them failed it (see the top of this file). max_fails=0: a replica is never benched.
-    // A dead one refuses connections at once and the request moves to the next replica; a restarted
-    // one gets traffic the moment it listens. Benching would answer 502 for the bench time whenever
-    // every replica had failed once, e.g. one after another.
-    ...servers.map((server, i) => `        server ${server} max_fails=0${i === 0 ? "" : " backup"};`),
+    // the replicas before them failed it, or while the first is benched (see the top of this file).
+    ...servers.map((server, i) =>
+      i === 0 && servers.length > 1 ? `        server ${server} max_fails=1 fail_timeout=${ACTIVE_BENCH_S}s;` : `        server ${server} max_fails=0${i === 0 ? "" : " backup"};`,
+    ),
     `        keepalive ${UPSTREAM_KEEPALIVE_CONNECTIONS};`,
     `        keepalive_timeout ${UPSTREAM_KEEPALIVE_TIMEOUT_S}s;`,
     `        keepalive_requests ${KEEPALIVE_REQUESTS};`,

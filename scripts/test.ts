@@ -1,5 +1,5 @@
 /**
- * `bun run test` (also scripts/test.sh and .ci/run): every test of the repository, in three `bun test`
+ * `bun run test` (also scripts/test.sh and .ci/run): every test of the repository, in four `bun test`
  * runs, each started only if the one before passed.
  *
  * Where tests live (the convention this script relies on):
@@ -10,16 +10,31 @@
  *     the gateway. Tests of the whole system belong in scripts/test/e2e/.
  *   - `<folder>/test/kill/**`: kill tests: processes and Redises killed and restarted while the stack
  *     works. Tests of the whole system belong in scripts/test/kill/.
+ *   - `<folder>/test/containers/**`: the system in containers (compose.yaml), containers killed and
+ *     started again. The end-to-end files that start their stack with startTestStack() run again in
+ *     this phase, against the containers (CHECKOUT_TEST_STACK=containers).
  *   - every other test file is a unit or integration test.
- * Runs: 1. unit and integration, 2. end-to-end, 3. kill. Unit tests fail fastest and say most
- * precisely what is broken, so they go first; the kill tests are the slowest.
+ * Runs: 1. unit and integration, 2. end-to-end, 3. kill, 4. containers. Unit tests fail fastest and
+ * say most precisely what is broken, so they go first; the kill and container tests are the slowest.
+ * Before the containers run, `bun scripts/compose.ts build` sets up the Docker engine, compose and the
+ * base images if they are missing, and builds the images; if it cannot, the phase fails saying why.
  *
  * Extra arguments go to every `bun test` run (e.g. `-t "checkout"`, `--bail`). The last line printed is
  * exactly `N passed, N failed`, summed over the runs; the exit code is non-zero on any failure.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { REPO_ROOT } from "../common/src/config";
+import { TEST_STACK_ENV } from "./test/support/test-stack";
 
-type Phase = { name: string; files: string[] };
+type Phase = {
+  name: string;
+  files: string[];
+  /** Environment for this run's `bun test`. */
+  env?: Record<string, string>;
+  /** A command that must succeed before the run (its output shown). */
+  prepare?: string[];
+};
 
 /** Folders that never hold the repository's tests (dependencies, logs, state; hidden ones too). */
 const SKIPPED_FOLDERS = new Set(["node_modules", "logging"]);
@@ -32,10 +47,18 @@ function discover(): Phase[] {
     .sort();
   const isE2e = (path: string) => path.includes("/test/e2e/");
   const isKill = (path: string) => path.includes("/test/kill/");
+  const isContainers = (path: string) => path.includes("/test/containers/");
+  const onTestStack = (path: string) => readFileSync(join(REPO_ROOT, path), "utf8").includes("startTestStack(");
   return [
-    { name: "unit and integration", files: files.filter((f) => !isE2e(f) && !isKill(f)) },
+    { name: "unit and integration", files: files.filter((f) => !isE2e(f) && !isKill(f) && !isContainers(f)) },
     { name: "end-to-end", files: files.filter(isE2e) },
     { name: "kill", files: files.filter(isKill) },
+    {
+      name: "containers",
+      files: [...files.filter((f) => isE2e(f) && onTestStack(f)), ...files.filter(isContainers)],
+      env: { [TEST_STACK_ENV]: "containers" },
+      prepare: [process.execPath, join(REPO_ROOT, "scripts", "compose.ts"), "build"],
+    },
   ];
 }
 
@@ -50,7 +73,7 @@ type RunResult = { passed: number; failed: number; exitCode: number };
 async function run(phase: Phase, extraArgs: string[]): Promise<RunResult> {
   // "./" makes bun take each argument as a path, not as a substring filter over all test files.
   const command = [process.execPath, "test", `--timeout=${TEST_TIMEOUT_MS}`, ...extraArgs, ...phase.files.map((f) => `./${f}`)];
-  const env: Record<string, string | undefined> = { ...process.env };
+  const env: Record<string, string | undefined> = { ...process.env, ...phase.env };
   // Tests drive 1000 checkouts at once (the benchmark's consistency shape); Bun's fetch allows 256 in
   // flight per process unless told otherwise, and reads the setting only at start-up.
   env.BUN_CONFIG_MAX_HTTP_REQUESTS ??= String(MAX_HTTP_REQUESTS_IN_FLIGHT);
@@ -82,6 +105,16 @@ async function run(phase: Phase, extraArgs: string[]): Promise<RunResult> {
   return { passed, failed, exitCode };
 }
 
+/** The phase's set-up command; false (after saying so) if it failed. */
+async function prepare(phase: Phase): Promise<boolean> {
+  const command = phase.prepare!;
+  console.error(`[test] ${phase.name}: ${command.map((part) => part.replace(`${REPO_ROOT}/`, "")).join(" ")}`);
+  const child = Bun.spawn(command, { cwd: REPO_ROOT, stdin: "ignore", stdout: "inherit", stderr: "inherit" });
+  const code = await child.exited;
+  if (code !== 0) console.error(`[test] ${phase.name}: its set-up failed (exit ${code}); see above for why`);
+  return code === 0;
+}
+
 async function main(): Promise<number> {
   const extraArgs = process.argv.slice(2);
   // With a test name filter, a run in which no test matches has nothing to report, not a failure.
@@ -95,7 +128,7 @@ async function main(): Promise<number> {
       continue;
     }
     console.error(`\n[test] ${phase.name}: ${phase.files.length} file(s)`);
-    const result = await run(phase, extraArgs);
+    const result = phase.prepare && !(await prepare(phase)) ? { passed: 0, failed: 1, exitCode: 1 } : await run(phase, extraArgs);
     passed += result.passed;
     failed += result.failed;
     if (result.exitCode !== 0 || result.failed > 0) {

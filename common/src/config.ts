@@ -124,6 +124,13 @@ export function readInternalSecret(value: string | undefined, file: string | und
 export const TIMING = {
   /** A single service-to-service HTTP call; a slower answer is treated as "outcome unknown". */
   peerCallTimeoutMs: 2_000,
+  /**
+   * Connecting to a peer's replica. Its kernel accepts a connection within a millisecond however busy
+   * the replica is; no connection by then means its address leads nowhere (a container that stopped).
+   */
+  peerConnectTimeoutMs: 300,
+  /** How often a peer's replica that could not be reached is tried again (a connection, not a call). */
+  peerProbeIntervalMs: 250,
   /** How long a saga keeps retrying a forward step whose outcome is unknown before it compensates. */
   forwardStepDeadlineMs: 10_000,
   /**

@@ -5,11 +5,20 @@
  * service batches more transactions per Redis round trip and per fsync than two half-busy ones
  * sharing two cores (README, Benchmark results). The answer says whether the outcome is known.
  *
+ * Failover assumes no refusal. A replica that a call could not reach (refused, reset, its name not
+ * resolving, no connection in time) is marked down: calls pass it over, and it is tried again, by a
+ * bare connection every TIMING.peerProbeIntervalMs, until one succeeds. A call that has had no answer
+ * after TIMING.peerConnectTimeoutMs asks the same of its replica; if no connection can be made, the
+ * call is abandoned there (its outcome unknown) and goes on to the next replica, instead of waiting
+ * out its timeout on an address that leads nowhere (Docker gives no refusal for a stopped container).
+ * Names are resolved anew on each connection: the service image keeps Bun's DNS cache to a second.
+ *
  * Saga steps travel in batches (common/src/internal.ts): at most STEP_CALLS_IN_FLIGHT calls to a peer
  * are in flight at once; a step made meanwhile waits for the next call and leaves with every other
  * step queued by then. A lone step leaves at once; under load, one HTTP round trip on each side
  * carries many sagas' steps.
  */
+import { connect } from "node:net";
 import { TIMING } from "@checkout/common/config";
 import { AppError, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
 import { internalAuthorization, MAX_STEPS_PER_CALL, STEPS_PATH, type StepReply } from "@checkout/common/internal";
@@ -76,10 +85,66 @@ function answerOf(peer: string, status: number, json: Partial<StepReply> & Recor
 }
 
 type Reply = { status: number; json: Record<string, unknown> } | { status: null; reason: string };
+
+/** Whether a TCP connection to `url`'s host and port can be made within `timeoutMs`; it is closed at once. */
+export function canConnect(url: URL, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: url.hostname, port: Number(url.port) || 80 });
+    const done = (connected: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(connected);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+/** One replica of a peer, and whether calls go to it. */
+class Replica {
+  readonly url: URL;
+  private down = false;
+  private probe: Promise<boolean> | undefined;
+
+  constructor(
+    readonly baseUrl: string,
+    private readonly peer: string,
+    private readonly connectTimeoutMs: number,
+    private readonly probeIntervalMs: number,
+  ) {
+    this.url = new URL(baseUrl);
+  }
+
+  get isDown(): boolean {
+    return this.down;
+  }
+
+  /** One connection attempt at a time per replica, shared by whoever asks meanwhile. */
+  reachable(): Promise<boolean> {
+    this.probe ??= canConnect(this.url, this.connectTimeoutMs).finally(() => (this.probe = undefined));
+    return this.probe;
+  }
+
+  /** Calls pass it over until a connection to it succeeds again. */
+  markDown(why: string): void {
+    if (this.down) return;
+    this.down = true;
+    console.error(`[peers] ${this.peer} at ${this.baseUrl} unreachable (${why}); calls go to its other replicas until it takes connections`);
+    void this.untilReachable();
+  }
+
+  private async untilReachable(): Promise<void> {
+    while (!(await this.reachable())) await Bun.sleep(this.probeIntervalMs);
+    this.down = false;
+    console.error(`[peers] ${this.peer} at ${this.baseUrl} takes connections again`);
+  }
+}
 type QueuedStep = { step: Record<string, unknown>; answer: (answer: PeerAnswer) => void };
 
 export class Peer {
   private readonly slots: Slots;
+  private readonly replicas: Replica[];
   /** Every call carries the internal secret, which step calls need and reads do not mind. */
   private readonly headers: { get: Record<string, string>; post: Record<string, string> };
   private readonly queued: QueuedStep[] = [];
@@ -87,16 +152,24 @@ export class Peer {
 
   constructor(
     readonly name: string,
-    private readonly baseUrls: readonly string[],
+    baseUrls: readonly string[],
     private readonly session: Bun.FetchSession,
     internalSecret: string,
     connections: number,
     private readonly timeoutMs: number = TIMING.peerCallTimeoutMs,
     private readonly stepCallsInFlight: number = STEP_CALLS_IN_FLIGHT,
+    private readonly connectTimeoutMs: number = TIMING.peerConnectTimeoutMs,
+    probeIntervalMs: number = TIMING.peerProbeIntervalMs,
   ) {
     this.slots = new Slots(connections);
+    this.replicas = baseUrls.map((url) => new Replica(url, name, connectTimeoutMs, probeIntervalMs));
     const authorization = internalAuthorization(internalSecret);
     this.headers = { get: authorization, post: { ...authorization, "content-type": "application/json" } };
+  }
+
+  /** The replicas calls currently pass over (for diagnostics and tests). */
+  get replicasDown(): string[] {
+    return this.replicas.filter((r) => r.isDown).map((r) => r.baseUrl);
   }
 
   get = async (path: string): Promise<PeerAnswer> => this.answerOfCall(await this.call("GET", path));
@@ -142,23 +215,36 @@ export class Peer {
     return answerOf(this.name, reply.status, reply.json);
   }
 
-  /** The first replica that answers; a replica that cannot be reached or does not answer in time passes the call on. */
+  /**
+   * The first replica that answers, those marked down last (tried still if every other one fails); a
+   * replica that cannot be reached or does not answer in time passes the call on, and is marked down.
+   */
   private async call(method: string, path: string, body?: unknown): Promise<Reply> {
     let reason = "no replica configured";
     await this.slots.acquire();
     try {
-      for (const base of this.baseUrls) {
+      for (const replica of [...this.replicas.filter((r) => !r.isDown), ...this.replicas.filter((r) => r.isDown)]) {
+        // Abandoned early if, the answer being late, no connection to the replica can be made.
+        const unreachable = new AbortController();
+        const watchdog = setTimeout(() => {
+          void replica.reachable().then((ok) => ok || unreachable.abort(new Error(`no connection within ${this.connectTimeoutMs} ms`)));
+        }, this.connectTimeoutMs);
         try {
-          const response = await this.session.fetch(base + path, {
+          const response = await this.session.fetch(replica.baseUrl + path, {
             method,
             body: body === undefined ? undefined : JSON.stringify(body),
             headers: body === undefined ? this.headers.get : this.headers.post,
-            signal: AbortSignal.timeout(this.timeoutMs),
+            signal: AbortSignal.any([AbortSignal.timeout(this.timeoutMs), unreachable.signal]),
           });
           // A 5xx is the peer's own infrastructure failing; its replicas share that, so stop here too.
           return { status: response.status, json: (await response.json().catch(() => ({}))) as Record<string, unknown> };
         } catch (err) {
-          reason = `${this.name} at ${base}: ${err instanceof Error ? err.message : String(err)}`;
+          const why = err instanceof Error ? err.message : String(err);
+          reason = `${this.name} at ${replica.baseUrl}: ${why}`;
+          // A replica that took the connection but answered late is slow, not unreachable.
+          if (!(err instanceof Error && err.name === "TimeoutError")) replica.markDown(why);
+        } finally {
+          clearTimeout(watchdog);
         }
       }
     } finally {

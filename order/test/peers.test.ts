@@ -1,11 +1,13 @@
 /**
  * The order service's calls to a peer's replicas: active/standby over real HTTP servers. The first
  * replica takes every call; the next one only those the first could not be reached for; an answer,
- * even a refusal or a 5xx, is never sent again elsewhere. Saga steps made while a call is in flight
- * leave together in the next call, and each gets its own answer.
+ * even a refusal or a 5xx, is never sent again elsewhere. A replica that could not be reached is
+ * passed over until it takes connections again. Saga steps made while a call is in flight leave
+ * together in the next call, and each gets its own answer.
  */
 import { afterEach, expect, test } from "bun:test";
 import { STEPS_PATH, type StepReply } from "@checkout/common/internal";
+import { eventually } from "../../common/test/support/eventually";
 import { TEST_INTERNAL_SECRET } from "../../common/test/support/http";
 import { Peer } from "../src/peers";
 
@@ -16,12 +18,14 @@ type Replica = { url: string; calls: Call[]; stop: () => Promise<void> };
  * A replica that answers every step with `reply(step)`, or the whole call with `status` when it is
  * not 200; each call is held until `hold` resolves.
  */
-function replica(options: { status?: number; reply?: (step: Record<string, unknown>) => StepReply; hold?: () => Promise<void> } = {}): Replica {
+type ReplicaOptions = { status?: number; reply?: (step: Record<string, unknown>) => StepReply; hold?: () => Promise<void>; port?: number };
+
+function replica(options: ReplicaOptions = {}): Replica {
   const calls: Call[] = [];
   const reply = options.reply ?? (() => ({ status: 200, outcome: "applied" }));
   const server = Bun.serve({
     hostname: "127.0.0.1",
-    port: 0,
+    port: options.port ?? 0,
     fetch: async (request) => {
       const steps = request.method === "POST" ? ((await request.json()) as { steps: Call["steps"] }).steps : [];
       calls.push({ path: new URL(request.url).pathname, steps });
@@ -34,7 +38,7 @@ function replica(options: { status?: number; reply?: (step: Record<string, unkno
 }
 
 const started: Replica[] = [];
-const start = (options?: Parameters<typeof replica>[0]) => {
+const start = (options?: ReplicaOptions) => {
   const r = replica(options);
   started.push(r);
   return r;
@@ -68,6 +72,32 @@ test("a call the active replica cannot take goes to the standby", async () => {
   await active.stop();
   expect((await take(peer)).kind).toBe("ok");
   expect(standby.calls.length).toBe(1);
+});
+
+test("a replica that could not be reached is passed over until it takes connections again, then takes the calls again", async () => {
+  const [active, standby] = [start(), start()];
+  const peer = peerOf([active, standby]);
+  await active.stop();
+  for (let i = 0; i < 3; i++) expect((await take(peer)).kind).toBe("ok");
+  expect(standby.calls.length).toBe(3);
+  expect(peer.replicasDown).toEqual([active.url]);
+  // It comes back, at the same address here (a container may come back at another; its name is
+  // looked up anew on each connection).
+  const back = start({ port: Number(new URL(active.url).port) });
+  expect(await eventually(async () => peer.replicasDown.length === 0, 10_000)).toBe(true);
+  expect((await take(peer)).kind).toBe("ok");
+  expect([back.calls.length, standby.calls.length]).toEqual([1, 3]);
+});
+
+test("a replica that answers late is not marked down: it takes connections, it is only slow", async () => {
+  const release = Promise.withResolvers<void>();
+  const [slow, standby] = [start({ hold: () => release.promise }), start()];
+  const peer = new Peer("stock", [slow.url, standby.url], new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), TEST_INTERNAL_SECRET, 8, 500);
+  // Past its connect timeout the call asks for a connection, gets one, and waits on until its own timeout.
+  expect((await take(peer)).kind).toBe("ok");
+  release.resolve();
+  expect([slow.calls.length, standby.calls.length]).toEqual([1, 1]);
+  expect(peer.replicasDown).toEqual([]);
 });
 
 test("a refusal or a 5xx from the active replica is the answer: the standby is not asked", async () => {

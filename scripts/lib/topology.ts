@@ -179,6 +179,8 @@ export const COMPOSE_LOG_DIR = "/app/logging";
 export const COMPOSE_REDIS_DIR = "/data";
 /** A container must listen on its network interface, not only on its own loopback. */
 export const COMPOSE_REDIS_BIND = "0.0.0.0";
+/** compose's one-shot container that makes the internal secret on the first `up`, then exits. */
+export const COMPOSE_SECRET_MAKER = "internal-secret";
 /** Where compose mounts the internal secret it makes on the first `up` (the internal-secret service). */
 export const COMPOSE_SECRET_FILE = "/run/secrets/internal/secret";
 

@@ -1,7 +1,7 @@
 /**
- * compose.yaml cannot run here (no Docker engine), so it is held to the topology the local stack runs
- * (scripts/lib/topology.ts): the same processes, the same environment, the same ports, the same
- * gateway config.
+ * compose.yaml is held to the topology the local stack runs (scripts/lib/topology.ts): the same
+ * processes, the same environment, the same ports, the same gateway config; and its images to the
+ * base images compose:up provides (scripts/lib/containers.ts). scripts/test/containers/ runs it.
  */
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, REPO_ROOT, SERVICES, type ServiceName } from "../../common/src/config";
 import { renderGatewayConfig } from "../../gateway/render";
+import { BASE_IMAGES } from "../lib/containers";
 import {
   composeGatewayOptions,
   composeTopology,
@@ -21,6 +22,7 @@ import {
   COMPOSE_LOG_DIR,
   COMPOSE_PLACEMENT,
   COMPOSE_SECRET_FILE,
+  COMPOSE_SECRET_MAKER,
   COMPOSE_REDIS_BIND,
   COMPOSE_REDIS_DIR,
   OPTIONAL_SERVICE_ENV_NAMES,
@@ -29,7 +31,7 @@ import {
 } from "../lib/topology";
 
 type ComposeService = {
-  build?: string | { context: string; dockerfile?: string };
+  build?: string | { context: string; dockerfile?: string; args?: Record<string, string> };
   image?: string;
   command?: string[] | string;
   environment?: Record<string, string | number | boolean | null> | string[];
@@ -45,7 +47,7 @@ const compose = Bun.YAML.parse(await Bun.file(join(REPO_ROOT, "compose.yaml")).t
 const t = composeTopology();
 const expected = processes(t);
 /** The one-shot container that makes the internal secret before any replica starts. */
-const SECRET_MAKER = "internal-secret";
+const SECRET_MAKER = COMPOSE_SECRET_MAKER;
 
 /**
  * A replica's environment with its secret file's path pointing at a file on this machine, so that the
@@ -75,6 +77,23 @@ function command(service: ComposeService): string[] {
   return Array.isArray(c) ? c : c.split(/\s+/);
 }
 
+/** Every container shares one log volume, mounted where the services write and Redis recovery reads. */
+const LOG_VOLUME = `\${CHECKOUT_LOG_DIR:-logs}:${COMPOSE_LOG_DIR}`;
+
+/** `FROM`'s base image argument of a Dockerfile, and that argument's default. */
+async function dockerfile(path: string): Promise<string> {
+  return Bun.file(join(REPO_ROOT, path)).text();
+}
+function argDefault(text: string, arg: string): string | undefined {
+  return new RegExp(`^ARG ${arg}=(\\S+)$`, "m").exec(text)?.[1];
+}
+/** compose.yaml's build argument `\${ARG:-default}`: the environment may name a stand-in, else the default. */
+function composeArg(service: ComposeService, arg: string): string | undefined {
+  const build = service.build;
+  const value = typeof build === "object" ? build.args?.[arg] : undefined;
+  return value === undefined ? undefined : /^\$\{(\w+):-(.+)\}$/.exec(value)?.slice(1).join("=");
+}
+
 function dependsOn(service: ComposeService): string[] {
   const d = service.depends_on ?? [];
   return Array.isArray(d) ? d : Object.keys(d);
@@ -99,13 +118,13 @@ describe("compose.yaml runs the local stack's topology", () => {
     expect(cmd.some((arg) => arg.endsWith("start_redis_with_recovery.sh"))).toBe(true);
     expect(cmd.at(-1)).toBe(service);
     expect(environment(redis)).toEqual(redisEnv(t, service, { bind: COMPOSE_REDIS_BIND, dataDir: COMPOSE_REDIS_DIR, logDir: COMPOSE_LOG_DIR }));
-    expect(redis.build).toEqual({ context: ".", dockerfile: "redis/Dockerfile" });
+    expect(redis.build).toMatchObject({ context: ".", dockerfile: "redis/Dockerfile" });
     const volumes = redis.volumes ?? [];
-    // Its data survives the container in a named volume; recovery reads the service log from logging/.
+    // Its data survives the container in a named volume; recovery reads the service log from the log volume.
     const dataVolume = volumes.find((v) => v.endsWith(`:${COMPOSE_REDIS_DIR}`))?.split(":")[0];
     expect(dataVolume).toBeDefined();
     expect(Object.keys(compose.volumes ?? {})).toContain(dataVolume!);
-    expect(volumes).toContain(`./logging:${COMPOSE_LOG_DIR}`);
+    expect(volumes).toContain(LOG_VOLUME);
   });
 
   const replicas = SERVICES.flatMap((service) => replicaIndexes(t, service).map((index) => ({ service, index })));
@@ -148,11 +167,11 @@ describe("compose.yaml runs the local stack's topology", () => {
     }
   });
 
-  test.each(replicas)("$service-$index runs its service from the root Dockerfile, logs to logging/, waits for its peers", ({ service, index }) => {
+  test.each(replicas)("$service-$index runs its service from the root Dockerfile, logs to the log volume, waits for its peers", ({ service, index }) => {
     const replica = container(replicaName(service, index));
-    expect(replica.build).toBe(".");
+    expect(replica.build).toMatchObject({ context: "." });
     expect(command(replica)).toEqual(["bun", `${service}/src/main.ts`]);
-    expect(replica.volumes ?? []).toContain(`./logging:${COMPOSE_LOG_DIR}`);
+    expect(replica.volumes ?? []).toContain(LOG_VOLUME);
     const needs: string[] = [redisName(service), SECRET_MAKER];
     if (service === "order") {
       for (const peer of ["stock", "payment"] as ServiceName[]) needs.push(...replicaIndexes(t, peer).map((i) => replicaName(peer, i)));
@@ -178,12 +197,34 @@ describe("compose.yaml runs the local stack's topology", () => {
     }
   });
 
-  test("the gateway publishes port 8000 and mounts the committed config", () => {
+  test("the log volume is a named volume unless CHECKOUT_LOG_DIR names a host folder", () => {
+    expect(Object.keys(compose.volumes ?? {})).toContain("logs");
+  });
+
+  test("the gateway publishes port 8000 on the host's loopback and runs the committed config", async () => {
     const gateway = container("gateway");
     expect(t.ports.gateway).toBe(8000);
-    expect((gateway.ports ?? []).map(String)).toEqual([`${t.ports.gateway}:${t.ports.gateway}`]);
-    expect(gateway.image).toMatch(/^nginx:/);
-    expect(gateway.volumes).toEqual(["./gateway/nginx.compose.conf:/etc/nginx/nginx.conf:ro"]);
+    expect((gateway.ports ?? []).map(String)).toEqual([`127.0.0.1:\${CHECKOUT_GATEWAY_PORT:-${t.ports.gateway}}:${t.ports.gateway}`]);
+    expect(gateway.build).toMatchObject({ context: "gateway" });
+    expect(await dockerfile("gateway/Dockerfile")).toMatch(/^COPY nginx\.compose\.conf \/etc\/nginx\/nginx\.conf$/m);
+  });
+
+  test("every Dockerfile's base image is a build argument whose default is the real image, as compose.yaml and compose:up have it", async () => {
+    const image = (arg: string) => BASE_IMAGES.find((b) => b.arg === arg)!.image;
+    const uses: Array<[path: string, service: string, args: string[]]> = [
+      ["Dockerfile", "stock-1", ["BUN_IMAGE"]],
+      ["redis/Dockerfile", "redis-stock", ["BUN_IMAGE", "REDIS_IMAGE"]],
+      ["gateway/Dockerfile", "gateway", ["NGINX_IMAGE"]],
+    ];
+    for (const [path, service, args] of uses) {
+      const text = await dockerfile(path);
+      for (const arg of args) {
+        expect({ path, arg, default: argDefault(text, arg) }).toEqual({ path, arg, default: image(arg) });
+        expect({ path, arg, compose: composeArg(container(service), arg) }).toEqual({ path, arg, compose: `${arg}=${image(arg)}` });
+      }
+      // Every stage starts from one of them; nothing else is pulled.
+      for (const from of text.matchAll(/^FROM (\S+)/gm)) expect({ path, from: from[1] }).toEqual({ path, from: expect.stringMatching(/^\$\{\w+_IMAGE\}$/) });
+    }
   });
 
   test("gateway/nginx.compose.conf is exactly the render for compose's replicas (regenerate: bun gateway/render.ts)", async () => {
@@ -192,9 +233,9 @@ describe("compose.yaml runs the local stack's topology", () => {
   });
 
   test("the Redis image has redis-server, bun, common/, redis/ and the start script", async () => {
-    const dockerfile = await Bun.file(join(REPO_ROOT, "redis", "Dockerfile")).text();
-    expect(dockerfile).toMatch(/^FROM redis:7\b/m);
-    expect(dockerfile).toMatch(/^COPY --from=\S+ \/usr\/local\/bin\/bun /m);
-    for (const path of ["common", "redis", "start_redis_with_recovery.sh"]) expect(dockerfile).toMatch(new RegExp(`^COPY ${path} `, "m"));
+    const text = await dockerfile("redis/Dockerfile");
+    expect(text).toMatch(/^FROM \$\{REDIS_IMAGE\}$/m);
+    expect(text).toMatch(/^COPY --from=\S+ \/usr\/local\/bin\/bun /m);
+    for (const path of ["common", "redis", "start_redis_with_recovery.sh"]) expect(text).toMatch(new RegExp(`^COPY ${path} `, "m"));
   });
 });

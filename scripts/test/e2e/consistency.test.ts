@@ -116,7 +116,7 @@ describe("after the workload", () => {
     const replayed = new Redis({ host: "127.0.0.1", port: fresh.port, maxRetriesPerRequest: 3 });
     replayed.on("error", () => {});
     try {
-      await recover(service, replayed, shop.stack.logDir, () => {});
+      await recover(service, replayed, shop.logDir, () => {});
       const live = await redisState(shop.redis(service));
       const fromLog = await redisState(replayed);
       expect(Object.keys(live).length).toBeGreaterThan(ROUNDS);

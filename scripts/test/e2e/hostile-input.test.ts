@@ -17,7 +17,7 @@ import { get, post } from "../../../common/test/support/http";
 import { redisState, type RedisState } from "../../../common/test/support/redis-state";
 import { stateDifferences, untilQuiescent } from "../support/quiescence";
 import { rawExchange, type RawAnswer } from "../support/raw-http";
-import { startTestStack, type TestStack } from "../support/test-stack";
+import { startLocalTestStack } from "../support/test-stack";
 
 setDefaultTimeout(120_000);
 
@@ -28,7 +28,8 @@ const BOOKKEEPING = new Set<string>([keys.seq, keys.pendingLog, keys.compactionL
 const MAX_INTEGER = Number.MAX_SAFE_INTEGER;
 const SERVED_METHODS = new Set(["GET", "HEAD", "POST"]);
 
-let shop: TestStack;
+/** A local stack: the test reaches each service replica's own port, and reads the supervisor's restart counts. */
+let shop: Awaited<ReturnType<typeof startLocalTestStack>>;
 /** Real entities, so that a request which slipped through would change something. */
 const seeded = { item: "", user: "", order: "" };
 const before: Partial<Record<ServiceName, RedisState>> = {};
@@ -36,7 +37,7 @@ let restartsBefore: Record<string, number>;
 let gatewayLinesBefore: number;
 
 beforeAll(async () => {
-  shop = await startTestStack();
+  shop = await startLocalTestStack();
   const ok = async (answer: Promise<{ status: number; body: any }>) => {
     const { status, body } = await answer;
     if (status !== 200) throw new Error(`seeding failed: ${status} ${JSON.stringify(body)}`);

@@ -1,6 +1,8 @@
 /**
  * One private stack per test file: real Redises, two replicas of every service and nginx, on ports
- * nobody else uses and in a temporary state folder that is removed when it stops.
+ * nobody else uses and in a temporary state folder that is removed when it stops. With
+ * CHECKOUT_TEST_STACK=containers (scripts/test.ts's containers phase), the same in containers:
+ * compose.yaml as a compose project of its own (support/container-stack.ts).
  *
  *   const shop = await startTestStack();
  *   afterAll(() => shop.stop());
@@ -14,6 +16,10 @@ import type { ServiceName } from "../../../common/src/config";
 import { findFreePortOffset } from "../../lib/ports";
 import { memoryOutput, startStack, type Stack } from "../../lib/stack";
 import { LOOPBACK } from "../../lib/topology";
+import { startContainerStack } from "./container-stack";
+
+/** Which stack startTestStack starts: `local` processes (the default) or `containers`. */
+export const TEST_STACK_ENV = "CHECKOUT_TEST_STACK";
 
 /** Two of each: the gateway balances, and a checkout may meet a saga another replica drives. */
 export const TEST_REPLICAS = 2;
@@ -23,8 +29,9 @@ const START_ATTEMPTS = 3;
 const SHOWN_OUTPUT_LINES = 40;
 
 export type TestStack = {
-  stack: Stack;
   gatewayUrl: string;
+  /** The services' log folder, as the host sees it. */
+  logDir: string;
   /** A client of a service's own Redis (for checks the public API cannot make); closed by stop(). */
   redis(service: ServiceName): Redis;
   /** The last lines the stack's processes printed. */
@@ -34,6 +41,17 @@ export type TestStack = {
 };
 
 export async function startTestStack(): Promise<TestStack> {
+  const kind = process.env[TEST_STACK_ENV] ?? "local";
+  if (kind === "containers") {
+    const shop = await startContainerStack();
+    return withRedisClients({ gatewayUrl: shop.gatewayUrl, logDir: shop.logDir, redisPorts: shop.redisPorts, output: () => shop.output(), stop: () => shop.stop() });
+  }
+  if (kind !== "local") throw new Error(`${TEST_STACK_ENV} must be local or containers, not ${kind}`);
+  return startLocalTestStack();
+}
+
+/** A local stack of processes, whatever TEST_STACK_ENV says, with its supervisor for tests that need one. */
+export async function startLocalTestStack(): Promise<TestStack & { stack: Stack }> {
   const output = memoryOutput();
   const stateDir = mkdtempSync(join(tmpdir(), "checkout-e2e-"));
   let stack: Stack | undefined;
@@ -49,26 +67,39 @@ export async function startTestStack(): Promise<TestStack> {
     }
   }
   const started = stack;
+  const shop = withRedisClients({
+    gatewayUrl: started.gatewayUrl,
+    logDir: started.logDir,
+    redisPorts: started.ports.redis,
+    output: () => output.lines(),
+    async stop() {
+      await started.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  });
+  return { ...shop, stack: started };
+}
 
+/** A running stack, local or in containers, with clients of its Redises on 127.0.0.1 (closed by stop). */
+function withRedisClients(running: Omit<TestStack, "redis"> & { redisPorts: Readonly<Record<ServiceName, number>> }): TestStack {
   const clients = new Map<ServiceName, Redis>();
   return {
-    stack: started,
-    gatewayUrl: started.gatewayUrl,
+    gatewayUrl: running.gatewayUrl,
+    logDir: running.logDir,
     redis(service) {
       let client = clients.get(service);
       if (!client) {
-        client = new Redis({ host: LOOPBACK, port: started.ports.redis[service], maxRetriesPerRequest: 3 });
+        client = new Redis({ host: LOOPBACK, port: running.redisPorts[service], maxRetriesPerRequest: 3 });
         client.on("error", () => {});
         clients.set(service, client);
       }
       return client;
     },
-    output: () => output.lines(),
+    output: running.output,
     async stop() {
       for (const client of clients.values()) client.disconnect();
       clients.clear();
-      await started.stop();
-      rmSync(stateDir, { recursive: true, force: true });
+      await running.stop();
     },
   };
 }

@@ -1,0 +1,63 @@
+#!/bin/bash
+# The gateway container's command: nginx, with its replicas' names kept up to date.
+#
+# nginx resolves upstream names when it loads its configuration, and refuses to start if one does not
+# resolve. In compose a replica may be down when the gateway starts, and one that comes back may have
+# another address (Docker gives a stopped container's address to the next one that starts). So this
+# script looks each replica's name up in Docker's DNS, writes the configuration with addresses in
+# place of names (a name that does not resolve yet gets 127.0.0.1, which refuses at once), and runs
+# nginx on it; then, every second, looks the names up again and reloads nginx when an address has
+# changed. A name that stops resolving (a stopped container) keeps its last address: nginx benches
+# a replica that fails it (gateway/render.ts), so there is nothing to reload for.
+#
+#   run.sh [source config]      default /etc/nginx/nginx.conf (gateway/nginx.compose.conf)
+set -uo pipefail
+source_conf="${1:-/etc/nginx/nginx.conf}"
+conf=/run/nginx.resolved.conf
+# Looking names up again this often: a replica back at another address takes requests within it.
+lookup_interval_s=1
+
+# The `host:port` servers of the configuration's upstream blocks.
+names=$(sed -n 's/^ *server \([A-Za-z0-9._-]*\):[0-9]* .*/\1/p' "$source_conf" | sort -u)
+declare -A address
+
+lookup() { getent ahostsv4 "$1" | awk 'NR == 1 { print $1 }'; }
+
+# Looks every name up; returns 0 if an address changed (or was first found).
+refresh() {
+  local changed=1 name found
+  for name in $names; do
+    found=$(lookup "$name")
+    if [ -z "${address[$name]:-}" ]; then
+      address[$name]=${found:-127.0.0.1}
+      changed=0
+    elif [ -n "$found" ] && [ "$found" != "${address[$name]}" ]; then
+      echo "[gateway] $name is now at $found (was ${address[$name]}); reloading nginx" >&2
+      address[$name]=$found
+      changed=0
+    fi
+  done
+  return $changed
+}
+
+render() {
+  local script="" name
+  for name in $names; do script+="s/^\( *server \)$name:/\1${address[$name]}:/;"; done
+  sed -e "$script" "$source_conf" > "$conf.new" && mv "$conf.new" "$conf"
+}
+
+refresh
+render
+nginx -c "$conf" -g 'daemon off;' &
+nginx_pid=$!
+trap 'kill -TERM "$nginx_pid" 2>/dev/null; wait "$nginx_pid"; exit $?' TERM INT QUIT
+
+while kill -0 "$nginx_pid" 2>/dev/null; do
+  sleep "$lookup_interval_s" &
+  wait $!
+  if refresh; then
+    render
+    nginx -c "$conf" -s reload
+  fi
+done
+wait "$nginx_pid"
