@@ -16,6 +16,8 @@
  *   - every other test file is a unit or integration test.
  * Runs: 1. unit and integration, 2. end-to-end, 3. kill, 4. containers. Unit tests fail fastest and
  * say most precisely what is broken, so they go first; the kill and container tests are the slowest.
+ * The containers phase runs only with CHECKOUT_CONTAINER_TESTS=1 (`bun run test:containers`): it takes
+ * about 15 minutes, and says so when it is left out.
  * Before the containers run, `bun scripts/compose.ts build` sets up the Docker engine, compose and the
  * base images if they are missing, and builds the images; if it cannot, the phase fails saying why.
  *
@@ -34,6 +36,8 @@ type Phase = {
   env?: Record<string, string>;
   /** A command that must succeed before the run (its output shown). */
   prepare?: string[];
+  /** Why the phase does not run by default, and how to run it; absent: it always runs. */
+  optIn?: string;
 };
 
 /** Folders that never hold the repository's tests (dependencies, logs, state; hidden ones too). */
@@ -58,9 +62,13 @@ function discover(): Phase[] {
       files: [...files.filter((f) => isE2e(f) && onTestStack(f)), ...files.filter(isContainers)],
       env: { [TEST_STACK_ENV]: "containers" },
       prepare: [process.execPath, join(REPO_ROOT, "scripts", "compose.ts"), "build"],
+      optIn: `they take about 15 minutes; run them with ${CONTAINER_TESTS_ENV}=1 (bun run test:containers)`,
     },
   ];
 }
+
+/** Set to 1 to run the containers phase too (scripts/test/containers/, and the end-to-end files in containers). */
+const CONTAINER_TESTS_ENV = "CHECKOUT_CONTAINER_TESTS";
 
 /** Per test: integration tests start real servers on a shared 2-core machine. */
 const TEST_TIMEOUT_MS = 120_000;
@@ -125,6 +133,10 @@ async function main(): Promise<number> {
   for (const [i, phase] of phases.entries()) {
     if (phase.files.length === 0) {
       console.error(`[test] ${phase.name}: no test files`);
+      continue;
+    }
+    if (phase.optIn && process.env[CONTAINER_TESTS_ENV] !== "1") {
+      console.error(`\n[test] ${phase.name}: not run: ${phase.optIn}`);
       continue;
     }
     console.error(`\n[test] ${phase.name}: ${phase.files.length} file(s)`);
