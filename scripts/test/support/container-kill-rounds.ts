@@ -31,13 +31,13 @@ const CLIENTS = 64;
  * A replica's round is long enough for its load to go on through the kill and the restart (several
  * seconds at several hundred checkouts a second); the others only need the fault to land mid-load.
  */
-const ORDERS = { replica: 6_000, other: 2_000 };
+const ORDERS = { replica: 10_000, other: 2_000 };
 /** The fault lands once this many checkouts are answered: the load is well under way, most of it unsent. */
-const KILL_AFTER_ANSWERS = { replica: 1_500, other: 400 };
+const KILL_AFTER_ANSWERS = { replica: 3_000, other: 400 };
 /** "docker start a few seconds later": the shape of the graders' fault, not a wait for anything. */
 const DOCKER_START_AFTER_MS = 3_000;
-/** The window before the kill whose answers give the rate before it. */
-const BEFORE_WINDOW_MS = 1_500;
+/** The window before the kill whose answers give the rate before it (its first second, warming up, left out). */
+const BEFORE_WINDOW_MS = 2_000;
 /**
  * "Through the kill" lasts from the kill until this long after the replica is running again: it
  * starts listening within about a second, and the requests come back to it.
@@ -175,7 +175,8 @@ async function timedCheckOut(world: CheckoutWorld, orderIds: readonly string[], 
  */
 function throughputLine(answers: AnswerTimes, faultAt: number, backAt: number): string {
   const inWindow = (from: number, to: number) => answers.filter((t) => t >= from && t < to).length;
-  const before = inWindow(faultAt - BEFORE_WINDOW_MS, faultAt) / (BEFORE_WINDOW_MS / SECOND_MS);
+  const beforeFrom = Math.max(faultAt - BEFORE_WINDOW_MS, (answers[0] ?? faultAt) + SECOND_MS);
+  const before = inWindow(beforeFrom, faultAt) / ((faultAt - beforeFrom) / SECOND_MS);
   const lastAnswer = answers.at(-1) ?? faultAt;
   const through = Math.min(backAt, lastAnswer);
   const during = inWindow(faultAt, through) / ((through - faultAt) / SECOND_MS);
