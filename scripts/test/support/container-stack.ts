@@ -16,7 +16,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SERVICES, type ServiceName } from "../../../common/src/config";
+import { REPO_ROOT, SERVICES, type ServiceName } from "../../../common/src/config";
 import { composeArgs, composeServices, mustRun, prepareContainers, projectContainers, run, waitForHealthy, type ComposeContext, type ContainerState } from "../../lib/containers";
 import { findFreePortOffset } from "../../lib/ports";
 import { COMPOSE_REPLICAS, LOOPBACK, redisName, topology } from "../../lib/topology";
@@ -26,8 +26,13 @@ export const CONTAINER_STACK_START_TIMEOUT_MS = 10 * 60_000;
 /** A container that was killed is back and healthy well within this (a Redis replays its log first). */
 const HEALTHY_TIMEOUT_MS = 180_000;
 const POLL_MS = 100;
+/**
+ * The tag of the images a test builds (compose.yaml's CHECKOUT_IMAGE_TAG): one per checkout of the
+ * repository, so that tests of two checkouts running at once never run each other's images.
+ */
+const IMAGE_TAG = `test-${Bun.hash(REPO_ROOT).toString(16)}`;
 /** compose.yaml's image of the services. */
-const SERVICE_IMAGE = "checkout-service:local";
+const SERVICE_IMAGE = `checkout-service:${IMAGE_TAG}`;
 /** Output lines of each container shown when something fails. */
 const SHOWN_OUTPUT_LINES = 15;
 
@@ -86,7 +91,7 @@ export async function startContainerStack(say: (line: string) => void = (line) =
       services: Object.fromEntries(SERVICES.map((s) => [redisName(s), { ports: [`${LOOPBACK}:${t.ports.redis[s]}:${topology(COMPOSE_REPLICAS).ports.redis[s]}`] }])),
     }),
   );
-  const env = { ...context.env, CHECKOUT_GATEWAY_PORT: String(t.ports.gateway), CHECKOUT_LOG_DIR: logDir };
+  const env = { ...context.env, CHECKOUT_IMAGE_TAG: IMAGE_TAG, CHECKOUT_GATEWAY_PORT: String(t.ports.gateway), CHECKOUT_LOG_DIR: logDir };
   const compose = (args: string[], echo = false) => run(composeArgs(context, project, args, [override]), { env, echo });
 
   const stack = new Containers(context, project, scratch, logDir, env, override, t.ports.gateway, t.ports.redis);
