@@ -127,6 +127,17 @@ export function startCheckout(
   return { result: { kind: "drive", order: started }, order: started };
 }
 
+/**
+ * A saga nobody drives any more, which any order process may take over: its driver's lease has run
+ * out, or its driver was `me` before a restart. A replica keeps its INSTANCE_ID when it restarts, and a
+ * process drives only the sagas it holds in memory, so an unfinished saga recorded as its own that it
+ * does not hold was left by its previous run. Taking that one over at once, rather than after the
+ * lease, is what lets a replica that crashed and came back finish its checkouts within its restart.
+ */
+export function isOrphaned(saga: SagaRecord, me: string, now: number): boolean {
+  return isUnfinished(saga) && (saga.leaseUntil <= now || saga.owner === me);
+}
+
 /** A saga transition is only valid for its driver's attempt, while the driver still holds it. */
 export function ownsSaga(order: Order | null, opId: string, me: string): order is Order {
   return order !== null && order.saga.opId === opId && order.saga.owner === me && isUnfinished(order.saga);
@@ -214,6 +225,9 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
         return { result: next, writes: { [key]: orderCodec.encode(next) } };
       });
     },
+
+    /** Whether this process may take the saga over, provided it does not drive it already (see isOrphaned). */
+    isOrphaned: (saga: SagaRecord): boolean => isOrphaned(saga, instanceId, Date.now()),
 
     async unfinishedSagas(): Promise<string[]> {
       return store.client.smembers(keys.activeSagas);

@@ -16,6 +16,7 @@
  *   So a step whose outcome is unknown (timeout, crash) is simply sent again.
  * - A driver holds a lease on the saga; when it dies, any order process takes the saga over once
  *   the lease has expired (the sweep below, or a checkout request for that order) and finishes it.
+ *   A driver that restarts takes its own sagas back at once (orders.ts, isOrphaned).
  * - 200 is answered only once the order is durably paid; 409 only once the decision to compensate
  *   is durable (compensations then finish, whoever drives them).
  */
@@ -258,13 +259,16 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     }
   }
 
-  /** Finds unfinished sagas whose driver's lease has expired and drives them to their end. */
+  /**
+   * Finds unfinished sagas nobody drives (their driver's lease has expired, or they are this
+   * process's own from before a restart) and drives them to their end.
+   */
   async function sweep(): Promise<void> {
     const ids = await orders.unfinishedSagas();
     for (const id of ids) {
       if (driving.has(id)) continue;
       const order = await orders.find(id).catch(() => null);
-      if (order && isUnfinished(order.saga) && order.saga.leaseUntil < Date.now()) {
+      if (order && orders.isOrphaned(order.saga)) {
         checkout(id).catch(() => {});
       }
     }

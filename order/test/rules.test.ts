@@ -3,7 +3,7 @@ import { AppError } from "@checkout/common/errors";
 import { expectAppError } from "../../common/test/support/errors";
 import { MAX_INTEGER } from "@checkout/common/http";
 import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
-import { newOrder, orderCodec, ownsSaga, sagaChanges, startCheckout, withItem, type Order, type SagaRecord } from "../src/orders";
+import { isOrphaned, newOrder, orderCodec, ownsSaga, sagaChanges, startCheckout, withItem, type Order, type SagaRecord } from "../src/orders";
 
 const ME = "order-1";
 const OTHER = "order-2";
@@ -128,6 +128,22 @@ describe("startCheckout", () => {
     const mine = running(ME, NOW + 1);
     const decision = startCheckout(mine, "o", ME, NOW, LEASE, NONCE);
     expect(decision.result).toEqual({ kind: "drive", order: { ...mine, saga: { ...mine.saga, leaseUntil: NOW + LEASE } } });
+  });
+});
+
+describe("isOrphaned", () => {
+  test("holds for another process's saga once its lease has run out, not before", () => {
+    expect(isOrphaned(running(OTHER, NOW).saga, ME, NOW)).toBe(true);
+    expect(isOrphaned(running(OTHER, NOW + 1).saga, ME, NOW)).toBe(false);
+  });
+
+  test("holds for a saga recorded as mine, whatever its lease: a previous run of this replica left it", () => {
+    expect(isOrphaned(running(ME, NOW + LEASE).saga, ME, NOW)).toBe(true);
+  });
+
+  test("never holds for a finished saga or an order never checked out", () => {
+    for (const status of ["done", "failed"] as const) expect(isOrphaned(withSaga({ status, owner: "", leaseUntil: 0 }).saga, ME, NOW)).toBe(false);
+    expect(isOrphaned(newOrder("u1").saga, ME, NOW)).toBe(false);
   });
 });
 

@@ -210,6 +210,43 @@ describe("checkout saga", () => {
     expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([8, 90, true]);
   });
 
+  test("a driver that restarts under its instance id takes its unfinished sagas back at once, long before their lease runs out; other processes wait for the lease", async () => {
+    const HOUR_MS = 3_600_000;
+    const timing = { ...TIMING, sagaLeaseMs: HOUR_MS as typeof TIMING.sagaLeaseMs };
+    const before = createOrders(orderStore, "order-replica-1", HOUR_MS);
+    const { id, item: a, user } = await newOrder(before, 2, 100);
+
+    // The first run of the replica takes the stock, then dies waiting for payment's answer.
+    const died = Promise.withResolvers<PeerAnswer>();
+    const chargeSent = Promise.withResolvers<void>();
+    const dyingPayment = scripted(real.payment, (action, send) => {
+      if (action !== "charge") return send();
+      chargeSent.resolve();
+      return died.promise;
+    });
+    const firstRun = createCheckout(before, { stock: real.stock, payment: dyingPayment }, timing);
+    const firstAnswer = firstRun.checkout(id).catch((err) => err);
+    await chargeSent.promise;
+
+    const sent: string[] = [];
+    const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
+    const peersCounted = { stock: counting(real.stock), payment: counting(real.payment) };
+    // Another replica's sweep leaves it alone: the lease has most of an hour to run.
+    await createCheckout(createOrders(orderStore, "order-replica-2", HOUR_MS), peersCounted, timing).sweep();
+    expect(await sagaStatus(id)).toBe("running");
+    expect(sent).toEqual([]);
+
+    // The replica's next run, under the same instance id, finishes it from its first sweep.
+    await createCheckout(createOrders(orderStore, "order-replica-1", HOUR_MS), peersCounted, timing).sweep();
+    expect(await sagaFinished(id)).toBe(true);
+    expect(sent).toEqual(["take", "charge"]);
+    expect([await stockOf(a), await creditOf(user), (await before.find(id)).paid]).toEqual([8, 90, true]);
+
+    died.resolve({ kind: "unknown", reason: "scripted: the process died" });
+    expect(await firstAnswer).toEqual({ paid: true });
+    expect(await drivesNothing(firstRun)).toBe(true);
+  });
+
   test("a compensation the participant refuses is sent again until it is applied, and only then is the saga failed", async () => {
     const timing = { ...TIMING, forwardStepDeadlineMs: 100 as typeof TIMING.forwardStepDeadlineMs };
     const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
