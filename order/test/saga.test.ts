@@ -4,7 +4,7 @@
  * arrives late. The saga must stay consistent whatever the network does.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { TIMING } from "@checkout/common/config";
+import { TIMING, type Timing } from "@checkout/common/config";
 import { keys } from "@checkout/common/keyspace";
 import { AppError } from "@checkout/common/errors";
 import { Store } from "@checkout/common/store";
@@ -91,6 +91,24 @@ const leaseRanOut = (orders: OrderStore, orderId: string) => eventually(async ()
 function scripted(peer: Peer, route: (action: string, send: () => Promise<PeerAnswer>) => Promise<PeerAnswer>): Peer {
   const step: Peer["step"] = (action, opId, fields) => route(action, () => peer.step(action, opId, fields));
   return Object.assign(Object.create(peer) as Peer, { step });
+}
+
+/**
+ * A driver of the order's checkout that takes the stock and then hears nothing of the charge until
+ * `release` answers it: to other processes it looks gone. Resolves once the charge has been sent.
+ */
+async function stalledAtCharge(orders: OrderStore, orderId: string, timing: Timing) {
+  const charge = Promise.withResolvers<PeerAnswer>();
+  const chargeSent = Promise.withResolvers<void>();
+  const silentPayment = scripted(real.payment, (action, send) => {
+    if (action !== "charge") return send();
+    chargeSent.resolve();
+    return charge.promise;
+  });
+  const checkout = createCheckout(orders, { stock: real.stock, payment: silentPayment }, timing);
+  const answered = checkout.checkout(orderId).catch((err) => err);
+  await chargeSent.promise;
+  return { checkout, answered, release: charge.resolve };
 }
 
 describe("checkout saga", () => {
@@ -182,16 +200,7 @@ describe("checkout saga", () => {
     const { id, item: a, user } = await newOrder(first, 2, 100);
 
     // The first driver takes the stock, then never hears back from payment: to the others, it is gone.
-    const stalled = Promise.withResolvers<PeerAnswer>();
-    const chargeSent = Promise.withResolvers<void>();
-    const silentPayment = scripted(real.payment, (action, send) => {
-      if (action !== "charge") return send();
-      chargeSent.resolve();
-      return stalled.promise;
-    });
-    const stalling = createCheckout(first, { stock: real.stock, payment: silentPayment }, timing);
-    const stalledAnswer = stalling.checkout(id).catch((err) => err);
-    await chargeSent.promise;
+    const { checkout: stalling, answered: stalledAnswer, release } = await stalledAtCharge(first, id, timing);
     expect(await stockOf(a)).toBe(8);
 
     expect(await leaseRanOut(first, id)).toBe(true);
@@ -204,7 +213,7 @@ describe("checkout saga", () => {
 
     // The stalled driver hears nothing in the end, finds the saga taken over, and stops; the request
     // it was driving for is answered with the outcome the other process recorded.
-    stalled.resolve({ kind: "unknown", reason: "scripted: the answer was lost" });
+    release({ kind: "unknown", reason: "scripted: the answer was lost" });
     expect(await stalledAnswer).toEqual({ paid: true });
     expect(await drivesNothing(stalling)).toBe(true);
     expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([8, 90, true]);
@@ -217,16 +226,7 @@ describe("checkout saga", () => {
     const { id, item: a, user } = await newOrder(before, 2, 100);
 
     // The first run of the replica takes the stock, then dies waiting for payment's answer.
-    const died = Promise.withResolvers<PeerAnswer>();
-    const chargeSent = Promise.withResolvers<void>();
-    const dyingPayment = scripted(real.payment, (action, send) => {
-      if (action !== "charge") return send();
-      chargeSent.resolve();
-      return died.promise;
-    });
-    const firstRun = createCheckout(before, { stock: real.stock, payment: dyingPayment }, timing);
-    const firstAnswer = firstRun.checkout(id).catch((err) => err);
-    await chargeSent.promise;
+    const { checkout: firstRun, answered: firstAnswer, release } = await stalledAtCharge(before, id, timing);
 
     const sent: string[] = [];
     const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
@@ -242,7 +242,7 @@ describe("checkout saga", () => {
     expect(sent).toEqual(["take", "charge"]);
     expect([await stockOf(a), await creditOf(user), (await before.find(id)).paid]).toEqual([8, 90, true]);
 
-    died.resolve({ kind: "unknown", reason: "scripted: the process died" });
+    release({ kind: "unknown", reason: "scripted: the process died" });
     expect(await firstAnswer).toEqual({ paid: true });
     expect(await drivesNothing(firstRun)).toBe(true);
   });
