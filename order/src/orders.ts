@@ -40,6 +40,8 @@ export type Order = {
   saga: SagaRecord;
 };
 
+const NO_DRIVERS: ReadonlySet<string> = new Set();
+
 const NO_SAGA: SagaRecord = { status: "none", attempt: 0, opId: "", step: -1, error: null, owner: "", leaseUntil: 0 };
 
 /**
@@ -97,11 +99,12 @@ export type CheckoutStart =
   | { kind: "paid" }
   | { kind: "drive"; order: Order }
   /**
-   * Another process drives the attempt `opId`. `decided`: it has already decided and answered the
+   * Another process (`driver`) drives the attempt `opId`. `decided`: it has already decided and answered the
    * attempt's failure (it is compensating), so this request is for a new attempt, once that one ends.
    */
-  | { kind: "wait"; opId: string; decided: boolean };
+  | { kind: "wait"; opId: string; decided: boolean; driver: string };
 
+/** `goneDrivers`: processes whose liveness key was found expired (their sagas are taken over at once). */
 export function startCheckout(
   order: Order | null,
   orderId: string,
@@ -109,13 +112,16 @@ export function startCheckout(
   now: number,
   leaseMs: number,
   nonce: string,
+  goneDrivers: ReadonlySet<string> = NO_DRIVERS,
 ): Decision<CheckoutStart | AppError> & { order?: Order } {
   if (!order) return { result: unknownOrder(orderId) };
   if (order.paid) return { result: { kind: "paid" } };
   const saga = order.saga;
   if (isUnfinished(saga)) {
-    if (saga.leaseUntil > now && saga.owner !== me) return { result: { kind: "wait", opId: saga.opId, decided: saga.status === "compensating" } };
-    // Its driver is gone (lease expired): take the saga over where it stands.
+    if (saga.leaseUntil > now && saga.owner !== me && !goneDrivers.has(saga.owner)) {
+      return { result: { kind: "wait", opId: saga.opId, decided: saga.status === "compensating", driver: saga.owner } };
+    }
+    // Its driver is gone (lease expired, or no longer alive): take the saga over where it stands.
     const claimed = { ...order, saga: { ...saga, owner: me, leaseUntil: now + leaseMs } };
     return { result: { kind: "drive", order: claimed }, order: claimed };
   }
@@ -129,13 +135,13 @@ export function startCheckout(
 
 /**
  * A saga nobody drives any more, which any order process may take over: its driver's lease has run
- * out, or its driver was `me` before a restart. A replica keeps its INSTANCE_ID when it restarts, and a
- * process drives only the sagas it holds in memory, so an unfinished saga recorded as its own that it
- * does not hold was left by its previous run. Taking that one over at once, rather than after the
- * lease, is what lets a replica that crashed and came back finish its checkouts within its restart.
+ * out, its driver is gone (`driverGone`: its liveness key has expired, see TIMING.driverAliveTtlMs), or
+ * its driver was `me` before a restart. A replica keeps its INSTANCE_ID when it restarts, and a process
+ * drives only the sagas it holds in memory, so an unfinished saga recorded as its own that it does not
+ * hold was left by its previous run.
  */
-export function isOrphaned(saga: SagaRecord, me: string, now: number): boolean {
-  return isUnfinished(saga) && (saga.leaseUntil <= now || saga.owner === me);
+export function isOrphaned(saga: SagaRecord, me: string, now: number, driverGone: boolean): boolean {
+  return isUnfinished(saga) && (saga.leaseUntil <= now || saga.owner === me || driverGone);
 }
 
 /** A saga transition is only valid for its driver's attempt, while the driver still holds it. */
@@ -170,6 +176,20 @@ function orderOrNotFound(id: string, hash: Hash | null): Order {
 
 export function createOrders(store: Store, instanceId: string, leaseMs: number) {
   const change = (op: string, id: string, rule: (order: Order | null) => Order | AppError) => store.change(op, keys.order(id), orderCodec, rule);
+  /** Whether the driver's liveness key has expired (false for nobody, and for this process). */
+  const isGone = async (driver: string): Promise<boolean> =>
+    driver !== "" && driver !== instanceId && (await store.client.exists(keys.driverAlive(driver))) === 0;
+
+  /** One claim transaction (see startCheckout); with the version of the order it read. */
+  const claim = (id: string, nonce: string, goneDrivers?: ReadonlySet<string>) => {
+    const key = keys.order(id);
+    return store.transact("order.checkout", [key], (snapshot) => {
+      const hash = snapshot.get(key);
+      const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce, goneDrivers);
+      const claimed = { start: result, version: versionOf(hash) };
+      return order ? { result: claimed, writes: { [key]: orderCodec.encode(order) } } : { result: claimed };
+    });
+  };
 
   return {
     async create(userId: string): Promise<string> {
@@ -197,15 +217,15 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
 
     /** Claims the order's checkout: starts a new saga attempt, takes over an orphaned one, or says whom to wait for. */
     async startCheckout(id: string): Promise<CheckoutStart> {
-      const key = keys.order(id);
       const nonce = crypto.randomUUID().slice(0, 8);
       // With the start, the version of the order it read: see "paid" below.
-      const { start, version } = await store.transact("order.checkout", [key], (snapshot) => {
-        const hash = snapshot.get(key);
-        const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce);
-        const claim = { start: result, version: versionOf(hash) };
-        return order ? { result: claim, writes: { [key]: orderCodec.encode(order) } } : { result: claim };
-      });
+      let { start, version } = await claim(id, nonce);
+      if (!(start instanceof AppError) && start.kind === "wait") {
+        // The driver's liveness is read outside the claim: should it come back in between, both drive
+        // the saga for a moment, which its operation id makes safe (and the claim's WATCH still
+        // refuses a saga that changed hands meanwhile).
+        if (await isGone(start.driver)) ({ start, version } = await claim(id, nonce, new Set([start.driver])));
+      }
       if (start instanceof AppError) throw start;
       // A 200 for a payment another request recorded: its line must be in the log before the answer.
       if (start.kind === "paid") await store.ensureLogged(version);
@@ -227,7 +247,13 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     },
 
     /** Whether this process may take the saga over, provided it does not drive it already (see isOrphaned). */
-    isOrphaned: (saga: SagaRecord): boolean => isOrphaned(saga, instanceId, Date.now()),
+    isOrphaned: async (saga: SagaRecord): Promise<boolean> =>
+      isOrphaned(saga, instanceId, Date.now(), isUnfinished(saga) && saga.leaseUntil > Date.now() && (await isGone(saga.owner))),
+
+    /** Refreshes this process's liveness key (keys.driverAlive) for `ttlMs`: its sagas are its own while it lives. */
+    async stillAlive(ttlMs: number): Promise<void> {
+      await store.client.set(keys.driverAlive(instanceId), "1", "PX", ttlMs);
+    },
 
     async unfinishedSagas(): Promise<string[]> {
       return store.client.smembers(keys.activeSagas);

@@ -93,6 +93,17 @@ function scripted(peer: Peer, route: (action: string, send: () => Promise<PeerAn
   return Object.assign(Object.create(peer) as Peer, { step });
 }
 
+/** Leases and liveness keys that outlast any test: only a takeover rule under test can end them. */
+const HOUR_MS = 3_600_000;
+const LONG_LIVED = { ...TIMING, sagaLeaseMs: HOUR_MS, driverAliveTtlMs: HOUR_MS } as Timing;
+
+/** The real peers, with every step they are sent recorded in `sent`. */
+function countingPeers(): { peers: Peers; sent: string[] } {
+  const sent: string[] = [];
+  const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
+  return { peers: { stock: counting(real.stock), payment: counting(real.payment) }, sent };
+}
+
 /**
  * A driver of the order's checkout that takes the stock and then hears nothing of the charge until
  * `release` answers it: to other processes it looks gone. Resolves once the charge has been sent.
@@ -219,25 +230,23 @@ describe("checkout saga", () => {
     expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([8, 90, true]);
   });
 
-  test("a driver that restarts under its instance id takes its unfinished sagas back at once, long before their lease runs out; other processes wait for the lease", async () => {
-    const HOUR_MS = 3_600_000;
-    const timing = { ...TIMING, sagaLeaseMs: HOUR_MS as typeof TIMING.sagaLeaseMs };
+  test("a driver that restarts under its instance id takes its unfinished sagas back at once, long before their lease runs out; other processes wait while it lives", async () => {
     const before = createOrders(orderStore, "order-replica-1", HOUR_MS);
     const { id, item: a, user } = await newOrder(before, 2, 100);
 
     // The first run of the replica takes the stock, then dies waiting for payment's answer.
-    const { checkout: firstRun, answered: firstAnswer, release } = await stalledAtCharge(before, id, timing);
+    const { checkout: firstRun, answered: firstAnswer, release } = await stalledAtCharge(before, id, LONG_LIVED);
+    await firstRun.start();
 
-    const sent: string[] = [];
-    const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
-    const peersCounted = { stock: counting(real.stock), payment: counting(real.payment) };
-    // Another replica's sweep leaves it alone: the lease has most of an hour to run.
-    await createCheckout(createOrders(orderStore, "order-replica-2", HOUR_MS), peersCounted, timing).sweep();
+    const { peers, sent } = countingPeers();
+    // Another replica leaves it alone: the driver lives, and the lease has most of an hour to run.
+    await createCheckout(createOrders(orderStore, "order-replica-2", HOUR_MS), peers, LONG_LIVED).sweep();
     expect(await sagaStatus(id)).toBe("running");
     expect(sent).toEqual([]);
 
     // The replica's next run, under the same instance id, finishes it from its first sweep.
-    await createCheckout(createOrders(orderStore, "order-replica-1", HOUR_MS), peersCounted, timing).sweep();
+    firstRun.stop();
+    await createCheckout(createOrders(orderStore, "order-replica-1", HOUR_MS), peers, LONG_LIVED).sweep();
     expect(await sagaFinished(id)).toBe(true);
     expect(sent).toEqual(["take", "charge"]);
     expect([await stockOf(a), await creditOf(user), (await before.find(id)).paid]).toEqual([8, 90, true]);
@@ -245,6 +254,27 @@ describe("checkout saga", () => {
     release({ kind: "unknown", reason: "scripted: the process died" });
     expect(await firstAnswer).toEqual({ paid: true });
     expect(await drivesNothing(firstRun)).toBe(true);
+  });
+
+  test("a checkout of an order whose driver is gone takes its saga over at once, long before the lease runs out, and not while the driver lives", async () => {
+    const dying = createOrders(orderStore, "order-replica-that-dies", HOUR_MS);
+    const { id, item: a, user } = await newOrder(dying, 2, 100);
+    const { checkout: firstDriver, answered: firstAnswer, release } = await stalledAtCharge(dying, id, LONG_LIVED);
+    await firstDriver.start();
+
+    const other = createOrders(orderStore, "order-replica-that-lives", HOUR_MS);
+    expect(await other.startCheckout(id)).toMatchObject({ kind: "wait", driver: "order-replica-that-dies" });
+
+    // It dies: its beats stop, and its liveness key expires (here, at once).
+    firstDriver.stop();
+    await orderStore.client.del(keys.driverAlive("order-replica-that-dies"));
+    const { peers, sent } = countingPeers();
+    expect(await createCheckout(other, peers, LONG_LIVED).checkout(id)).toEqual({ paid: true });
+    expect(sent).toEqual(["take", "charge"]);
+    expect([await stockOf(a), await creditOf(user)]).toEqual([8, 90]);
+
+    release({ kind: "unknown", reason: "scripted: the process died" });
+    expect(await firstAnswer).toEqual({ paid: true });
   });
 
   test("a compensation the participant refuses is sent again until it is applied, and only then is the saga failed", async () => {
