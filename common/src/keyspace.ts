@@ -43,6 +43,9 @@ export const keys = {
   driverAlive: (instanceId: string) => `driver:${instanceId}:alive`,
 } as const;
 
+/** Whether the key is an order process's liveness key (keys.driverAlive), which no log holds. */
+export const isLivenessKey = (key: string): boolean => key.startsWith("driver:") && key.endsWith(":alive");
+
 /**
  * A set derived from hashes: a hash under `keyPrefix` belongs to `set` (by the id after the prefix)
  * exactly when `contains` says so. The store keeps it in step with every write, and recovery rebuilds
