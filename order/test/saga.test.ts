@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { TIMING, type Timing } from "@checkout/common/config";
 import { keys } from "@checkout/common/keyspace";
 import { AppError } from "@checkout/common/errors";
+import { attemptStart } from "@checkout/common/retention";
 import { Store } from "@checkout/common/store";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -352,6 +353,44 @@ describe("checkout saga", () => {
     // driver's request is answered with the recorded failure.
     releaseCharge.resolve();
     expect(await stalledAnswer).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
+    expect(await drivesNothing(stalling)).toBe(true);
+    expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([ITEM_UNITS, 100, false]);
+  });
+
+  test("a driver that takes a saga over once its attempt's forward deadline has passed sends no forward step and undoes every step", async () => {
+    const LEASE_MS = 100;
+    const FORWARD_MS = 300;
+    const timing = { ...TIMING, sagaLeaseMs: LEASE_MS as typeof TIMING.sagaLeaseMs, forwardStepDeadlineMs: FORWARD_MS as typeof TIMING.forwardStepDeadlineMs };
+    const first = createOrders(orderStore, "driver-that-stalls", LEASE_MS);
+    const { id, item: a, user } = await newOrder(first, 2, 100);
+
+    // The first driver takes the stock; its charge is held in flight until the takeover has ended.
+    const releaseCharge = Promise.withResolvers<void>();
+    const chargeSent = Promise.withResolvers<void>();
+    const slowPayment = scripted(real.payment, async (action, send) => {
+      if (action !== "charge") return send();
+      chargeSent.resolve();
+      await releaseCharge.promise;
+      return send();
+    });
+    const stalling = createCheckout(first, { stock: real.stock, payment: slowPayment }, timing);
+    const stalledAnswer = stalling.checkout(id).catch((err) => err);
+    await chargeSent.promise;
+    const started = attemptStart((await first.find(id)).saga.opId)!;
+    expect(await leaseRanOut(first, id)).toBe(true);
+    expect(await eventually(async () => Date.now() > started + FORWARD_MS, SETTLE_TIMEOUT_MS)).toBe(true);
+
+    // The deadline counts from the attempt's start, not from the takeover: the step records'
+    // retention rests on it (common/src/config.ts, minStepRecordRetentionMs).
+    const sent: string[] = [];
+    const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
+    const takeover = createCheckout(createOrders(orderStore, "driver-that-takes-over", LEASE_MS), { stock: counting(real.stock), payment: counting(real.payment) }, timing);
+    expect(await takeover.checkout(id)).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
+    expect(await sagaFinished(id)).toBe(true);
+    expect(sent).toEqual(["refund", "restore"]);
+
+    releaseCharge.resolve();
+    expect(await stalledAnswer).toMatchObject({ paid: false });
     expect(await drivesNothing(stalling)).toBe(true);
     expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([ITEM_UNITS, 100, false]);
   });
