@@ -34,12 +34,12 @@ export const SOAK = {
   defaultRetentionS: 70,
   /** Four retentions: the last half of the run starts well after the first records expired. */
   defaultSeconds: 300,
-  /** A slope whose change over the last half is within this share of its mean level is flat. */
-  flatShare: 0.05,
+  /** A series that grows by at most this share of what is written is flat (lastHalfTrend). */
+  flatShare: 0.1,
 } as const;
 
-/** One reading of the three Redises: seconds since the load began, bytes used, keys. */
-export type Sample = { at: number; memory: Record<ServiceName, number>; keys: Record<ServiceName, number> };
+/** One reading of the three Redises: seconds since the load began, checkouts answered by then, bytes used, keys. */
+export type Sample = { at: number; checkouts: number; memory: Record<ServiceName, number>; keys: Record<ServiceName, number> };
 
 /** The least-squares slope of `values` over `times` (per unit of time); 0 with fewer than two points. */
 export function slope(times: readonly number[], values: readonly number[]): number {
@@ -58,39 +58,52 @@ export function slope(times: readonly number[], values: readonly number[]): numb
 
 export type Trend = { perMinute: number; mean: number; flat: boolean };
 
-const direction = (t: Trend) => (t.flat ? "flat" : t.perMinute > 0 ? "rising" : "falling");
-
-/** The trend of one series over the samples of the last half of the run. */
-export function lastHalfTrend(samples: readonly Sample[], value: (s: Sample) => number): Trend {
-  const end = samples.at(-1)?.at ?? 0;
-  const half = samples.filter((s) => s.at >= end / 2);
-  const perSecond = slope(
-    half.map((s) => s.at),
-    half.map(value),
-  );
+/**
+ * The trend of one series over the samples of the last half of the run. Flat: it changes by at most
+ * SOAK.flatShare of `writtenPerMinute`, what it would grow by a minute if nothing expired (step records:
+ * one a checkout); a series with no such growth (the orders) is flat if its change over the last half
+ * stays within that share of its mean.
+ */
+export function lastHalfTrend(samples: readonly Sample[], value: (s: Sample) => number, writtenPerMinute?: number): Trend {
+  const half = lastHalf(samples);
+  const perMinute = 60 * slope(half.map((s) => s.at), half.map(value));
   const mean = half.reduce((a, s) => a + value(s), 0) / Math.max(half.length, 1);
-  const span = end - (half[0]?.at ?? end);
-  return { perMinute: perSecond * 60, mean, flat: Math.abs(perSecond * span) <= SOAK.flatShare * mean };
+  const minutes = ((half.at(-1)?.at ?? 0) - (half[0]?.at ?? 0)) / 60;
+  const flat = writtenPerMinute === undefined ? Math.abs(perMinute * minutes) <= SOAK.flatShare * mean : Math.abs(perMinute) <= SOAK.flatShare * writtenPerMinute;
+  return { perMinute, mean, flat };
+}
+
+function lastHalf(samples: readonly Sample[]): Sample[] {
+  const end = samples.at(-1)?.at ?? 0;
+  return samples.filter((s) => s.at >= end / 2);
 }
 
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+const signed = (n: number, digits = 0) => `${n >= 0 ? "+" : ""}${n.toFixed(digits)}`;
+const direction = (t: Trend) => (t.flat ? "flat" : t.perMinute > 0 ? "rising" : "falling");
 
 function formatSample(s: Sample): string {
-  return `[soak] ${String(Math.round(s.at)).padStart(4)} s  ${SERVICES.map((name) => `${name} ${mb(s.memory[name])} MB ${s.keys[name]} keys`).join("  ")}`;
+  return `[soak] ${String(Math.round(s.at)).padStart(4)} s  ${String(s.checkouts).padStart(7)} checkouts  ${SERVICES.map((name) => `${name} ${mb(s.memory[name])} MB ${s.keys[name]} keys`).join("  ")}`;
 }
 
-export function formatTrends(samples: readonly Sample[]): string[] {
-  return SERVICES.flatMap((name) => {
-    const memory = lastHalfTrend(samples, (s) => s.memory[name]);
-    const keys = lastHalfTrend(samples, (s) => s.keys[name]);
-    return [
-      `  ${name.padEnd(8)} memory ${memory.perMinute >= 0 ? "+" : ""}${(memory.perMinute / 1024).toFixed(1)} KB/min around ${mb(memory.mean)} MB (${direction(memory)}), ` +
-        `keys ${keys.perMinute >= 0 ? "+" : ""}${keys.perMinute.toFixed(0)}/min around ${Math.round(keys.mean)} (${direction(keys)})`,
-    ];
+/** Each Redis's trends over the last half; `bytesPerRecord`: what one step record takes in stock's and payment's. */
+export function formatTrends(samples: readonly Sample[], bytesPerRecord: Partial<Record<ServiceName, number>>): string[] {
+  const half = lastHalf(samples);
+  const checkoutsPerMinute = 60 * slope(half.map((s) => s.at), half.map((s) => s.checkouts));
+  return SERVICES.map((name) => {
+    const perRecord = bytesPerRecord[name];
+    const written = perRecord === undefined ? undefined : checkoutsPerMinute;
+    const memory = lastHalfTrend(samples, (s) => s.memory[name], written === undefined ? undefined : written * perRecord!);
+    const keys = lastHalfTrend(samples, (s) => s.keys[name], written);
+    const share = (t: Trend, of: number | undefined) => (of ? `, ${Math.round((100 * Math.abs(t.perMinute)) / of)} % of what is written` : "");
+    return (
+      `  ${name.padEnd(8)} memory ${signed(memory.perMinute / 1024, 1)} KB/min around ${mb(memory.mean)} MB (${direction(memory)}${share(memory, written && written * perRecord!)}), ` +
+      `keys ${signed(keys.perMinute)}/min around ${Math.round(keys.mean)} (${direction(keys)}${share(keys, written)})`
+    );
   });
 }
 
-async function readRedis(clients: Record<ServiceName, Redis>): Promise<Omit<Sample, "at">> {
+async function readRedis(clients: Record<ServiceName, Redis>): Promise<Pick<Sample, "memory" | "keys">> {
   const memory = {} as Record<ServiceName, number>;
   const keys = {} as Record<ServiceName, number>;
   for (const name of SERVICES) {
@@ -123,12 +136,15 @@ export async function runSoak(ctx: ShapeContext, stack: SoakStack, retentionS: n
   try {
     const before = await readRedis(clients);
     ctx.log(`[soak] step records kept ${retentionS} s; ${ctx.seconds} s of checkouts in rounds of ${SOAK.roundOrders} orders; a sample every ${SOAK.sampleEveryMs / 1000} s`);
+    if (ctx.seconds / 2 < retentionS) ctx.log(`[soak] the last half of ${ctx.seconds} s begins before the first records expire (${retentionS} s): it cannot be flat`);
     const perEntity = (name: ServiceName, count: number) => Math.round((before.memory[name] - empty.memory[name]) / count);
     ctx.log(`[soak] live entities: ${SOAK.items} items, ${perEntity("stock", SOAK.items)} B each in stock's Redis; ${SOAK.users} users, ${perEntity("payment", SOAK.users)} B each in payment's`);
     const started = performance.now();
     const elapsedS = () => (performance.now() - started) / 1000;
+    let answeredInEarlierRounds = 0;
+    let answeredInRound = 0;
     const sample = async () => {
-      const reading = { at: elapsedS(), ...(await readRedis(clients)) };
+      const reading = { at: elapsedS(), checkouts: answeredInEarlierRounds + answeredInRound, ...(await readRedis(clients)) };
       samples.push(reading);
       ctx.log(formatSample(reading));
     };
@@ -137,6 +153,7 @@ export async function runSoak(ctx: ShapeContext, stack: SoakStack, retentionS: n
     try {
       for (let round = 0; elapsedS() < ctx.seconds && !ctx.signal?.aborted; round++) {
         await api.post(`/orders/batch_init/${SOAK.roundOrders}/${SOAK.items}/${SOAK.users}/${SOAK.itemPrice}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
+        answeredInRound = 0;
         loads.push(
           await runLoad({
             urls: shuffled(batchIds(SOAK.roundOrders)).map((id) => `${stack.gatewayUrl}/orders/checkout/${id}`),
@@ -144,8 +161,11 @@ export async function runSoak(ctx: ShapeContext, stack: SoakStack, retentionS: n
             durationMs: (ctx.seconds - elapsedS()) * 1000,
             session,
             stopSignal: ctx.signal,
+            onProgress: (p) => void (answeredInRound = p.answered),
           }),
         );
+        answeredInEarlierRounds += loads.at(-1)!.answered;
+        answeredInRound = 0;
       }
     } finally {
       clearInterval(sampler);
@@ -154,19 +174,21 @@ export async function runSoak(ctx: ShapeContext, stack: SoakStack, retentionS: n
     ctx.signal?.throwIfAborted();
     const load = mergeLoads(loads);
     const last = samples.at(-1)!;
-    const records = (name: ServiceName) => {
+    const bytesPerRecord = (name: ServiceName) => {
       const count = last.keys[name] - before.keys[name];
-      return `${count} step records, ${count > 0 ? Math.round((last.memory[name] - before.memory[name]) / count) : 0} B each`;
+      return count > 0 ? Math.round((last.memory[name] - before.memory[name]) / count) : 0;
     };
+    const records = (name: ServiceName) => `${last.keys[name] - before.keys[name]} step records, ${bytesPerRecord(name)} B each`;
+    const trends = formatTrends(samples, { stock: bytesPerRecord("stock"), payment: bytesPerRecord("payment") });
     console.log(
       `[soak] after ${load.counts["2xx"]} paid checkouts: stock ${mb(last.memory.stock)} MB (${records("stock")}), ` +
         `payment ${mb(last.memory.payment)} MB (${records("payment")}), order ${mb(last.memory.order)} MB ` +
         `(${SOAK.roundOrders} orders, ${Math.round((last.memory.order - empty.memory.order) / SOAK.roundOrders)} B each)`,
     );
-    console.log(`[soak] slope over the last half of the run (from ${Math.round(elapsedS() / 2)} s):\n${formatTrends(samples).join("\n")}`);
+    console.log(`[soak] slope over the last half of the run (from ${Math.round(elapsedS() / 2)} s):\n${trends.join("\n")}`);
     const notes = await settleIfUndecided(load, ctx.log);
     const invariants = await timed(ctx.log, "[soak] verifying every item and user", () => verify(api, load.counts["2xx"], load.counts["4xx"], notes.length === 0));
-    return shapeResult("soak", ctx.clients, ctx.seconds, load, invariants, [...notes, `step records kept ${retentionS} s`, ...formatTrends(samples).map((t) => t.trim())]);
+    return shapeResult("soak", ctx.clients, ctx.seconds, load, invariants, [...notes, `step records kept ${retentionS} s`, ...trends.map((t) => t.trim())]);
   } finally {
     session.close();
     api.close();
