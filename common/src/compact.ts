@@ -2,8 +2,9 @@
  * Log compaction: keeps recovery time bounded by the number of keys, not the age of the service.
  *  1. The log is renamed to `<service>_log.compacting.txt`; writers notice on their next append and
  *     continue in a new `<service>_log.txt` (a line that raced the rename is written again there).
- *  2. The previous snapshot and the renamed log are folded into the newest state of each key, written
- *     to a temporary file, fdatasync'ed, and renamed over `<service>_snapshot.txt`.
+ *  2. The previous snapshot and the renamed log are folded into the newest state of each key, but
+ *     those whose expiry has passed (retention.ts), written to a temporary file, fdatasync'ed, and
+ *     renamed over `<service>_snapshot.txt`.
  *  3. The renamed log is deleted.
  * A crash at any point leaves files whose union still holds every line: recovery reads all three, and
  * the next compaction starts by finishing an interrupted one.
@@ -14,6 +15,7 @@ import { basename, dirname, join } from "node:path";
 import { SERVICES, type ServiceName } from "./config";
 import { compactingPath, formatRecord, logPath, snapshotPath } from "./log";
 import { foldLatest, parseLog } from "./replay";
+import { isExpired } from "./retention";
 
 export type CompactionStats = { linesRead: number; keys: number; ms: number };
 
@@ -35,8 +37,11 @@ export async function compact(logDir: string, service: ServiceName): Promise<Com
     foldLatest(records, latest);
   }
 
-  const at = new Date().toISOString();
+  const now = Date.now();
+  const at = new Date(now).toISOString();
+  // A state whose expiry has passed stays out of the snapshot (retention.ts): its key is gone from Redis.
   const lines = [...latest.entries()]
+    .filter(([, { hash }]) => !isExpired(hash, now))
     .sort(([, a], [, b]) => a.seq - b.seq)
     .map(([key, { seq, hash }]) => formatRecord({ seq, at, op: "snapshot", writes: { [key]: hash } }));
   // A temporary file of this compaction's own, so that two at once (their lock lost with its Redis)
@@ -51,7 +56,7 @@ export async function compact(logDir: string, service: ServiceName): Promise<Com
   renameSync(temporary, snapshot);
   await syncDirectory(dirname(snapshot));
   rmSync(compacting);
-  return { linesRead, keys: latest.size, ms: Math.round(performance.now() - started) };
+  return { linesRead, keys: lines.length, ms: Math.round(performance.now() - started) };
 }
 
 /**

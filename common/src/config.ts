@@ -30,96 +30,6 @@ const urlList = z
 /** The shortest internal secret accepted: 32 characters, e.g. `openssl rand -hex 32` gives 64. */
 export const MIN_INTERNAL_SECRET_LENGTH = 32;
 
-const envSchema = z.object({
-  PORT: port.optional(),
-  /**
-   * Where a service listens: loopback by default, so that only this machine reaches its internal
-   * endpoints; a container sets 0.0.0.0 to be reachable on its network.
-   */
-  BIND_ADDRESS: z.string().min(1).default("127.0.0.1"),
-  /**
-   * The credential the order service presents on every saga step call, and the only thing stock and
-   * payment accept one with. Every replica of a deployment gets the same value, there is no default,
-   * and it comes either as the variable itself or, as Docker and Kubernetes secrets are mounted, in
-   * the file INTERNAL_SECRET_FILE names (the `_FILE` convention of Docker's official images).
-   */
-  INTERNAL_SECRET: z.string().optional(),
-  INTERNAL_SECRET_FILE: z.string().min(1).optional(),
-  REDIS_HOST: z.string().min(1).default("127.0.0.1"),
-  REDIS_PORT: port.optional(),
-  LOG_DIR: z.string().min(1).default(resolve(REPO_ROOT, "logging")),
-  STOCK_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.stock + 1}`]),
-  PAYMENT_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.payment + 1}`]),
-  INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
-  /** Connections for transactions: one for the batches, the others for batch_init's parallel chunks. */
-  REDIS_POOL_SIZE: z.coerce.number().int().min(1).max(1024).default(10),
-  /** The log is compacted into the snapshot once it grows past this many bytes. */
-  LOG_COMPACT_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
-  /** Test-only: the name of a crash point at which the process exits abruptly (see faults.ts). */
-  FAULT_POINT: z.string().optional(),
-});
-
-export type ServiceConfig = {
-  service: ServiceName;
-  port: number;
-  bindAddress: string;
-  internalSecret: string;
-  redis: { host: string; port: number };
-  logDir: string;
-  stockUrls: string[];
-  paymentUrls: string[];
-  instanceId: string;
-  redisPoolSize: number;
-  logCompactBytes: number;
-  faultPoint: string | undefined;
-};
-
-export function loadConfig(service: ServiceName, env: Record<string, string | undefined> = process.env): ServiceConfig {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    console.error(`[${service}] invalid environment:\n${z.prettifyError(parsed.error)}`);
-    process.exit(2);
-  }
-  const e = parsed.data;
-  const internalSecret = readInternalSecret(e.INTERNAL_SECRET, e.INTERNAL_SECRET_FILE);
-  if (typeof internalSecret !== "string") {
-    console.error(`[${service}] ${internalSecret.problem}`);
-    process.exit(2);
-  }
-  return {
-    service,
-    port: e.PORT ?? DEFAULT_PORTS.serviceBase[service] + 1,
-    bindAddress: e.BIND_ADDRESS,
-    internalSecret,
-    redis: { host: e.REDIS_HOST, port: e.REDIS_PORT ?? DEFAULT_PORTS.redis[service] },
-    logDir: e.LOG_DIR,
-    stockUrls: e.STOCK_URLS,
-    paymentUrls: e.PAYMENT_URLS,
-    instanceId: e.INSTANCE_ID,
-    redisPoolSize: e.REDIS_POOL_SIZE,
-    logCompactBytes: e.LOG_COMPACT_BYTES,
-    faultPoint: e.FAULT_POINT,
-  };
-}
-
-/** The internal secret from the variable or from its file, or what is wrong with them. */
-export function readInternalSecret(value: string | undefined, file: string | undefined): string | { problem: string } {
-  if (value !== undefined && file !== undefined) return { problem: "set INTERNAL_SECRET or INTERNAL_SECRET_FILE, not both" };
-  let secret = value;
-  if (file !== undefined) {
-    try {
-      secret = readFileSync(file, "utf8").trim();
-    } catch (error) {
-      return { problem: `INTERNAL_SECRET_FILE ${file} cannot be read: ${(error as Error).message}` };
-    }
-  }
-  if (secret === undefined) {
-    return { problem: "INTERNAL_SECRET (or INTERNAL_SECRET_FILE) is not set: the secret every service replica shares; bun run up and compose generate one" };
-  }
-  if (secret.length < MIN_INTERNAL_SECRET_LENGTH) return { problem: `the internal secret must be at least ${MIN_INTERNAL_SECRET_LENGTH} characters` };
-  return secret;
-}
-
 /** Timeouts and retry bounds, named so that a reader can find and reason about each one. */
 export const TIMING = {
   /** A single service-to-service HTTP call; a slower answer is treated as "outcome unknown". */
@@ -131,8 +41,13 @@ export const TIMING = {
   peerConnectTimeoutMs: 300,
   /** How often a peer's replica that could not be reached is tried again (a connection, not a call). */
   peerProbeIntervalMs: 250,
-  /** How long a saga keeps retrying a forward step whose outcome is unknown before it compensates. */
+  /**
+   * How long after its attempt began a saga may send a forward step: past it, the saga compensates.
+   * Counted from the attempt's start, whichever driver sends, so a driver taken over does not extend it.
+   */
   forwardStepDeadlineMs: 10_000,
+  /** Retrying a saga step whose outcome is unknown: the longest wait between two sends. */
+  stepRetryCapMs: 1_000,
   /**
    * How long a checkout request waits for its saga's outcome before answering 503, or for the previous
    * attempt's compensations before answering 409 checkout_in_progress.
@@ -165,7 +80,135 @@ export const TIMING = {
    * it. Bun's maximum.
    */
   serviceIdleTimeoutS: 255,
+  /**
+   * The clocks of any two machines of a deployment (services and their Redis) differ by less than this
+   * (NTP keeps them within milliseconds). Step records rely on it: retention.ts.
+   */
+  maxClockSkewMs: 1_000,
 } as const;
+
+/** A day, as Stripe keeps idempotency keys. */
+export const DEFAULT_STEP_RECORD_RETENTION_S = 24 * 60 * 60;
+
+/**
+ * The shortest retention of a step record: a saga's every message must reach its participants while
+ * their records of it are kept (retention.ts says why this sum bounds it).
+ *  - its forward steps are sent within forwardStepDeadlineMs of the attempt's start, whichever driver
+ *    sends them (a driver taken over stops at the same deadline);
+ *  - a step may reach its participant up to peerCallTimeoutMs after it was sent (later, its sender
+ *    has given it up and sent it again) and then waits for a Redis batch at most transactionBudgetMs;
+ *  - compensations follow the decision, and a saga whose peers answer ends within the time a
+ *    checkout waits for it, checkoutAnswerDeadlineMs;
+ *  - twice the clock skew: the attempt's start is the order service's clock, the record's expiry its
+ *    participant's, and Redis expires it by its own.
+ */
+export function minStepRecordRetentionMs(timing: Timing = TIMING): number {
+  return (
+    timing.forwardStepDeadlineMs + timing.peerCallTimeoutMs + timing.transactionBudgetMs + timing.checkoutAnswerDeadlineMs + 2 * timing.maxClockSkewMs
+  );
+}
 
 /** TIMING's shape with plain numbers, so tests can hand in shorter timeouts. */
 export type Timing = { readonly [K in keyof typeof TIMING]: number };
+
+const envSchema = z.object({
+  PORT: port.optional(),
+  /**
+   * Where a service listens: loopback by default, so that only this machine reaches its internal
+   * endpoints; a container sets 0.0.0.0 to be reachable on its network.
+   */
+  BIND_ADDRESS: z.string().min(1).default("127.0.0.1"),
+  /**
+   * The credential the order service presents on every saga step call, and the only thing stock and
+   * payment accept one with. Every replica of a deployment gets the same value, there is no default,
+   * and it comes either as the variable itself or, as Docker and Kubernetes secrets are mounted, in
+   * the file INTERNAL_SECRET_FILE names (the `_FILE` convention of Docker's official images).
+   */
+  INTERNAL_SECRET: z.string().optional(),
+  INTERNAL_SECRET_FILE: z.string().min(1).optional(),
+  REDIS_HOST: z.string().min(1).default("127.0.0.1"),
+  REDIS_PORT: port.optional(),
+  LOG_DIR: z.string().min(1).default(resolve(REPO_ROOT, "logging")),
+  STOCK_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.stock + 1}`]),
+  PAYMENT_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.payment + 1}`]),
+  INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
+  /** Connections for transactions: one for the batches, the others for batch_init's parallel chunks. */
+  REDIS_POOL_SIZE: z.coerce.number().int().min(1).max(1024).default(10),
+  /** The log is compacted into the snapshot once it grows past this many bytes. */
+  LOG_COMPACT_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+  /**
+   * How long a saga step's record is kept after its last change, in seconds (see retention.ts). Every
+   * replica of stock and payment must be given the same value. A day by default, as Stripe keeps
+   * idempotency keys: a thousand times longer than any saga takes while its peers answer.
+   */
+  STEP_RECORD_RETENTION_S: z.coerce
+    .number()
+    .int()
+    .min(Math.ceil(minStepRecordRetentionMs() / 1000), `must be at least ${Math.ceil(minStepRecordRetentionMs() / 1000)} s: the longest a saga's steps may take (retention.ts)`)
+    .default(DEFAULT_STEP_RECORD_RETENTION_S),
+  /** Test-only: the name of a crash point at which the process exits abruptly (see faults.ts). */
+  FAULT_POINT: z.string().optional(),
+});
+
+export type ServiceConfig = {
+  service: ServiceName;
+  port: number;
+  bindAddress: string;
+  internalSecret: string;
+  redis: { host: string; port: number };
+  logDir: string;
+  stockUrls: string[];
+  paymentUrls: string[];
+  instanceId: string;
+  redisPoolSize: number;
+  logCompactBytes: number;
+  stepRecordRetentionMs: number;
+  faultPoint: string | undefined;
+};
+
+export function loadConfig(service: ServiceName, env: Record<string, string | undefined> = process.env): ServiceConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    console.error(`[${service}] invalid environment:\n${z.prettifyError(parsed.error)}`);
+    process.exit(2);
+  }
+  const e = parsed.data;
+  const internalSecret = readInternalSecret(e.INTERNAL_SECRET, e.INTERNAL_SECRET_FILE);
+  if (typeof internalSecret !== "string") {
+    console.error(`[${service}] ${internalSecret.problem}`);
+    process.exit(2);
+  }
+  return {
+    service,
+    port: e.PORT ?? DEFAULT_PORTS.serviceBase[service] + 1,
+    bindAddress: e.BIND_ADDRESS,
+    internalSecret,
+    redis: { host: e.REDIS_HOST, port: e.REDIS_PORT ?? DEFAULT_PORTS.redis[service] },
+    logDir: e.LOG_DIR,
+    stockUrls: e.STOCK_URLS,
+    paymentUrls: e.PAYMENT_URLS,
+    instanceId: e.INSTANCE_ID,
+    redisPoolSize: e.REDIS_POOL_SIZE,
+    logCompactBytes: e.LOG_COMPACT_BYTES,
+    stepRecordRetentionMs: e.STEP_RECORD_RETENTION_S * 1000,
+    faultPoint: e.FAULT_POINT,
+  };
+}
+
+/** The internal secret from the variable or from its file, or what is wrong with them. */
+export function readInternalSecret(value: string | undefined, file: string | undefined): string | { problem: string } {
+  if (value !== undefined && file !== undefined) return { problem: "set INTERNAL_SECRET or INTERNAL_SECRET_FILE, not both" };
+  let secret = value;
+  if (file !== undefined) {
+    try {
+      secret = readFileSync(file, "utf8").trim();
+    } catch (error) {
+      return { problem: `INTERNAL_SECRET_FILE ${file} cannot be read: ${(error as Error).message}` };
+    }
+  }
+  if (secret === undefined) {
+    return { problem: "INTERNAL_SECRET (or INTERNAL_SECRET_FILE) is not set: the secret every service replica shares; bun run up and compose generate one" };
+  }
+  if (secret.length < MIN_INTERNAL_SECRET_LENGTH) return { problem: `the internal secret must be at least ${MIN_INTERNAL_SECRET_LENGTH} characters` };
+  return secret;
+}

@@ -15,6 +15,7 @@ export type ErrorCode =
   | "checkout_in_progress"
   | "order_already_paid"
   | "operation_cancelled"
+  | "operation_expired"
   | "order_too_large"
   | "peer_unavailable"
   | "redis_unavailable"

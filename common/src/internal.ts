@@ -48,8 +48,13 @@ export function internalOnly(secret: string): MiddlewareHandler {
   };
 }
 
-/** An operation id: `<order id>:<attempt>.<nonce>` (see the order service's SagaRecord.opId). */
-const opId = z.string().regex(/^[A-Za-z0-9_-]{1,64}:\d{1,9}(\.[A-Za-z0-9-]{1,16})?$/, "op_id must be <order id>:<attempt>[.<nonce>]");
+/**
+ * An operation id: `<order id>:<attempt>.<nonce>@<start>` (see the order service's SagaRecord.opId
+ * and retention.ts); ids without a start, from before step records expired, are kept for good.
+ */
+const opId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}:\d{1,9}(\.[A-Za-z0-9-]{1,16})?(@\d{1,15})?$/, "op_id must be <order id>:<attempt>[.<nonce>][@<start, ms since the epoch>]");
 
 const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const count = z.number().int().min(1).max(MAX_INTEGER);

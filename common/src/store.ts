@@ -28,6 +28,7 @@ import { addIndexUpdates, indexUpdates, keys, parseStored, storedValue } from ".
 import { formatLine, logPath, LogWriter, parseRecord, versionOf, type Hash, type Writes } from "./log";
 import { planBatch, watchedKeys, type BatchEntry, type BatchPlan, type BatchWrite, type EntryOutcome } from "./batch";
 import { connect, ConnectionPool } from "./redis";
+import { expiresAt } from "./retention";
 
 /** What a transaction read: each watched key's fields, or null where the key does not exist. */
 export type Snapshot = ReadonlyMap<string, Hash | null>;
@@ -441,11 +442,19 @@ export class Store {
     });
   }
 
-  /** One MSET for all the writes (a key written twice keeps its last state), and the index changes they imply. */
+  /**
+   * One MSET for all the writes (a key written twice keeps its last state), the index changes they
+   * imply, and the expiry of each state that carries one (retention.ts): in the same MULTI, as MSET
+   * drops a key's expiry.
+   */
   private addWrites(tx: ReturnType<Redis["multi"]> | ReturnType<Redis["pipeline"]>, writes: readonly BatchWrite[]): void {
     const values: string[] = [];
     for (const { key, json, seq } of writes) values.push(key, storedValue(json, seq));
     tx.mset(...values);
+    for (const { key, hash } of writes) {
+      const expiry = expiresAt(hash);
+      if (expiry !== undefined) tx.pexpireat(key, expiry);
+    }
     addIndexUpdates(tx, indexUpdates(this.service, writes.map(({ key, hash }) => [key, hash] as const)));
   }
 

@@ -7,6 +7,7 @@ import { MAX_INTEGER } from "@checkout/common/http";
 import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
 import { keys, UNFINISHED_SAGA_STATUSES } from "@checkout/common/keyspace";
 import { versionOf, type Hash } from "@checkout/common/log";
+import { operationId } from "@checkout/common/retention";
 import type { Codec, Decision, Store } from "@checkout/common/store";
 
 export type SagaStatus = "none" | "running" | "compensating" | "failed" | "done";
@@ -20,8 +21,9 @@ export type SagaRecord = {
   status: SagaStatus;
   attempt: number;
   /**
-   * The operation id of this attempt, `<order>:<attempt>.<nonce>`, sent with every step. The nonce keeps
-   * it unique even when batch_init resets an order and its attempts count from 1 again.
+   * The operation id of this attempt, `<order>:<attempt>.<nonce>@<start>`, sent with every step. The
+   * nonce keeps it unique even when batch_init resets an order and its attempts count from 1 again; the
+   * start (ms since the epoch) tells participants how old the attempt is (common/src/retention.ts).
    */
   opId: string;
   step: number;
@@ -128,7 +130,7 @@ export function startCheckout(
   const attempt = saga.attempt + 1;
   const started: Order = {
     ...order,
-    saga: { status: "running", attempt, opId: `${orderId}:${attempt}.${nonce}`, step: 0, error: null, owner: me, leaseUntil: now + leaseMs },
+    saga: { status: "running", attempt, opId: operationId(orderId, attempt, nonce, now), step: 0, error: null, owner: me, leaseUntil: now + leaseMs },
   };
   return { result: { kind: "drive", order: started }, order: started };
 }

@@ -78,6 +78,9 @@ export class Slots {
 function answerOf(peer: string, status: number, json: Partial<StepReply> & Record<string, unknown>): PeerAnswer {
   if (status >= 200 && status < 300) return { kind: "ok", body: json };
   if (status === 401) return { kind: "unknown", reason: `${peer} refused the internal secret: INTERNAL_SECRET differs between replicas` };
+  // The participant no longer knows the step's first outcome (its record may have expired): it did not
+  // decide it, so the saga must not take it for a refusal (retention.ts).
+  if (json.error === "operation_expired") return { kind: "unknown", reason: `${peer}: ${json.message ?? "operation expired"}` };
   if (status >= 400 && status < 500) {
     return { kind: "refused", error: new AppError(status as ErrorStatus, (json.error ?? "not_found") as ErrorCode, String(json.message ?? "")) };
   }

@@ -25,6 +25,7 @@
 import { TIMING, type Timing } from "@checkout/common/config";
 import { AppError } from "@checkout/common/errors";
 import { crashPoint } from "@checkout/common/faults";
+import { attemptStart } from "@checkout/common/retention";
 import { isUnfinished, sagaChanges, type Order, type OrderStore, type SagaChange } from "./orders";
 import type { PeerAnswer, Peers } from "./peers";
 
@@ -72,7 +73,7 @@ const POLL_FIRST_MS = 5;
 const POLL_CAP_MS = 100;
 /** Retrying a step whose outcome is unknown: doubling from FIRST up to CAP. */
 const RETRY_FIRST_MS = 20;
-const RETRY_CAP_MS = 1_000;
+const RETRY_CAP_MS = TIMING.stepRetryCapMs;
 
 /** The liveness key is refreshed this many times within its time to live: a missed beat or two is no death. */
 const HEARTBEATS_PER_TTL = 4;
@@ -165,12 +166,15 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     };
 
     if (order.saga.status === "running") {
-      const deadline = Date.now() + timing.forwardStepDeadlineMs;
+      // From the attempt's start, whoever drives it: a driver that takes the saga over sends no forward
+      // step later than the first would have, which bounds how long a step record must be kept
+      // (config.ts, minStepRecordRetentionMs).
+      const deadline = (attemptStart(opId) ?? Date.now()) + timing.forwardStepDeadlineMs;
       for (let k = 0; k < steps.length; k++) {
         const step = steps[k]!;
         // Nothing is recorded between steps (see above); the lease is kept as between retries.
         if (k > 0) await keepLease();
-        const answer = await sendUntil(`${orderId} ${step.name}`, step.forward, (a) => a.kind !== "unknown" || Date.now() > deadline, keepLease);
+        const answer = await sendUntil(`${orderId} ${step.name}`, step.forward, (a) => a.kind !== "unknown", keepLease, deadline);
         if (answer.kind === "ok") {
           crashPoint(`after_${step.name}`);
           continue;
@@ -202,14 +206,19 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     await record("order.saga_failed", sagaChanges.failed());
   }
 
-  /** Sends a step, or a compensation, until `final` holds for its answer; the lease is kept between tries. */
+  /**
+   * Sends a step, or a compensation, until `final` holds for its answer; the lease is kept between
+   * tries. Nothing is sent after `sendBy`: the answer is then unknown.
+   */
   async function sendUntil(
     what: string,
     call: () => Promise<PeerAnswer>,
     final: (answer: PeerAnswer) => boolean,
     keepLease: () => Promise<void>,
+    sendBy = Infinity,
   ): Promise<PeerAnswer> {
     for (let attempt = 0; ; attempt++) {
+      if (Date.now() > sendBy) return { kind: "unknown", reason: "the forward steps' deadline has passed" };
       const answer = await call();
       if (final(answer)) return answer;
       if (answer.kind === "refused") console.error(`[saga] ${what}: refused (${answer.error.code}: ${answer.error.message}); sending it again`);

@@ -111,6 +111,11 @@ test("a refusal or a 5xx from the active replica is the answer: the standby is n
   }
 });
 
+test("a step refused as operation_expired is unknown: the participant no longer knows its first outcome", async () => {
+  const active = start({ reply: (): StepReply => ({ status: 409, error: "operation_expired", message: "record may have expired" }) });
+  expect((await take(peerOf([active]))).kind).toBe("unknown");
+});
+
 test("with no replica reachable the outcome is unknown, naming the last one tried", async () => {
   const [a, b] = [start(), start()];
   await a.stop();

@@ -82,9 +82,9 @@ describe("startCheckout", () => {
     expect(decision.order).toBeUndefined();
   });
 
-  test("of a new order starts attempt 1 at step 0, running, leased to me", () => {
+  test("of a new order starts attempt 1 at step 0, running, leased to me, its operation id saying when it began", () => {
     const decision = startCheckout(newOrder("u1"), "o", ME, NOW, LEASE, NONCE);
-    const saga: SagaRecord = { status: "running", attempt: 1, opId: OP, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE };
+    const saga: SagaRecord = { status: "running", attempt: 1, opId: `${OP}@${NOW}`, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE };
     expect(decision.result).toEqual({ kind: "drive", order: { ...newOrder("u1"), saga } });
     expect(decision.order?.saga).toEqual(saga);
   });
@@ -98,7 +98,7 @@ describe("startCheckout", () => {
   test("of a failed order starts the next attempt and forgets the old error", () => {
     const failed = withSaga({ status: "failed", attempt: 3, step: -1, error: { status: 409, code: "insufficient_stock", message: "no" } });
     const decision = startCheckout(failed, "o", ME, NOW, LEASE, NONCE);
-    expect(decision.order?.saga).toEqual({ status: "running", attempt: 4, opId: `o:4.${NONCE}`, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE });
+    expect(decision.order?.saga).toEqual({ status: "running", attempt: 4, opId: `o:4.${NONCE}@${NOW}`, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE });
   });
 
   test("of an order whose saga another process holds a live lease on says to wait for that attempt", () => {

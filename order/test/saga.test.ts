@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { TIMING, type Timing } from "@checkout/common/config";
 import { keys } from "@checkout/common/keyspace";
 import { AppError } from "@checkout/common/errors";
+import { attemptStart } from "@checkout/common/retention";
 import { Store } from "@checkout/common/store";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,8 +24,11 @@ import { serviceConfig, startService, type RunningService } from "../../common/t
 setDefaultTimeout(60_000);
 
 const INSTANCE = "saga-test";
-/** Short enough that a lost answer turns into a compensation within the test. */
-const FORWARD_DEADLINE_MS = 50;
+/**
+ * Short enough that a lost answer turns into a compensation within the test; long enough that the
+ * take, sent first, is answered within it, from the attempt's start, however loaded the machine.
+ */
+const FORWARD_DEADLINE_MS = 5_000;
 /** Sagas, compensations and expired leases are waited for this long at most: only a stuck one takes it. */
 const SETTLE_TIMEOUT_MS = 30_000;
 
@@ -352,6 +356,32 @@ describe("checkout saga", () => {
     // driver's request is answered with the recorded failure.
     releaseCharge.resolve();
     expect(await stalledAnswer).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
+    expect(await drivesNothing(stalling)).toBe(true);
+    expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([ITEM_UNITS, 100, false]);
+  });
+
+  test("a driver that takes a saga over once its attempt's forward deadline has passed sends no forward step and undoes every step", async () => {
+    const LEASE_MS = 100;
+    const FORWARD_MS = 300;
+    const timing = { ...TIMING, sagaLeaseMs: LEASE_MS as typeof TIMING.sagaLeaseMs, forwardStepDeadlineMs: FORWARD_MS as typeof TIMING.forwardStepDeadlineMs };
+    const first = createOrders(orderStore, "driver-that-stalls", LEASE_MS);
+    const { id, item: a, user } = await newOrder(first, 2, 100);
+    const { checkout: stalling, answered: stalledAnswer, release } = await stalledAtCharge(first, id, timing);
+    const started = attemptStart((await first.find(id)).saga.opId)!;
+    expect(await leaseRanOut(first, id)).toBe(true);
+    expect(await eventually(async () => Date.now() > started + FORWARD_MS, SETTLE_TIMEOUT_MS)).toBe(true);
+
+    // The deadline counts from the attempt's start, not from the takeover: the step records'
+    // retention rests on it (common/src/config.ts, minStepRecordRetentionMs).
+    const sent: string[] = [];
+    const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
+    const takeover = createCheckout(createOrders(orderStore, "driver-that-takes-over", LEASE_MS), { stock: counting(real.stock), payment: counting(real.payment) }, timing);
+    expect(await takeover.checkout(id)).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
+    expect(await sagaFinished(id)).toBe(true);
+    expect(sent).toEqual(["refund", "restore"]);
+
+    release({ kind: "unknown", reason: "scripted: the answer was lost" });
+    expect(await stalledAnswer).toMatchObject({ paid: false });
     expect(await drivesNothing(stalling)).toBe(true);
     expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([ITEM_UNITS, 100, false]);
   });

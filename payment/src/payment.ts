@@ -6,6 +6,7 @@ import { AppError, badInput, notFound, refused } from "@checkout/common/errors";
 import { MAX_INTEGER } from "@checkout/common/http";
 import { keys } from "@checkout/common/keyspace";
 import type { Writes } from "@checkout/common/log";
+import type { StepRetention } from "@checkout/common/retention";
 import { compensateStep, forwardStep, settled, type StepAnswer } from "@checkout/common/saga-step";
 import type { Codec, Store } from "@checkout/common/store";
 
@@ -38,7 +39,7 @@ function userWrite(id: string, next: User | AppError): Writes | AppError {
 
 // ---- state changes ----
 
-export function createPayment(store: Store) {
+export function createPayment(store: Store, retention: StepRetention) {
   const userIn = (hash: Parameters<Codec<User>["decode"]>[0] | null | undefined) => (hash ? userCodec.decode(hash) : null);
 
   return {
@@ -70,7 +71,7 @@ export function createPayment(store: Store) {
       return settled(
         store,
         await store.transact("payment.charge", [opKey, userKey], (snapshot) =>
-          forwardStep(opKey, snapshot.get(opKey) ?? null, payload, () => userWrite(userId, charged(userIn(snapshot.get(userKey)), userId, amount))),
+          forwardStep(opKey, snapshot.get(opKey) ?? null, payload, { opId, now: Date.now(), retention }, () => userWrite(userId, charged(userIn(snapshot.get(userKey)), userId, amount))),
         ),
       );
     },
@@ -83,13 +84,11 @@ export function createPayment(store: Store) {
       return settled(
         store,
         await store.transact("payment.refund", [opKey, userKey], (snapshot) =>
-          compensateStep(opKey, snapshot.get(opKey) ?? null, payload, (applied) => {
+          compensateStep(opKey, snapshot.get(opKey) ?? null, payload, { opId, now: Date.now(), retention }, (applied) => {
             if (applied.user_id !== userId || applied.amount !== payload.amount) {
               throw badInput(`operation ${opId} charged another user or amount than the refund names`);
             }
-            const refundedTo = userWrite(userId, credited(userIn(snapshot.get(userKey)), userId, amount));
-            if (refundedTo instanceof AppError) throw refundedTo;
-            return refundedTo;
+            return userWrite(userId, credited(userIn(snapshot.get(userKey)), userId, amount));
           }),
         ),
       );

@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { DEFAULT_REPLICAS } from "../lib/cli";
 import { ALL_SHAPES, DEFAULTS, parseCli, UsageError } from "./cli";
+import { minStepRecordRetentionMs } from "../../common/src/config";
+import { SOAK } from "./shapes/soak";
 
 describe("parseCli", () => {
   test("no arguments run the default shape against the default gateway", () => {
@@ -11,6 +13,7 @@ describe("parseCli", () => {
       seconds: DEFAULTS.seconds,
       warmupSeconds: DEFAULTS.warmupSeconds,
       orders: DEFAULTS.orders,
+      retentionS: SOAK.defaultRetentionS,
       jsonFile: undefined,
       startStack: false,
       replicas: DEFAULT_REPLICAS,
@@ -22,6 +25,12 @@ describe("parseCli", () => {
   test("--shape all runs the skeleton first, then the real shapes", () => {
     expect(parseCli(["--shape", "all"]).shapes).toEqual([...ALL_SHAPES]);
     expect(ALL_SHAPES[0]).toBe("skeleton");
+  });
+
+  test("--shape soak runs for four retentions by default, with the shortest retention allowed", () => {
+    expect(parseCli(["--shape", "soak"])).toMatchObject({ shapes: ["soak"], seconds: SOAK.defaultSeconds, retentionS: SOAK.defaultRetentionS });
+    expect(parseCli(["--shape", "soak", "--retention", "86400", "--seconds", "60"])).toMatchObject({ seconds: 60, retentionS: 86400 });
+    expect(SOAK.defaultRetentionS * 1000).toBeGreaterThanOrEqual(minStepRecordRetentionMs());
   });
 
   test("numbers and flags are read", () => {
@@ -36,6 +45,9 @@ describe("parseCli", () => {
     [["--seconds", "-3"]],
     [["--frobnicate"]],
     [["--start-stack", "--url", "http://127.0.0.1:9000"]],
+    [["--shape", "soak", "--url", "http://127.0.0.1:9000"]],
+    [["--shape", "soak", "--retention", String(SOAK.defaultRetentionS - 1)]],
+    [["--retention", "600"]],
   ])("%j is a usage error", (argv) => {
     expect(() => parseCli(argv)).toThrow(UsageError);
   });

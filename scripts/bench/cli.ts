@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_REPLICAS } from "../lib/cli";
 import { MAX_REPLICAS } from "../lib/topology";
 import type { ShapeName } from "./report";
+import { SOAK } from "./shapes/soak";
 
 export const DEFAULTS = {
   url: "http://127.0.0.1:8000",
@@ -17,10 +18,12 @@ export const DEFAULTS = {
 
 /** `all` measures the ceiling first (in turns with uniform), so the real shapes can be reported as a fraction of it. */
 export const ALL_SHAPES: readonly ShapeName[] = ["skeleton", "uniform", "hot", "mixed"];
-const SHAPE_CHOICES = [...ALL_SHAPES, "all"] as const;
+const SHAPE_CHOICES = [...ALL_SHAPES, "soak", "all"] as const;
 const MAX_CLIENTS = 10_000;
 const MAX_SECONDS = 3_600;
 const MAX_ORDERS = 10_000_000;
+/** A year: longer than any run, for a soak whose records are all kept. */
+const MAX_RETENTION_S = 365 * 24 * 60 * 60;
 
 export type BenchOptions = {
   url: string;
@@ -29,6 +32,8 @@ export type BenchOptions = {
   seconds: number;
   warmupSeconds: number;
   orders: number;
+  /** soak: the step records' retention of the stack it starts, in seconds. */
+  retentionS: number;
   jsonFile: string | undefined;
   startStack: boolean;
   /** Replicas of each service in the stacks the benchmark starts (the skeleton's too). */
@@ -40,13 +45,17 @@ export type BenchOptions = {
 
 export const USAGE = `bun run bench [options]
 
-  --shape S         uniform | hot | mixed | skeleton | all (default ${DEFAULTS.shape});
+  --shape S         uniform | hot | mixed | skeleton | soak | all (default ${DEFAULTS.shape});
                     all = skeleton and uniform in turns of a few seconds, then hot
-                    and mixed; each real shape as a fraction of the skeleton
+                    and mixed; each real shape as a fraction of the skeleton;
+                    soak = checkouts for --seconds (default ${SOAK.defaultSeconds}) on a stack of its own whose
+                    step records are kept --retention seconds, each Redis's memory
+                    and keys sampled, and their slope over the last half printed
   --clients C       concurrent clients, no think time (default ${DEFAULTS.clients}; hot always uses 1000)
   --seconds T       how long checkouts are sent and measured (default ${DEFAULTS.seconds})
   --warmup W        seconds of unmeasured checkouts first, so the processes run warm (default ${DEFAULTS.warmupSeconds})
   --orders N        orders prepared by uniform and mixed (default ${DEFAULTS.orders})
+  --retention S     soak: STEP_RECORD_RETENTION_S of its stack (default ${SOAK.defaultRetentionS})
   --url URL         the gateway of a running system (default ${DEFAULTS.url})
   --start-stack     start a private stack for the run and stop it at the end
   --replicas N      replicas of each service in the stacks it starts, skeleton included (default ${DEFAULT_REPLICAS})
@@ -99,6 +108,7 @@ export function parseCli(argv: readonly string[]): BenchOptions {
         seconds: { type: "string" },
         warmup: { type: "string" },
         orders: { type: "string" },
+        retention: { type: "string" },
         url: { type: "string" },
         json: { type: "string" },
         "start-stack": { type: "boolean" },
@@ -115,14 +125,18 @@ export function parseCli(argv: readonly string[]): BenchOptions {
     throw new UsageError(`--shape must be one of ${SHAPE_CHOICES.join(", ")}, got "${shape}"`);
   }
   const startStack = parsed["start-stack"] ?? false;
+  const soak = shape === "soak";
+  if (soak && parsed.url !== undefined) throw new UsageError("--shape soak starts a stack of its own, with its retention: --url does not apply");
+  if (!soak && parsed.retention !== undefined) throw new UsageError("--retention is for --shape soak");
   if (startStack && parsed.url !== undefined) throw new UsageError("--start-stack and --url exclude each other");
   return {
     url: loopbackUrl("url", parsed.url ?? DEFAULTS.url),
     shapes: shape === "all" ? [...ALL_SHAPES] : [shape as ShapeName],
     clients: integer("clients", parsed.clients, DEFAULTS.clients, 1, MAX_CLIENTS),
-    seconds: integer("seconds", parsed.seconds, DEFAULTS.seconds, 1, MAX_SECONDS),
+    seconds: integer("seconds", parsed.seconds, soak ? SOAK.defaultSeconds : DEFAULTS.seconds, 1, MAX_SECONDS),
     warmupSeconds: integer("warmup", parsed.warmup, DEFAULTS.warmupSeconds, 0, MAX_SECONDS),
     orders: integer("orders", parsed.orders, DEFAULTS.orders, 1, MAX_ORDERS),
+    retentionS: integer("retention", parsed.retention, SOAK.defaultRetentionS, SOAK.defaultRetentionS, MAX_RETENTION_S),
     jsonFile: parsed.json,
     startStack,
     replicas: integer("replicas", parsed.replicas, DEFAULT_REPLICAS, 1, MAX_REPLICAS),

@@ -4,7 +4,7 @@ import { decided, type LoadProgress, type StatusCounts } from "./load";
 import type { MachineCpu } from "./machine";
 import type { InvariantReport } from "./verify";
 
-export type ShapeName = "skeleton" | "uniform" | "hot" | "mixed";
+export type ShapeName = "skeleton" | "uniform" | "hot" | "mixed" | "soak";
 
 export type ShapeResult = {
   shape: ShapeName;

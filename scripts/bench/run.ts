@@ -12,6 +12,7 @@ import type { ShapeContext } from "./shapes/measure";
 import { runMixed } from "./shapes/mixed";
 import { measurePaired } from "./shapes/paired";
 import { prepareSkeleton, runSkeleton } from "./shapes/skeleton";
+import { runSoak } from "./shapes/soak";
 import { prepareUniform, runUniform } from "./shapes/uniform";
 import { startPrivateStack, type RunningStack } from "./stacks";
 
@@ -21,7 +22,7 @@ export const EXIT_COULD_NOT_RUN = 2;
 /** 128 + SIGINT, as a shell reports a command stopped by Ctrl-C. */
 export const EXIT_INTERRUPTED = 130;
 
-const RUNNERS: Record<ShapeName, (ctx: ShapeContext) => Promise<ShapeResult>> = {
+const RUNNERS: Record<Exclude<ShapeName, "soak">, (ctx: ShapeContext) => Promise<ShapeResult>> = {
   skeleton: runSkeleton,
   uniform: runUniform,
   hot: runHot,
@@ -42,11 +43,12 @@ export type RunEnvironment = {
 /**
  * Runs the shapes in the order of ALL_SHAPES (the skeleton first) and returns their outcomes. With
  * both the skeleton and uniform chosen, those two are measured in turns (shapes/paired.ts), as their
- * ratio is the figure that matters; the other shapes follow, one after the other.
+ * ratio is the figure that matters; the other shapes follow, one after the other. The soak runs on a
+ * stack of its own, started with the retention it was given.
  */
 export async function runShapes(options: BenchOptions, env: RunEnvironment): Promise<ShapeOutcome[]> {
   const { log, signal, stacks } = env;
-  const chosen = ALL_SHAPES.filter((s) => options.shapes.includes(s));
+  const chosen = ALL_SHAPES.filter((s) => options.shapes.includes(s)) as Array<keyof typeof RUNNERS>;
   const paired = chosen.includes("skeleton") && chosen.includes("uniform");
   const outcomes: ShapeOutcome[] = [];
   let realUrl = options.startStack ? undefined : options.url;
@@ -115,6 +117,15 @@ export async function runShapes(options: BenchOptions, env: RunEnvironment): Pro
     } finally {
       // The ceiling is measured alone: its processes must not compete with the real stack's.
       await skeleton?.stop();
+    }
+  }
+  if (options.shapes.includes("soak") && !signal.aborted) {
+    try {
+      const stack = await startPrivateStack("real", options.replicas, log, { STEP_RECORD_RETENTION_S: String(options.retentionS) });
+      stacks.push(stack);
+      report(await runSoak(context(stack.gatewayUrl), stack, options.retentionS));
+    } catch (err) {
+      if (!signal.aborted) outcomes.push(failed("soak", err));
     }
   }
   return withSkeletonFractions(outcomes);

@@ -4,7 +4,7 @@
  */
 import { createWriteStream, mkdirSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
-import { REPO_ROOT } from "../../common/src/config";
+import { REPO_ROOT, type ServiceName } from "../../common/src/config";
 import { liveParts, readStackRecord } from "../lib/pidfile";
 import { findFreePortOffset } from "../lib/ports";
 import { startStack } from "../lib/stack";
@@ -12,7 +12,7 @@ import { startStack } from "../lib/stack";
 export type StackKind = "real" | "skeleton";
 
 /** What the benchmark needs of a stack it started. `stop` may be called more than once. */
-export type RunningStack = { readonly gatewayUrl: string; stop(): Promise<void> };
+export type RunningStack = { readonly gatewayUrl: string; readonly redisPorts: Readonly<Record<ServiceName, number>>; stop(): Promise<void> };
 
 const SKELETON_DIR = resolve(import.meta.dir, "skeleton");
 export const SKELETON_ENTRYPOINTS = {
@@ -43,7 +43,8 @@ function freshStateDir(kind: StackKind): string {
   return dir;
 }
 
-export async function startPrivateStack(kind: StackKind, replicas: number, log: (line: string) => void): Promise<RunningStack> {
+/** `env`: extra environment for every service replica (a setting such as STEP_RECORD_RETENTION_S). */
+export async function startPrivateStack(kind: StackKind, replicas: number, log: (line: string) => void, env: Record<string, string> = {}): Promise<RunningStack> {
   const portOffset = await findFreePortOffset(replicas);
   const stateDir = freshStateDir(kind);
   const outputFile = resolve(stateDir, OUTPUT_FILE_NAME);
@@ -55,6 +56,7 @@ export async function startPrivateStack(kind: StackKind, replicas: number, log: 
     stateDir,
     logDir: resolve(stateDir, "logging"),
     output: (line) => void output.write(`${line}\n`),
+    env,
     ...(kind === "skeleton" ? { entrypoints: SKELETON_ENTRYPOINTS } : {}),
   });
   log(`[stack] ${kind} stack ready at ${stack.gatewayUrl}`);
@@ -62,6 +64,7 @@ export async function startPrivateStack(kind: StackKind, replicas: number, log: 
   let stopped: Promise<void> | undefined;
   return {
     gatewayUrl: stack.gatewayUrl,
+    redisPorts: stack.ports.redis,
     stop() {
       stopped ??= (async () => {
         log(`[stack] stopping the ${kind} stack`);

@@ -140,7 +140,13 @@ export const ORDER_ENV_NAMES = ["STOCK_URLS", "PAYMENT_URLS"] as const;
  * process by tests, never inherited). compose-equivalence.test.ts fails on any variable the config
  * module reads that is neither set by the topology nor listed here.
  */
-export const OPTIONAL_SERVICE_ENV_NAMES = ["REDIS_POOL_SIZE", "LOG_COMPACT_BYTES", "FAULT_POINT"] as const;
+export const OPTIONAL_SERVICE_ENV_NAMES = ["REDIS_POOL_SIZE", "LOG_COMPACT_BYTES", "FAULT_POINT", "STEP_RECORD_RETENTION_S"] as const;
+/**
+ * Settings every replica of a deployment must agree on, taken from the environment of whoever starts
+ * it: the local stack passes the caller's value on to every replica, compose interpolates
+ * `${NAME:-<the config module's default>}` into every replica's environment.
+ */
+export const SHARED_SETTING_ENV_NAMES = ["STEP_RECORD_RETENTION_S"] as const;
 
 export function serviceEnv(t: Topology, service: ServiceName, index: number, where: ReplicaPlacement): Record<string, string> {
   const env: Record<string, string> = {

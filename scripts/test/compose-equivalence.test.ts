@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig, REPO_ROOT, SERVICES, type ServiceName } from "../../common/src/config";
+import { DEFAULT_STEP_RECORD_RETENTION_S, loadConfig, REPO_ROOT, SERVICES, type ServiceName } from "../../common/src/config";
 import { renderGatewayConfig } from "../../gateway/render";
 import { BASE_IMAGES } from "../lib/containers";
 import {
@@ -28,6 +28,7 @@ import {
   OPTIONAL_SERVICE_ENV_NAMES,
   ORDER_ENV_NAMES,
   SERVICE_ENV_NAMES,
+  SHARED_SETTING_ENV_NAMES,
 } from "../lib/topology";
 
 type ComposeService = {
@@ -128,16 +129,30 @@ describe("compose.yaml runs the local stack's topology", () => {
   });
 
   const replicas = SERVICES.flatMap((service) => replicaIndexes(t, service).map((index) => ({ service, index })));
+  /** The shared settings' defaults, as the config module has them. */
+  const SHARED_SETTING_DEFAULTS: Record<(typeof SHARED_SETTING_ENV_NAMES)[number], string> = {
+    STEP_RECORD_RETENTION_S: String(DEFAULT_STEP_RECORD_RETENTION_S),
+  };
+
   test.each(replicas)("$service-$index gets exactly the environment the stack would give it", ({ service, index }) => {
     const replica = container(replicaName(service, index));
-    const env = environment(replica);
+    const { ...env } = environment(replica);
+    // Shared settings come from the shell that runs compose, as `bun run up` passes them from its own.
+    for (const name of SHARED_SETTING_ENV_NAMES) {
+      expect({ name, value: env[name] }).toEqual({ name, value: `\${${name}:-${SHARED_SETTING_DEFAULTS[name]}}` });
+      delete env[name];
+    }
     expect(env).toEqual(serviceEnv(t, service, index, COMPOSE_PLACEMENT));
     const names: readonly string[] = service === "order" ? [...SERVICE_ENV_NAMES, ...ORDER_ENV_NAMES] : SERVICE_ENV_NAMES;
     for (const name of names) expect(env[name]).toBeDefined();
   });
 
+  /** A replica's environment as compose gives it, with every `${NAME:-default}` taken at its default. */
+  const interpolated = (env: Record<string, string>) =>
+    Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replace(/^\$\{\w+:-(.*)\}$/, "$1")]));
+
   test.each(replicas)("$service-$index sets every variable the config module reads, but the deliberate defaults", ({ service, index }) => {
-    const env = withSecretHere(environment(container(replicaName(service, index))));
+    const env = withSecretHere(interpolated(environment(container(replicaName(service, index)))));
     const read = new Set<string>();
     // The config module's schema is private; a proxy records which variables it asks for.
     const recording = new Proxy(env, {
@@ -156,8 +171,9 @@ describe("compose.yaml runs the local stack's topology", () => {
   });
 
   test.each(replicas)("$service-$index: the real config module reads that environment as the stack's topology", ({ service, index }) => {
-    const config = loadConfig(service, withSecretHere(environment(container(replicaName(service, index)))));
+    const config = loadConfig(service, withSecretHere(interpolated(environment(container(replicaName(service, index))))));
     expect(config.port).toBe(t.ports.serviceBase[service] + index);
+    expect(config.stepRecordRetentionMs).toBe(DEFAULT_STEP_RECORD_RETENTION_S * 1000);
     expect(config.redis).toEqual({ host: redisName(service), port: t.ports.redis[service] });
     expect(config.logDir).toBe(COMPOSE_LOG_DIR);
     expect(config.instanceId).toBe(replicaName(service, index));

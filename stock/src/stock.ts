@@ -6,6 +6,7 @@ import { AppError, badInput, notFound, refused } from "@checkout/common/errors";
 import { MAX_INTEGER } from "@checkout/common/http";
 import { keys } from "@checkout/common/keyspace";
 import type { Writes } from "@checkout/common/log";
+import type { StepRetention } from "@checkout/common/retention";
 import { compensateStep, forwardStep, settled, type StepAnswer } from "@checkout/common/saga-step";
 import type { Codec, Snapshot, Store } from "@checkout/common/store";
 
@@ -78,7 +79,7 @@ function itemsOf(snapshot: Snapshot, demand: Demand): Map<string, Item | null> {
 
 // ---- state changes ----
 
-export function createStock(store: Store) {
+export function createStock(store: Store, retention: StepRetention) {
   return {
     async create(price: number): Promise<string> {
       const id = crypto.randomUUID();
@@ -110,7 +111,7 @@ export function createStock(store: Store) {
       return settled(
         store,
         await store.transact("stock.take", [opKey, ...demand.map(([id]) => keys.item(id))], (snapshot) =>
-          forwardStep(opKey, snapshot.get(opKey) ?? null, payload, () => takeAll(itemsOf(snapshot, demand), demand)),
+          forwardStep(opKey, snapshot.get(opKey) ?? null, payload, { opId, now: Date.now(), retention }, () => takeAll(itemsOf(snapshot, demand), demand)),
         ),
       );
     },
@@ -123,11 +124,9 @@ export function createStock(store: Store) {
       return settled(
         store,
         await store.transact("stock.restore", [opKey, ...demand.map(([id]) => keys.item(id))], (snapshot) =>
-          compensateStep(opKey, snapshot.get(opKey) ?? null, payload, (applied) => {
+          compensateStep(opKey, snapshot.get(opKey) ?? null, payload, { opId, now: Date.now(), retention }, (applied) => {
             if (applied.items !== payload.items) throw badInput(`operation ${opId} took other items than the restore names`);
-            const restored = restoreAll(itemsOf(snapshot, demand), demand);
-            if (restored instanceof AppError) throw restored;
-            return restored;
+            return restoreAll(itemsOf(snapshot, demand), demand);
           }),
         ),
       );

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hono } from "hono";
-import { TIMING, type ServiceConfig, type ServiceName } from "@checkout/common/config";
+import { DEFAULT_STEP_RECORD_RETENTION_S, TIMING, type ServiceConfig, type ServiceName } from "@checkout/common/config";
+import { stepRetention, type StepRetention } from "@checkout/common/retention";
 import { Store } from "@checkout/common/store";
 import { stockApp } from "../../../stock/src/app";
 import { createStock } from "../../../stock/src/stock";
@@ -35,6 +36,8 @@ export type ServiceOptions = {
   instanceId?: string;
   redisPoolSize?: number;
   logCompactBytes?: number;
+  /** How stock and payment keep saga step records: the configured default if omitted. */
+  retention?: StepRetention;
   /** Whether the background upkeep runs, as in main.ts (orphaned log lines, compaction; the order service's abandoned sagas). Default true. */
   sweeps?: boolean;
 };
@@ -62,6 +65,7 @@ export function serviceConfig(service: ServiceName, opts: ServiceOptions & { log
     instanceId: opts.instanceId ?? `test-${service}-${crypto.randomUUID().slice(0, 8)}`,
     redisPoolSize: opts.redisPoolSize ?? 16,
     logCompactBytes: opts.logCompactBytes ?? DEFAULT_LOG_COMPACT_BYTES,
+    stepRecordRetentionMs: opts.retention?.retentionMs ?? DEFAULT_STEP_RECORD_RETENTION_S * 1000,
     faultPoint: undefined,
   };
 }
@@ -72,15 +76,16 @@ export async function startService(service: ServiceName, opts: ServiceOptions): 
   const config = serviceConfig(service, { ...opts, logDir });
   const store = await Store.open(config);
   const sweeps = opts.sweeps ?? true;
+  const retention = opts.retention ?? stepRetention(config);
 
   let app: Hono;
   let checkout: Checkout | undefined;
   switch (service) {
     case "stock":
-      app = stockApp(createStock(store), config.internalSecret);
+      app = stockApp(createStock(store, retention), config.internalSecret);
       break;
     case "payment":
-      app = paymentApp(createPayment(store), config.internalSecret);
+      app = paymentApp(createPayment(store, retention), config.internalSecret);
       break;
     case "order": {
       const orders = createOrders(store, config.instanceId, TIMING.sagaLeaseMs);
