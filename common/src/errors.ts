@@ -18,6 +18,7 @@ export type ErrorCode =
   | "order_too_large"
   | "peer_unavailable"
   | "redis_unavailable"
+  | "log_unavailable"
   | "transaction_contention"
   | "internal_error";
 

@@ -6,7 +6,7 @@ import { AppError, badInput, notFound, refused, type ErrorCode, type ErrorStatus
 import { MAX_INTEGER } from "@checkout/common/http";
 import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
 import { keys, UNFINISHED_SAGA_STATUSES } from "@checkout/common/keyspace";
-import { versionOf, type Hash } from "@checkout/common/log";
+import type { Hash } from "@checkout/common/log";
 import type { Codec, Decision, Store } from "@checkout/common/store";
 
 export type SagaStatus = "none" | "running" | "compensating" | "failed" | "done";
@@ -170,7 +170,7 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     find: async (id: string): Promise<Order> => orderOrNotFound(id, await store.read(keys.order(id))),
 
     /** The order, read for a checkout answer that repeats another request's outcome: durable in the log first. */
-    findLogged: async (id: string): Promise<Order> => orderOrNotFound(id, await store.readLogged(keys.order(id))),
+    findLogged: async (id: string): Promise<Order> => orderOrNotFound(id, await store.readDurable(keys.order(id))),
 
     addItem: (orderId: string, itemId: string, quantity: number, price: number) =>
       change("order.add_item", orderId, (order) => withItem(order, orderId, itemId, quantity, price)),
@@ -188,16 +188,14 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     async startCheckout(id: string): Promise<CheckoutStart> {
       const key = keys.order(id);
       const nonce = crypto.randomUUID().slice(0, 8);
-      // With the start, the version of the order it read: see "paid" below.
-      const { start, version } = await store.transact("order.checkout", [key], (snapshot) => {
+      const start = await store.transact("order.checkout", [key], (snapshot) => {
         const hash = snapshot.get(key);
         const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce);
-        const claim = { start: result, version: versionOf(hash) };
-        return order ? { result: claim, writes: { [key]: orderCodec.encode(order) } } : { result: claim };
+        return order ? { result, writes: { [key]: orderCodec.encode(order) } } : { result };
       });
       if (start instanceof AppError) throw start;
       // A 200 for a payment another request recorded: its line must be in the log before the answer.
-      if (start.kind === "paid") await store.ensureLogged(version);
+      if (start.kind === "paid") await store.untilCommittedDurable();
       return start;
     },
 
