@@ -30,8 +30,6 @@ COPY order order
 COPY stock stock
 COPY payment payment
 
-# The service log; compose mounts the project's log volume here, which Redis recovery reads.
-ENV LOG_DIR=/app/logging
 # Bun caches a name's address for 30 s. A container that comes back may have another address (Docker
 # hands a stopped container's address to the next one that starts), and the order service's peers
 # and every service's Redis must be found there within a second, not half a minute.

@@ -4,7 +4,7 @@
  * stops the process); the rest are named constants.
  */
 import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
 
@@ -67,11 +67,13 @@ export const TIMING = {
   sagaSweepIntervalMs: 1_000,
   /** How long an optimistic transaction keeps retrying after WATCH conflicts before giving up (503). */
   transactionBudgetMs: 10_000,
-  /** Log lines committed to Redis but not yet written to the log for this long are re-appended by any process. */
-  orphanLogLineAgeMs: 1_000,
-  orphanLogSweepIntervalMs: 1_000,
-  /** How often each process checks whether its service log has outgrown LOG_COMPACT_BYTES. */
-  compactionCheckIntervalMs: 10_000,
+  /**
+   * How long a change waits for the service's log writer to make its line durable before it is
+   * answered 503, its outcome unknown (a writer that died is restarted within a second or so).
+   */
+  durableWaitMs: 10_000,
+  /** While changes wait for the log, each process reads the durable position this often besides its subscription. */
+  durablePositionCheckMs: 1_000,
   /** A compaction holds its service-wide lock at most this long (a crashed compactor's lock expires). */
   compactionLockMs: 300_000,
   /**
@@ -111,6 +113,12 @@ export function minStepRecordRetentionMs(timing: Timing = TIMING): number {
 /** TIMING's shape with plain numbers, so tests can hand in shorter timeouts. */
 export type Timing = { readonly [K in keyof typeof TIMING]: number };
 
+/** Test-only: crash points (see faults.ts), and the folder of the files that record those that fired. */
+const faultEnv = {
+  FAULT_POINT: z.string().optional(),
+  FAULT_DIR: z.string().min(1).default(tmpdir()),
+};
+
 const envSchema = z.object({
   PORT: port.optional(),
   /**
@@ -128,14 +136,11 @@ const envSchema = z.object({
   INTERNAL_SECRET_FILE: z.string().min(1).optional(),
   REDIS_HOST: z.string().min(1).default("127.0.0.1"),
   REDIS_PORT: port.optional(),
-  LOG_DIR: z.string().min(1).default(resolve(REPO_ROOT, "logging")),
   STOCK_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.stock + 1}`]),
   PAYMENT_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.payment + 1}`]),
   INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   /** Connections for transactions: one for the batches, the others for batch_init's parallel chunks. */
   REDIS_POOL_SIZE: z.coerce.number().int().min(1).max(1024).default(10),
-  /** The log is compacted into the snapshot once it grows past this many bytes. */
-  LOG_COMPACT_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
   /**
    * How long a saga step's record is kept after its last change, in seconds (see retention.ts). Every
    * replica of stock and payment must be given the same value. A day by default, as Stripe keeps
@@ -146,8 +151,7 @@ const envSchema = z.object({
     .int()
     .min(Math.ceil(minStepRecordRetentionMs() / 1000), `must be at least ${Math.ceil(minStepRecordRetentionMs() / 1000)} s: the longest a saga's steps may take (retention.ts)`)
     .default(DEFAULT_STEP_RECORD_RETENTION_S),
-  /** Test-only: the name of a crash point at which the process exits abruptly (see faults.ts). */
-  FAULT_POINT: z.string().optional(),
+  ...faultEnv,
 });
 
 export type ServiceConfig = {
@@ -156,14 +160,13 @@ export type ServiceConfig = {
   bindAddress: string;
   internalSecret: string;
   redis: { host: string; port: number };
-  logDir: string;
   stockUrls: string[];
   paymentUrls: string[];
   instanceId: string;
   redisPoolSize: number;
-  logCompactBytes: number;
   stepRecordRetentionMs: number;
   faultPoint: string | undefined;
+  faultDir: string;
 };
 
 export function loadConfig(service: ServiceName, env: Record<string, string | undefined> = process.env): ServiceConfig {
@@ -184,14 +187,60 @@ export function loadConfig(service: ServiceName, env: Record<string, string | un
     bindAddress: e.BIND_ADDRESS,
     internalSecret,
     redis: { host: e.REDIS_HOST, port: e.REDIS_PORT ?? DEFAULT_PORTS.redis[service] },
-    logDir: e.LOG_DIR,
     stockUrls: e.STOCK_URLS,
     paymentUrls: e.PAYMENT_URLS,
     instanceId: e.INSTANCE_ID,
     redisPoolSize: e.REDIS_POOL_SIZE,
-    logCompactBytes: e.LOG_COMPACT_BYTES,
     stepRecordRetentionMs: e.STEP_RECORD_RETENTION_S * 1000,
     faultPoint: e.FAULT_POINT,
+    faultDir: e.FAULT_DIR,
+  };
+}
+
+const writerEnvSchema = z.object({
+  LOG_DIR: z.string().min(1).default(resolve(REPO_ROOT, "logging")),
+  /** The writer reaches its Redis over this Unix socket (start_redis_with_recovery.sh), else over TCP. */
+  REDIS_SOCKET: z.string().min(1).optional(),
+  REDIS_HOST: z.string().min(1).default("127.0.0.1"),
+  REDIS_PORT: port.optional(),
+  /** The log is compacted into the snapshot once it grows past this many bytes. */
+  LOG_COMPACT_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+  ...faultEnv,
+  /** Test-only: crash points armed one at a time, each by a SIGUSR2 (faults.ts). */
+  FAULT_POINT_ON_SIGNAL: z.string().optional(),
+});
+
+export type WriterConfig = {
+  service: ServiceName;
+  logDir: string;
+  redisSocket: string | undefined;
+  redisHost: string;
+  redisPort: number;
+  compactBytes: number;
+  faultPoint: string | undefined;
+  faultPointOnSignal: string | undefined;
+  faultDir: string;
+};
+
+/** The log writer's configuration (log-writer.ts): its service from the command line, the rest from the environment. */
+export function loadWriterConfig(service: string | undefined, env: Record<string, string | undefined> = process.env): WriterConfig {
+  const parsed = writerEnvSchema.safeParse(env);
+  if (!SERVICES.includes(service as ServiceName) || !parsed.success) {
+    console.error(`usage: log-writer.ts <${SERVICES.join("|")}>${parsed.success ? "" : `\ninvalid environment:\n${z.prettifyError(parsed.error)}`}`);
+    process.exit(2);
+  }
+  const e = parsed.data;
+  const name = service as ServiceName;
+  return {
+    service: name,
+    logDir: e.LOG_DIR,
+    redisSocket: e.REDIS_SOCKET,
+    redisHost: e.REDIS_HOST,
+    redisPort: e.REDIS_PORT ?? DEFAULT_PORTS.redis[name],
+    compactBytes: e.LOG_COMPACT_BYTES,
+    faultPoint: e.FAULT_POINT,
+    faultPointOnSignal: e.FAULT_POINT_ON_SIGNAL,
+    faultDir: e.FAULT_DIR,
   };
 }
 

@@ -19,6 +19,7 @@ export type ErrorCode =
   | "order_too_large"
   | "peer_unavailable"
   | "redis_unavailable"
+  | "log_unavailable"
   | "transaction_contention"
   | "internal_error";
 

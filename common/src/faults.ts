@@ -12,7 +12,7 @@ const armed = new Map<string, string>();
 
 export function armFaults(points: string | undefined, markerDir: string, instanceId: string): void {
   for (const point of (points ?? "").split(",").filter(Boolean)) {
-    const marker = join(markerDir, `.fault-fired-${point}-${instanceId}`);
+    const marker = markerPath(markerDir, point, instanceId);
     if (!existsSync(marker)) armed.set(point, marker);
   }
 }
@@ -27,4 +27,23 @@ export function crashPoint(point: string): void {
   writeFileSync(marker, `${new Date().toISOString()}\n`);
   console.error(`[fault] crashing at ${point}`);
   process.kill(process.pid, "SIGKILL");
+}
+
+/**
+ * Points armed one at a time, by SIGUSR2: for a process that reaches its points all the time (the
+ * log writer, at every append), so that a test chooses the moment, e.g. once checkouts are under way.
+ * Each SIGUSR2 arms the first point of the list that has not fired yet.
+ */
+export function armFaultsOnSignal(points: string | undefined, markerDir: string, instanceId: string): void {
+  const listed = (points ?? "").split(",").filter(Boolean);
+  if (listed.length === 0) return;
+  process.on("SIGUSR2", () => {
+    const point = listed.find((p) => !existsSync(markerPath(markerDir, p, instanceId)));
+    if (point !== undefined) armed.set(point, markerPath(markerDir, point, instanceId));
+  });
+}
+
+/** The file that records that `point` fired in `instanceId` (tests wait for it). */
+export function markerPath(markerDir: string, point: string, instanceId: string): string {
+  return join(markerDir, `.fault-fired-${point}-${instanceId}`);
 }

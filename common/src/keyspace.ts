@@ -25,9 +25,18 @@ export function parseStored(value: string | null | undefined): Hash | null {
 export const keys = {
   /** Allocation counter of sequence numbers (every service). */
   seq: "meta:seq",
-  /** Log lines committed to Redis whose append to the log file is not yet confirmed, by sequence number. */
-  pendingLog: "log:pending",
-  /** Held by the one process compacting the service log (compact.ts). */
+  /**
+   * A Redis Stream of log lines on their way to the log file: each commit adds its lines in its own
+   * MULTI, so the stream holds them in commit order. The service's log writer appends them to the
+   * file and trims what it wrote (log-writer.ts).
+   */
+  logStream: "log:stream",
+  /**
+   * The id of the last stream entry the log file holds durably: a key (where the writer starts again)
+   * and a channel of the same name (how service processes learn it, see durability.ts).
+   */
+  durableLog: "log:durable",
+  /** Held by the log writer while its child process compacts the service log (compact.ts). */
   compactionLock: "log:compaction_lock",
   item: (id: string) => `item:${id}`,
   user: (id: string) => `user:${id}`,

@@ -81,3 +81,66 @@ export class ConnectionPool {
     await Promise.all(this.all.map((c) => c.quit().catch(() => c.disconnect())));
   }
 }
+
+/**
+ * The connections of one service process to its Redis: the shared client, the pool, and the
+ * subscription to the log's durable position (durability.ts). Every loss of any of them is counted:
+ * Redis may have died, and a change read or committed before the loss may be gone with it (see
+ * Store, DurablePosition).
+ */
+export class ServiceConnections {
+  /** Shared, auto-pipelined: for plain reads and bookkeeping, never for WATCH. */
+  readonly client: Redis;
+  readonly pool: ConnectionPool;
+  /** Subscribed to the durable position; takes no other command. */
+  readonly subscriber: Redis;
+  private lost = 0;
+  private readonly lossListeners: Array<() => void> = [];
+
+  constructor(host: string, port: number, poolSize: number) {
+    this.client = connect(host, port, { enableAutoPipelining: true });
+    this.pool = new ConnectionPool(host, port, poolSize);
+    // A subscription is made again after a reconnection: its commands must wait for the connection.
+    this.subscriber = connect(host, port, { enableOfflineQueue: true });
+    for (const conn of [this.client, this.subscriber, ...this.pool.connections]) {
+      conn.on("close", () => {
+        this.lost++;
+        for (const listener of this.lossListeners) listener();
+      });
+    }
+  }
+
+  /** Connections lost so far. */
+  get losses(): number {
+    return this.lost;
+  }
+
+  onLoss(listener: () => void): void {
+    this.lossListeners.push(listener);
+  }
+
+  /** Resolves once every connection is ready (Redis may still be replaying its log). */
+  async ready(): Promise<void> {
+    await Promise.all([this.client, this.subscriber, ...this.pool.connections].map(untilReady));
+  }
+
+  async close(): Promise<void> {
+    this.subscriber.disconnect();
+    await this.pool.close();
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+}
+
+export function untilReady(client: Redis): Promise<void> {
+  if (client.status === "ready") return Promise.resolve();
+  return new Promise((resolve) => client.once("ready", () => resolve()));
+}
+
+/** The replies of a pipeline or MULTI, each error thrown. */
+export function throwOnReplyError(replies: Array<[Error | null, unknown]> | null): unknown[] {
+  if (replies === null) throw new Error("pipeline returned no replies");
+  return replies.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}

@@ -89,8 +89,8 @@ export function compensateStep(
   return { result: { ok: true, outcome: "compensated" }, writes: { ...undone, [opKey]: stamped({ ...fields, state: "compensated" }, clock) } };
 }
 
-/** A repeated call is answered only once the line of its first outcome is durable (see Store.ensureLogged). */
+/** A repeated call is answered only once the line of its first outcome is durable (see Store.untilCommittedDurable). */
 export async function settled(store: Store, answer: StepAnswer): Promise<StepAnswer> {
-  if (answer.repeatOf !== undefined) await store.ensureLogged(answer.repeatOf);
+  if (answer.repeatOf !== undefined) await store.untilCommittedDurable();
   return answer;
 }

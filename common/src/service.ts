@@ -23,8 +23,8 @@ export async function runService(
   build: (config: ServiceConfig, store: Store) => ServiceParts | Promise<ServiceParts>,
 ): Promise<void> {
   const config = loadConfig(service);
-  armFaults(config.faultPoint, config.logDir, config.instanceId);
-  const store = await Store.connecting(config);
+  armFaults(config.faultPoint, config.faultDir, config.instanceId);
+  const store = Store.connecting(config);
   const parts = await build(config, store);
   parts.app.get("/health", async (c) =>
     (await store.healthy()) ? c.json({ status: "ok", service }) : c.json({ error: "redis_unavailable", message: "Redis is not reachable" }, 503),
@@ -32,7 +32,6 @@ export async function runService(
   await Promise.race([store.connected(), Bun.sleep(LISTEN_WITHOUT_REDIS_AFTER_MS)]);
   const server = Bun.serve({ port: config.port, hostname: config.bindAddress, fetch: parts.app.fetch, idleTimeout: TIMING.serviceIdleTimeoutS });
   await store.connected();
-  store.startLogUpkeep(config.logDir, config.logCompactBytes, config.instanceId);
   parts.onStarted?.();
   console.log(`[${config.instanceId}] ${service} service listening on :${server.port}`);
 

@@ -1,18 +1,18 @@
 /**
- * The compaction a service starts by itself: once its log outgrows the bound, a child process folds
- * it, at a lower scheduling priority than the service, and a replay of the files still gives the
- * live state.
+ * The compaction the log writer starts by itself: once its log outgrows the bound, a child process
+ * folds it, at a lower scheduling priority than the services, and a replay of the files still gives
+ * the live state.
  */
-import { expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { Redis } from "ioredis";
 import { existsSync, readFileSync } from "node:fs";
 import { getPriority } from "node:os";
 import { keys } from "../src/keyspace";
 import { compactingPath, snapshotPath } from "../src/log";
 import { recover } from "../src/recover";
-import type { Store } from "../src/store";
+import type { LogWriter } from "../src/log-writer";
 import { eventually } from "./support/eventually";
-import { startRedis } from "./support/redis-server";
+import { startRedis, startWriter } from "./support/redis-server";
 import { redisState, without } from "./support/redis-state";
 import { storeOnItsOwnRedis } from "./support/service";
 
@@ -21,22 +21,27 @@ setDefaultTimeout(60_000);
 /** Small enough that a few dozen lines outgrow it (the least the configuration accepts). */
 const COMPACT_BYTES = 1024;
 const ITEMS = 50;
-/** The scheduling priority the store gives its compaction child (store.ts), below the services' 0. */
+/** The scheduling priority the writer gives its compaction child (compaction-upkeep.ts), below the services' 0. */
 const COMPACTION_NICENESS = 10;
-/** The script the store's compaction child runs (store.ts): what tells that spawn from the others. */
+/** The script the writer's compaction child runs: what tells that spawn from the others. */
 const COMPACTION_SCRIPT = "compact.ts";
-/** The instance id the upkeep runs under: its lock tokens begin with it. */
-const INSTANCE = "upkeep-test";
+/** The instance id the test's writers run under (redis-server.ts): their lock tokens begin with it. */
+const INSTANCE = "test-writer-stock";
 
 const fixture = storeOnItsOwnRedis("stock");
+/** The writer with the small bound; stopped after the file's tests. */
+let writer: LogWriter | undefined;
+afterAll(async () => {
+  await writer?.stop();
+});
 
 type HeldChild = { pid: number; resume(): void };
 
 /**
- * The store's next compaction child, held stopped from its start until `resume()`: a child of a tiny
+ * The writer's next compaction child, held stopped from its start until `resume()`: a child of a tiny
  * log lives for a fraction of a second, so the test looks at it, or changes things under it, while it
- * cannot have finished. It stops itself (SIGSTOP) before it runs the compaction, and the store sets its
- * priority right after spawning it, so what the test sees once it is stopped is what the store did.
+ * cannot have finished. It stops itself (SIGSTOP) before it runs the compaction, and the writer sets its
+ * priority right after spawning it, so what the test sees once it is stopped is what the writer did.
  */
 function nextCompactionChild(): Promise<HeldChild> {
   const spawn = Bun.spawn;
@@ -62,15 +67,16 @@ function processState(pid: number): string {
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0]!;
 }
 
-/** Resolves once the store's next release of the compaction lock has run (after its child exited). */
-function nextLockRelease(store: Store): Promise<void> {
-  const releaser = store as unknown as { releaseCompactionLock(token: string): Promise<void> };
-  const release = releaser.releaseCompactionLock;
+/** Resolves once the writer's next release of the compaction lock has run (after its child exited). */
+function nextLockRelease(writer: LogWriter): Promise<void> {
+  const upkeep = (writer as unknown as { upkeep: object }).upkeep;
+  const releaser = upkeep as { releaseLock(token: string): Promise<void> };
+  const release = releaser.releaseLock;
   const released = Promise.withResolvers<void>();
-  releaser.releaseCompactionLock = async (token) => {
-    releaser.releaseCompactionLock = release;
+  releaser.releaseLock = async (token) => {
+    releaser.releaseLock = release;
     try {
-      await release.call(store, token);
+      await release.call(upkeep, token);
       released.resolve();
     } catch (err) {
       released.reject(err);
@@ -86,9 +92,11 @@ test("a log that outgrows its bound is compacted by a child at a lower priority,
     await fixture.store.transact("stock.create", [key], () => ({ result: null, writes: { [key]: { stock: String(i), price: "1" } } }));
   }
 
+  // The service's writer, started again with a bound the log has outgrown: it compacts at once.
+  await fixture.redis.holdWriter();
   const spawned = nextCompactionChild();
-  const released = nextLockRelease(fixture.store);
-  fixture.store.startLogUpkeep(fixture.logDir, COMPACT_BYTES, INSTANCE);
+  writer = await startWriter(fixture.redis.port, { service: "stock", logDir: fixture.logDir, compactBytes: COMPACT_BYTES });
+  const released = nextLockRelease(writer);
   const child = await spawned;
   const childNiceness = getPriority(child.pid);
   child.resume();
@@ -102,7 +110,7 @@ test("a log that outgrows its bound is compacted by a child at a lower priority,
   const client = new Redis({ port: empty.port });
   try {
     await recover("stock", client, fixture.logDir, () => {});
-    expect(without(await redisState(client), keys.seq)).toEqual(without(await redisState(fixture.store.client), keys.seq, keys.pendingLog, keys.compactionLock));
+    expect(without(await redisState(client), keys.seq)).toEqual(without(await redisState(fixture.store.client), keys.seq, keys.compactionLock));
   } finally {
     client.disconnect();
     await empty.stop();
@@ -112,13 +120,13 @@ test("a log that outgrows its bound is compacted by a child at a lower priority,
 test("a compaction whose lock expired and passed to another process leaves that process's lock in place", async () => {
   const lock = () => fixture.store.client.get(keys.compactionLock);
   const spawned = nextCompactionChild();
-  const released = nextLockRelease(fixture.store);
+  const released = nextLockRelease(writer!);
   for (let i = 0; i < ITEMS; i++) {
     const key = keys.item(`again-${i}`);
     await fixture.store.transact("stock.create", [key], () => ({ result: null, writes: { [key]: { stock: "1", price: "1" } } }));
   }
-  // The upkeep started above compacts the grown log. While its child runs, the lock expires and
-  // another process takes it.
+  // The writer started above compacts the grown log. While its child runs, the lock expires and
+  // another writer takes it.
   const child = await spawned;
   const holderWhileRunning = await lock();
   const another = "another-process:its-own-token";

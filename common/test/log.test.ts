@@ -1,8 +1,5 @@
-import { afterAll, describe, expect, test } from "bun:test";
-import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { formatRecord, LogWriter, parseRecord, type LogRecord } from "@checkout/common/log";
+import { describe, expect, test } from "bun:test";
+import { formatRecord, parseRecord, type LogRecord } from "@checkout/common/log";
 import { parseLog } from "@checkout/common/replay";
 
 const take: LogRecord = {
@@ -85,56 +82,5 @@ describe("parseLog", () => {
 
   test("of an empty text reads nothing and consumes nothing", () => {
     expect(parseLog("")).toEqual({ records: [], consumed: 0, skipped: 0 });
-  });
-});
-
-describe("LogWriter", () => {
-  const dir = mkdtempSync(join(tmpdir(), "log-writer-"));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-  test("a line appended after another process's torn write is read back whole", async () => {
-    const path = join(dir, "stock_log.txt");
-    // The standby's writer has been open since before the active replica died.
-    const writer = await LogWriter.open(path);
-    await writer.append(formatRecord(record(1, 10)));
-    // The active replica, killed in the middle of its write: its last line is cut, with no newline.
-    appendFileSync(path, formatRecord(record(2, 20)).slice(0, 40));
-    await writer.append(formatRecord(record(3, 30)) + formatRecord(record(4, 40)));
-    await writer.close();
-    const parsed = parseLog(readFileSync(path, "utf8"));
-    expect(parsed.records.map((r) => r.seq)).toEqual([1, 3, 4]);
-    expect(parsed.skipped).toBe(1);
-  });
-
-  test("lines refused when their write begins stay out of the log; the others of that write go in", async () => {
-    const path = join(dir, "payment_log.txt");
-    const writer = await LogWriter.open(path);
-    const refusal = new Error("refused");
-    const appends = [
-      writer.append(formatRecord(record(1, 10))),
-      writer.append(formatRecord(record(2, 20)), () => refusal),
-      writer.append(formatRecord(record(3, 30)), () => undefined),
-    ];
-    const outcomes = await Promise.allSettled(appends);
-    await writer.close();
-    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
-    expect((outcomes[1] as PromiseRejectedResult).reason).toBe(refusal);
-    expect(parseLog(readFileSync(path, "utf8")).records.map((r) => r.seq)).toEqual([1, 3]);
-  });
-
-  test("lines written again after a compaction renamed the log are asked again, and stay out if refused now", async () => {
-    const path = join(dir, "order_log.txt");
-    const renamed = join(dir, "order_log.compacting.txt");
-    const writer = await LogWriter.open(path);
-    // A compaction renames the log before the write lands: it goes to the renamed file, then again to a new log.
-    renameSync(path, renamed);
-    let asked = 0;
-    const lostSinceFirstWrite = () => (++asked > 1 ? new Error("connection lost") : undefined);
-    const refusedLate = writer.append(formatRecord(record(1, 10)), lostSinceFirstWrite).then(() => "written", (err) => err.message);
-    const accepted = writer.append(formatRecord(record(2, 20)));
-    expect(await refusedLate).toBe("connection lost");
-    await accepted;
-    await writer.close();
-    expect(parseLog(readFileSync(path, "utf8")).records.map((r) => r.seq)).toEqual([2]);
   });
 });

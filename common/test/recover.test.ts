@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { keys, parseStored } from "@checkout/common/keyspace";
 import { formatRecord, logPath } from "@checkout/common/log";
-import { recover, SEQ_GAP_AFTER_RECOVERY } from "@checkout/common/recover";
+import { recover } from "@checkout/common/recover";
 import { parseLog } from "@checkout/common/replay";
 import { Store } from "@checkout/common/store";
 import { itemCodec } from "../../stock/src/stock";
@@ -30,7 +30,7 @@ const RECOVERIES_PER_TEST = 2;
 /** Per-test limit: its recoveries, each up to the deadline above, and the requests around them. */
 const TEST_TIMEOUT_MS = RECOVERIES_PER_TEST * RECOVERY_DEADLINE_MS + 30_000;
 /** Keys that legitimately differ between a live Redis and its replay. */
-const NOT_REPLAYED = new Set<string>([keys.seq, keys.pendingLog]);
+const NOT_REPLAYED = new Set<string>([keys.seq, keys.logStream, keys.durableLog]);
 
 const servers: RedisServer[] = [];
 const clients: Redis[] = [];
@@ -40,8 +40,9 @@ let liveClient: Redis;
 let stock: RunningService;
 let logDir: string;
 
-async function redisServer(): Promise<{ server: RedisServer; client: Redis }> {
-  const server = await startRedis();
+/** A Redis, and with `logDir` the stock service's log writer beside it. */
+async function redisServer(logDir?: string): Promise<{ server: RedisServer; client: Redis }> {
+  const server = await startRedis(logDir ? { logFor: { service: "stock", logDir } } : {});
   servers.push(server);
   const client = new Redis({ port: server.port, host: "127.0.0.1", maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => null });
   client.on("error", () => {});
@@ -72,9 +73,9 @@ async function recoverWithin(redis: Redis, dir: string): Promise<void> {
   }
 }
 
-/** Waits until the live Redis's `log:pending` is empty: every line answered so far is in the log, and its entry dropped. */
+/** Waits until the live Redis's log stream is empty: every line committed so far is in the log, and trimmed. */
 async function untilNothingPending(): Promise<void> {
-  expect(await eventually(async () => (await liveClient.hlen(keys.pendingLog)) === 0)).toBe(true);
+  expect(await eventually(async () => (await liveClient.xlen(keys.logStream)) === 0)).toBe(true);
 }
 
 const stockUrl = (path: string) => `${stock.url}${path}`;
@@ -97,9 +98,9 @@ async function workload(tag: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  ({ server: live, client: liveClient } = await redisServer());
   logDir = tempDir();
-  stock = await startService("stock", { redisPort: live.port, logDir });
+  ({ server: live, client: liveClient } = await redisServer(logDir));
+  stock = await startService("stock", { redisPort: live.port });
   expect((await post(stockUrl("/batch_init/50/100/2"))).status).toBe(200);
   await workload("w1");
   await untilNothingPending();
@@ -122,18 +123,18 @@ describe("recover", () => {
     expect(withoutBookkeeping(await redisState(client))).toEqual(withoutBookkeeping(liveState));
   }, TEST_TIMEOUT_MS);
 
-  test("leaves the sequence counter a full gap above every number in the log, for lines that arrive after it", async () => {
+  test("leaves the sequence counter at the newest number in the log: the next change is numbered above every line", async () => {
     const { client } = await redisServer();
     await recoverWithin(client, logDir);
     const { records } = parseLog(readFileSync(logPath(logDir, "stock"), "utf8"));
-    expect(Number(await client.get(keys.seq))).toBe(Math.max(...records.map((r) => r.seq)) + SEQ_GAP_AFTER_RECOVERY);
+    expect(Number(await client.get(keys.seq))).toBe(Math.max(...records.map((r) => r.seq)));
   }, TEST_TIMEOUT_MS);
 
   test("into a Redis that is behind brings it up to date, and replaying again changes nothing", async () => {
     const { client: behind } = await redisServer();
     // A copy of the live Redis as it is now...
     for (const [key] of Object.entries(await redisState(liveClient))) {
-      if (key === keys.pendingLog) continue;
+      if (NOT_REPLAYED.has(key)) continue;
       const dumped = await liveClient.dumpBuffer(key);
       if (dumped) await behind.restore(key, 0, dumped, "REPLACE");
     }
@@ -148,11 +149,11 @@ describe("recover", () => {
     const recovered = await redisState(behind);
     expect(withoutBookkeeping(recovered)).toEqual(withoutBookkeeping(await redisState(liveClient)));
 
-    // Again: no key changes; only the sequence counter jumps once more.
+    // Again: nothing changes, the sequence counter included.
     const seqBefore = Number(await behind.get(keys.seq));
     await recoverWithin(behind, logDir);
     expect(withoutBookkeeping(await redisState(behind))).toEqual(withoutBookkeeping(recovered));
-    expect(Number(await behind.get(keys.seq))).toBe(seqBefore + SEQ_GAP_AFTER_RECOVERY);
+    expect(Number(await behind.get(keys.seq))).toBe(seqBefore);
   }, TEST_TIMEOUT_MS);
 
   test("of a log whose last line is torn replays everything before it", async () => {
@@ -174,10 +175,10 @@ describe("recover", () => {
     const lost = formatRecord({ seq: 10_000_000, at: new Date().toISOString(), op: "stock.add", writes: { "item:0": { stock: "999", price: "2" } } });
     appendFileSync(logPath(tornDir, "stock"), lost.slice(0, 40));
 
-    // The restarted service appends its next change to the same log.
-    const { server: scratch, client: scratchClient } = await redisServer();
+    // The restarted writer appends the next change to the same log.
+    const { server: scratch, client: scratchClient } = await redisServer(tornDir);
     await scratchClient.set(keys.seq, "20000000");
-    const restarted = await Store.open(serviceConfig("stock", { redisPort: scratch.port, logDir: tornDir }));
+    const restarted = await Store.open(serviceConfig("stock", { redisPort: scratch.port }));
     await restarted.change("stock.create", "item:after-crash", itemCodec, () => ({ stock: 0, price: 3 }));
     await restarted.close();
 

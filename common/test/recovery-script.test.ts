@@ -67,7 +67,7 @@ async function killRedis(): Promise<void> {
 }
 
 function config(): ServiceConfig {
-  return serviceConfig("stock", { redisPort: port, logDir, instanceId: "test", redisPoolSize: 4, logCompactBytes: 64 * 1024 * 1024 });
+  return serviceConfig("stock", { redisPort: port, instanceId: "test", redisPoolSize: 4 });
 }
 
 /** The file Redis appends its AOF to (Redis 7: `appendonlydir/<name>.<n>.incr.aof`). */
@@ -97,7 +97,7 @@ async function dump(): Promise<Record<string, Record<string, string> | null>> {
   const client = new Redis({ port });
   const all: Record<string, Record<string, string> | null> = {};
   for (const key of (await client.keys("*")).sort()) {
-    if (key === keys.seq || key === keys.pendingLog) continue;
+    if (key === keys.seq || key === keys.logStream || key === keys.durableLog) continue;
     all[key] = parseStored(await client.get(key));
   }
   await client.quit();

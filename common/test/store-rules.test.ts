@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { formatRecord } from "@checkout/common/log";
-import { conflictBackoffMs, orphanedLines } from "@checkout/common/store";
+import { atOrBefore, formatStreamId, nextStreamId, parseStreamId } from "@checkout/common/durability";
+import { conflictBackoffMs } from "@checkout/common/store";
 
 describe("conflictBackoffMs", () => {
   test("the first retry waits between half a millisecond and one", () => {
@@ -33,34 +33,22 @@ describe("conflictBackoffMs", () => {
   });
 });
 
-describe("orphanedLines", () => {
-  const now = Date.parse("2026-11-26T05:12:10.000Z");
-  const lineAt = (seq: number, at: string) => formatRecord({ seq, at, op: "stock.add", writes: { "item:1": { stock: "1", price: "1" } } });
-
-  test("takes a bulk entry of many lines by the time of its first", () => {
-    const chunk = lineAt(5, "2026-11-26T05:12:00.000Z") + lineAt(6, "2026-11-26T05:12:00.000Z");
-    const fresh = lineAt(7, "2026-11-26T05:12:09.900Z") + lineAt(8, "2026-11-26T05:12:09.900Z");
-    expect(orphanedLines({ "5": chunk, "7": fresh }, now, 1_000)).toEqual([["5", chunk]]);
+describe("stream ids", () => {
+  test("parse and format back", () => {
+    expect(parseStreamId("1733450000123-7")).toEqual([1733450000123, 7]);
+    expect(formatStreamId(parseStreamId("1733450000123-7"))).toBe("1733450000123-7");
   });
 
-  test("picks only lines older than the age", () => {
-    const pending = {
-      "1": lineAt(1, "2026-11-26T05:12:00.000Z"), // 10 s old
-      "2": lineAt(2, "2026-11-26T05:12:08.999Z"), // 1.001 s old
-      "3": lineAt(3, "2026-11-26T05:12:09.000Z"), // exactly 1 s old
-      "4": lineAt(4, "2026-11-26T05:12:09.500Z"), // 0.5 s old
-    };
-    expect(orphanedLines(pending, now, 1_000)).toEqual([
-      ["1", pending["1"]],
-      ["2", pending["2"]],
-    ]);
+  test("order by time, then by sequence within one millisecond, numerically", () => {
+    expect(atOrBefore(parseStreamId("5-9"), parseStreamId("5-10"))).toBe(true);
+    expect(atOrBefore(parseStreamId("5-10"), parseStreamId("5-9"))).toBe(false);
+    expect(atOrBefore(parseStreamId("9-0"), parseStreamId("10-0"))).toBe(true);
+    expect(atOrBefore(parseStreamId("10-0"), parseStreamId("9-99"))).toBe(false);
+    expect(atOrBefore(parseStreamId("7-3"), parseStreamId("7-3"))).toBe(true);
   });
 
-  test("ignores a line that does not parse", () => {
-    expect(orphanedLines({ "1": "garbage", "2": lineAt(2, "2026-11-26T05:12:00.000Z").slice(0, 20) }, now, 1_000)).toEqual([]);
-  });
-
-  test("of nothing pending is nothing", () => {
-    expect(orphanedLines({}, now, 1_000)).toEqual([]);
+  test("the id after one is the first a trim up to it keeps", () => {
+    expect(formatStreamId(nextStreamId(parseStreamId("5-9")))).toBe("5-10");
+    expect(atOrBefore(nextStreamId(parseStreamId("5-9")), parseStreamId("5-9"))).toBe(false);
   });
 });

@@ -1,9 +1,9 @@
 /**
- * A double fault, with real processes: the active payment replica dies in the middle of a log write
- * (SIGKILL during a write of several pages stops it at a page boundary, leaving a cut line with no
- * newline at the end of the shared log file), the standby takes over and answers a charge, and then
- * Redis loses its data and is rebuilt from the log. The charge the standby answered must survive,
- * with its step record, so that the saga sending it again charges nothing more.
+ * A double fault: the payment log writer dies in the middle of a write (SIGKILL during a write of
+ * several pages stops it at a page boundary, leaving a cut line with no newline at the end of the
+ * log), the next writer starts, a charge is answered, and then Redis loses its data and is rebuilt
+ * from the log. The charge must survive, with its step record, so that the saga sending it again
+ * charges nothing more.
  *
  * The torn write itself is written by the test: a real kill lands inside a write only now and then.
  */
@@ -26,18 +26,19 @@ const OP_ID = "order-7:1.abc";
 
 const { logDir, redises, services } = scratch("checkout-torn-write-");
 
-test("a charge the standby answered after the active replica's torn write survives Redis losing its data, and is not charged twice", async () => {
-  const redis = await startRedis();
+test("a charge answered after the log writer's torn write survives Redis losing its data, and is not charged twice", async () => {
+  const redis = await startRedis({ logFor: { service: "payment", logDir } });
   redises.push(redis);
-  // The standby runs from before the crash: its log file was opened then.
-  const standby = await startService("payment", { redisPort: redis.port, logDir, sweeps: false });
+  const standby = await startService("payment", { redisPort: redis.port, sweeps: false });
   services.push(standby);
   const userId = (await post(`${standby.url}/create_user`)).body.user_id as string;
   expect((await post(`${standby.url}/add_funds/${userId}/${STARTING_CREDIT}`)).status).toBe(200);
 
-  // The active replica, killed in the middle of writing a line.
+  // The writer, killed in the middle of writing a line; the next one starts.
+  await redis.holdWriter();
   const cut = formatRecord({ seq: 999_999, at: new Date().toISOString(), op: "payment.charge", writes: { "user:other": { credit: "5" } } });
   appendFileSync(logPath(logDir, "payment"), cut.slice(0, cut.length / 2));
+  await redis.resumeWriter();
 
   expect(await step(standby.url, "charge", OP_ID, { user_id: userId, amount: CHARGE })).toMatchObject({ status: 200 });
   await standby.stop();
@@ -45,7 +46,7 @@ test("a charge the standby answered after the active replica's torn write surviv
 
   // Redis loses its data and is rebuilt from the log.
   await redis.stop();
-  const rebuilt = await startRedis();
+  const rebuilt = await startRedis({ logFor: { service: "payment", logDir } });
   redises.push(rebuilt);
   const client = new Redis({ host: "127.0.0.1", port: rebuilt.port });
   try {
@@ -53,7 +54,7 @@ test("a charge the standby answered after the active replica's torn write surviv
   } finally {
     await client.quit();
   }
-  const after = await startService("payment", { redisPort: rebuilt.port, logDir, sweeps: false });
+  const after = await startService("payment", { redisPort: rebuilt.port, sweeps: false });
   services.push(after);
   expect((await get(`${after.url}/find_user/${userId}`)).body.credit).toBe(STARTING_CREDIT - CHARGE);
 

@@ -1,15 +1,15 @@
 /**
- * A double fault, with real processes: a stock process is killed between a step's EXEC and its log
- * line; before any sweep appends that line, the standby takes the same item; then Redis loses its
- * data and is rebuilt from the log, and the saga sends the killed step again. The item must have
- * lost exactly one unit per step: the standby's line holds the first step's effect, so the first
- * step's line must have reached the log with it.
+ * A double fault, with real processes: a stock process is killed between a step's EXEC and its
+ * answer; the standby takes the same item; then Redis loses its data and is rebuilt from the log, and
+ * the saga sends the killed step again. The item must have lost exactly one unit per step: the
+ * standby's line holds the first step's effect, so the first step's line must be in the log before it.
  */
 import { expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { REPO_ROOT } from "@checkout/common/config";
+import { markerPath } from "@checkout/common/faults";
 import { logPath } from "@checkout/common/log";
 import { recover } from "@checkout/common/recover";
 import { eventually } from "./support/eventually";
@@ -31,7 +31,7 @@ const { logDir, redises, services } = scratch("checkout-unlogged-");
 async function startArmedStock(redisPort: number): Promise<{ url: string; exited: Promise<number | null> }> {
   const port = await freePort();
   const child = Bun.spawn(["bun", join(REPO_ROOT, "stock/src/main.ts")], {
-    env: { ...process.env, PORT: String(port), REDIS_PORT: String(redisPort), LOG_DIR: logDir, INSTANCE_ID: INSTANCE, FAULT_POINT: FAULT, INTERNAL_SECRET: TEST_INTERNAL_SECRET },
+    env: { ...process.env, PORT: String(port), REDIS_PORT: String(redisPort), FAULT_DIR: logDir, INSTANCE_ID: INSTANCE, FAULT_POINT: FAULT, INTERNAL_SECRET: TEST_INTERNAL_SECRET },
     stdout: "ignore",
     stderr: "ignore",
   });
@@ -43,7 +43,7 @@ async function startArmedStock(redisPort: number): Promise<{ url: string; exited
 }
 
 test("a step killed before its log line, built on by the standby, then Redis losing its data: the item loses one unit per step", async () => {
-  const redis = await startRedis();
+  const redis = await startRedis({ logFor: { service: "stock", logDir } });
   redises.push(redis);
   const killed = await startArmedStock(redis.port);
   const created = await post(`${killed.url}/item/create/1`);
@@ -54,10 +54,10 @@ test("a step killed before its log line, built on by the standby, then Redis los
   const first = await step(killed.url, "take", "first:1", { items: [[item, 1]] }).catch((err: unknown) => String(err));
   expect(typeof first).toBe("string");
   await killed.exited;
-  expect(existsSync(join(logDir, `.fault-fired-${FAULT}-${INSTANCE}`))).toBe(true);
+  expect(existsSync(markerPath(logDir, FAULT, INSTANCE))).toBe(true);
 
-  // Within the sweep's second: the standby (no sweeps here, so that none appends the line) takes the same item.
-  const standby = await startService("stock", { redisPort: redis.port, logDir, sweeps: false });
+  // The standby takes the same item.
+  const standby = await startService("stock", { redisPort: redis.port });
   services.push(standby);
   expect(await step(standby.url, "take", "second:1", { items: [[item, 1]] })).toMatchObject({ status: 200 });
   await standby.stop();
@@ -65,14 +65,14 @@ test("a step killed before its log line, built on by the standby, then Redis los
 
   // Redis loses its data; a fresh one is rebuilt from the log.
   await redis.stop();
-  const rebuilt = await startRedis();
+  const rebuilt = await startRedis({ logFor: { service: "stock", logDir } });
   redises.push(rebuilt);
   const client = new Redis({ port: rebuilt.port, host: "127.0.0.1" });
   await recover("stock", client, logDir, () => {});
   await client.quit();
 
   // The saga did not learn step 1's outcome, so it sends it again.
-  const restarted = await startService("stock", { redisPort: rebuilt.port, logDir, sweeps: false });
+  const restarted = await startService("stock", { redisPort: rebuilt.port });
   services.push(restarted);
   expect(await step(restarted.url, "take", "first:1", { items: [[item, 1]] })).toMatchObject({ status: 200 });
   expect((await get(`${restarted.url}/find/${item}`)).body).toMatchObject({ stock: STARTING_STOCK - 2 });

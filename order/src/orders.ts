@@ -6,7 +6,7 @@ import { AppError, badInput, notFound, refused, type ErrorCode, type ErrorStatus
 import { MAX_INTEGER } from "@checkout/common/http";
 import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
 import { keys, UNFINISHED_SAGA_STATUSES } from "@checkout/common/keyspace";
-import { versionOf, type Hash } from "@checkout/common/log";
+import type { Hash } from "@checkout/common/log";
 import { operationId } from "@checkout/common/retention";
 import type { Codec, Decision, Store } from "@checkout/common/store";
 
@@ -182,14 +182,13 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
   const isGone = async (driver: string): Promise<boolean> =>
     driver !== "" && driver !== instanceId && (await store.client.exists(keys.driverAlive(driver))) === 0;
 
-  /** One claim transaction (see startCheckout); with the version of the order it read. */
+  /** One claim transaction (see startCheckout). */
   const claim = (id: string, nonce: string, goneDrivers?: ReadonlySet<string>) => {
     const key = keys.order(id);
     return store.transact("order.checkout", [key], (snapshot) => {
       const hash = snapshot.get(key);
       const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce, goneDrivers);
-      const claimed = { start: result, version: versionOf(hash) };
-      return order ? { result: claimed, writes: { [key]: orderCodec.encode(order) } } : { result: claimed };
+      return order ? { result, writes: { [key]: orderCodec.encode(order) } } : { result };
     });
   };
 
@@ -203,7 +202,7 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     find: async (id: string): Promise<Order> => orderOrNotFound(id, await store.read(keys.order(id))),
 
     /** The order, read for a checkout answer that repeats another request's outcome: durable in the log first. */
-    findLogged: async (id: string): Promise<Order> => orderOrNotFound(id, await store.readLogged(keys.order(id))),
+    findLogged: async (id: string): Promise<Order> => orderOrNotFound(id, await store.readDurable(keys.order(id))),
 
     addItem: (orderId: string, itemId: string, quantity: number, price: number) =>
       change("order.add_item", orderId, (order) => withItem(order, orderId, itemId, quantity, price)),
@@ -220,17 +219,16 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     /** Claims the order's checkout: starts a new saga attempt, takes over an orphaned one, or says whom to wait for. */
     async startCheckout(id: string): Promise<CheckoutStart> {
       const nonce = crypto.randomUUID().slice(0, 8);
-      // With the start, the version of the order it read: see "paid" below.
-      let { start, version } = await claim(id, nonce);
+      let start = await claim(id, nonce);
       if (!(start instanceof AppError) && start.kind === "wait") {
         // The driver's liveness is read outside the claim: should it come back in between, both drive
         // the saga for a moment, which its operation id makes safe (and the claim's WATCH still
         // refuses a saga that changed hands meanwhile).
-        if (await isGone(start.driver)) ({ start, version } = await claim(id, nonce, new Set([start.driver])));
+        if (await isGone(start.driver)) (start = await claim(id, nonce, new Set([start.driver])));
       }
       if (start instanceof AppError) throw start;
       // A 200 for a payment another request recorded: its line must be in the log before the answer.
-      if (start.kind === "paid") await store.ensureLogged(version);
+      if (start.kind === "paid") await store.untilCommittedDurable();
       return start;
     },
 

@@ -29,7 +29,7 @@ const { logDir, redises, services, processes } = scratch("checkout-listens-");
 async function spawnOrder(redisPort: number, peers: { stock: string; payment: string }): Promise<{ url: string; child: ReturnType<typeof Bun.spawn> }> {
   const port = await freePort();
   const child = Bun.spawn(["bun", join(REPO_ROOT, "order/src/main.ts")], {
-    env: { ...process.env, PORT: String(port), REDIS_PORT: String(redisPort), LOG_DIR: logDir, INSTANCE_ID: `order-${port}`, STOCK_URLS: peers.stock, PAYMENT_URLS: peers.payment, INTERNAL_SECRET: TEST_INTERNAL_SECRET },
+    env: { ...process.env, PORT: String(port), REDIS_PORT: String(redisPort), FAULT_DIR: logDir, INSTANCE_ID: `order-${port}`, STOCK_URLS: peers.stock, PAYMENT_URLS: peers.payment, INTERNAL_SECRET: TEST_INTERNAL_SECRET },
     stdout: "ignore",
     stderr: "ignore",
   });
@@ -91,7 +91,7 @@ function readByServer(clientPort: number, serverPort: number): boolean {
 }
 
 test("an order process whose Redis is down listens anyway, and a checkout sent to it is answered once Redis is back", async () => {
-  const [forOrder, forStock, forPayment] = await Promise.all([startRedis(), startRedis(), startRedis()]);
+  const [forOrder, forStock, forPayment] = await Promise.all([startRedis({ logFor: { service: "order" } }), startRedis({ logFor: { service: "stock" } }), startRedis({ logFor: { service: "payment" } })]);
   redises.push(forOrder, forStock, forPayment);
   const stock = await startService("stock", { redisPort: forStock.port });
   const payment = await startService("payment", { redisPort: forPayment.port });

@@ -22,7 +22,7 @@ let payment: RunningService;
 let order: RunningService;
 
 beforeAll(async () => {
-  const [forStock, forPayment, forOrder] = await Promise.all([startRedis(), startRedis(), startRedis()]);
+  const [forStock, forPayment, forOrder] = await Promise.all([startRedis({ logFor: { service: "stock" } }), startRedis({ logFor: { service: "payment" } }), startRedis({ logFor: { service: "order" } })]);
   redises.push(forStock, forPayment, forOrder);
   stock = await startService("stock", { redisPort: forStock.port });
   payment = await startService("payment", { redisPort: forPayment.port });

@@ -36,16 +36,14 @@ const redises: RedisServer[] = [];
 let stock: RunningService;
 let payment: RunningService;
 let orderStore: Store;
-let logDir: string;
 let real: Peers;
 
 beforeAll(async () => {
-  const [forStock, forPayment, forOrder] = await Promise.all([startRedis(), startRedis(), startRedis()]);
+  const [forStock, forPayment, forOrder] = await Promise.all([startRedis({ logFor: { service: "stock" } }), startRedis({ logFor: { service: "payment" } }), startRedis({ logFor: { service: "order" } })]);
   redises.push(forStock, forPayment, forOrder);
   stock = await startService("stock", { redisPort: forStock.port });
   payment = await startService("payment", { redisPort: forPayment.port });
-  logDir = mkdtempSync(join(tmpdir(), "checkout-saga-log-"));
-  orderStore = await Store.open(serviceConfig("order", { redisPort: forOrder.port, logDir, instanceId: INSTANCE }));
+  orderStore = await Store.open(serviceConfig("order", { redisPort: forOrder.port, instanceId: INSTANCE }));
   real = createPeers([stock.url], [payment.url], TEST_INTERNAL_SECRET);
 });
 
@@ -54,7 +52,6 @@ afterAll(async () => {
   await stock?.stop();
   await payment?.stop();
   for (const redis of redises) await redis.stop();
-  rmSync(logDir, { recursive: true, force: true });
 });
 
 async function newItem(price: number, units: number): Promise<string> {

@@ -149,6 +149,8 @@ export interface Stack {
   restartCount(name: string): number;
   /** Turns automatic restarts off or on; turning them on restarts whatever is down. */
   setRestart(enabled: boolean): void;
+  /** The pid of a service's log writer, which its Redis's start script runs (undefined while none runs). */
+  writerPid(service: ServiceName): number | undefined;
   /** Kills a service's Redis, deletes its data folder, restarts it and waits until it is healthy. */
   wipeRedisData(service: ServiceName): Promise<void>;
   /** Subscribes to exits and restarts; returns the unsubscribe function. */
@@ -320,13 +322,15 @@ class Supervisor implements Stack {
     const inherited = { ...process.env } as Record<string, string>;
     // The topology owns these, and a crash point is set per process by tests: a value left in the
     // caller's shell must not leak into a replica. Tuning knobs (REDIS_POOL_SIZE, ...) do pass through.
-    for (const name of [...SERVICE_ENV_NAMES, ...ORDER_ENV_NAMES, "FAULT_POINT", "REDIS_DIR", "REDIS_BIND", "REDIS_SOCKET", ...SECRET_ENV_NAMES]) {
+    for (const name of [...SERVICE_ENV_NAMES, ...ORDER_ENV_NAMES, "FAULT_POINT", "FAULT_POINT_ON_SIGNAL", "FAULT_DIR", "LOG_DIR", "REDIS_DIR", "REDIS_BIND", "REDIS_SOCKET", ...SECRET_ENV_NAMES]) {
       delete inherited[name];
     }
     // A fresh internal secret every start, known only to this stack's service replicas (and kept by
     // each restart of one, which reuses its spec).
     const internalSecret = randomBytes(INTERNAL_SECRET_BYTES).toString("hex");
     inherited.PATH = pathFor(programs, join(this.stateDir, "bin"));
+    // Where a crash point records that it fired (faults.ts): this stack's own, kept across restarts.
+    inherited.FAULT_DIR = this.stateDir;
     const perProcess = (name: string) => options.processEnv?.[name] ?? {};
     const nginxDir = join(this.stateDir, "nginx");
 
@@ -360,7 +364,7 @@ class Supervisor implements Stack {
           command: [programs.bun, isAbsolute(entry) ? entry : join(REPO_ROOT, entry)],
           env: {
             ...inherited,
-            ...serviceEnv(t, service, index, { hosts: LOCAL_HOSTS, logDir: this.logDir, bindAddress: LOOPBACK, secret: { value: internalSecret } }),
+            ...serviceEnv(t, service, index, { hosts: LOCAL_HOSTS, bindAddress: LOOPBACK, secret: { value: internalSecret } }),
             ...options.env,
             ...perProcess(name),
           },
@@ -549,6 +553,18 @@ class Supervisor implements Stack {
       return undefined;
     }
     // A stale file from the previous incarnation names a pid that is gone or someone else's.
+    return Number.isInteger(pid) && isAlive(pid) && processGroupOf(pid) === m.child.pid ? pid : undefined;
+  }
+
+  writerPid(service: ServiceName): number | undefined {
+    const m = this.get(redisName(service));
+    if (!m.child) return undefined;
+    let pid: number;
+    try {
+      pid = Number(readFileSync(join(this.redisDataDir(service), "writer.pid"), "utf8").trim());
+    } catch {
+      return undefined;
+    }
     return Number.isInteger(pid) && isAlive(pid) && processGroupOf(pid) === m.child.pid ? pid : undefined;
   }
 

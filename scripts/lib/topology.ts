@@ -120,7 +120,7 @@ export function replicaUrls(t: Topology, service: ServiceName, hosts: Hosts = LO
 }
 
 /** Environment variables the stack sets for every service replica (see common/src/config.ts). */
-export const SERVICE_ENV_NAMES = ["PORT", "BIND_ADDRESS", "REDIS_HOST", "REDIS_PORT", "LOG_DIR", "INSTANCE_ID"] as const;
+export const SERVICE_ENV_NAMES = ["PORT", "BIND_ADDRESS", "REDIS_HOST", "REDIS_PORT", "INSTANCE_ID"] as const;
 /** The internal secret comes as one of these two (common/src/config.ts). */
 export const SECRET_ENV_NAMES = ["INTERNAL_SECRET", "INTERNAL_SECRET_FILE"] as const;
 
@@ -130,8 +130,11 @@ export const SECRET_ENV_NAMES = ["INTERNAL_SECRET", "INTERNAL_SECRET_FILE"] as c
  */
 export type SecretSource = { value: string } | { file: string };
 
-/** Where a replica runs: how it finds the others, where its log is, what it listens on, its secret. */
-export type ReplicaPlacement = { hosts: Hosts; logDir: string; bindAddress: string; secret: SecretSource };
+/**
+ * Where a replica runs: how it finds the others, what it listens on, its secret. It has no log
+ * folder: the log writer beside its Redis writes the service's log (common/src/log-writer.ts).
+ */
+export type ReplicaPlacement = { hosts: Hosts; bindAddress: string; secret: SecretSource };
 /** ...and additionally for the order service, which calls stock and payment replicas directly. */
 export const ORDER_ENV_NAMES = ["STOCK_URLS", "PAYMENT_URLS"] as const;
 /**
@@ -140,7 +143,7 @@ export const ORDER_ENV_NAMES = ["STOCK_URLS", "PAYMENT_URLS"] as const;
  * process by tests, never inherited). compose-equivalence.test.ts fails on any variable the config
  * module reads that is neither set by the topology nor listed here.
  */
-export const OPTIONAL_SERVICE_ENV_NAMES = ["REDIS_POOL_SIZE", "LOG_COMPACT_BYTES", "FAULT_POINT", "STEP_RECORD_RETENTION_S"] as const;
+export const OPTIONAL_SERVICE_ENV_NAMES = ["REDIS_POOL_SIZE", "FAULT_POINT", "FAULT_DIR", "STEP_RECORD_RETENTION_S"] as const;
 /**
  * Settings every replica of a deployment must agree on, taken from the environment of whoever starts
  * it: the local stack passes the caller's value on to every replica, compose interpolates
@@ -154,7 +157,6 @@ export function serviceEnv(t: Topology, service: ServiceName, index: number, whe
     BIND_ADDRESS: where.bindAddress,
     REDIS_HOST: where.hosts.redis(service),
     REDIS_PORT: String(t.ports.redis[service]),
-    LOG_DIR: where.logDir,
     INSTANCE_ID: replicaName(service, index),
     ...("value" in where.secret ? { INTERNAL_SECRET: where.secret.value } : { INTERNAL_SECRET_FILE: where.secret.file }),
   };
@@ -165,7 +167,7 @@ export function serviceEnv(t: Topology, service: ServiceName, index: number, whe
   return env;
 }
 
-/** The environment of start_redis_with_recovery.sh for one service's Redis. */
+/** The environment of start_redis_with_recovery.sh for one service's Redis and its log writer. */
 export function redisEnv(
   t: Topology,
   service: ServiceName,
@@ -193,7 +195,6 @@ export const COMPOSE_SECRET_FILE = "/run/secrets/internal/secret";
 /** A service replica's placement in compose. */
 export const COMPOSE_PLACEMENT: ReplicaPlacement = {
   hosts: COMPOSE_HOSTS,
-  logDir: COMPOSE_LOG_DIR,
   bindAddress: "0.0.0.0",
   secret: { file: COMPOSE_SECRET_FILE },
 };

@@ -1,7 +1,7 @@
 /**
- * The whole content of a Redis, as plain data a test can compare with toEqual — but `log:pending`:
- * lines on their way to the log file, whose entries drain on their own shortly after each change
- * (Store.dropPending), so a before/after comparison would catch a previous change still draining.
+ * The whole content of a Redis, as plain data a test can compare with toEqual — but the log stream
+ * and its durable position: lines on their way to the log file, which the log writer trims on its own
+ * shortly after each change, so a before/after comparison would catch a previous change still draining.
  */
 import type { Redis } from "ioredis";
 import { keys } from "../../src/keyspace";
@@ -15,7 +15,7 @@ export async function redisState(redis: Redis): Promise<RedisState> {
     const [next, found] = await redis.scan(cursor, "COUNT", 1000);
     cursor = next;
     for (const key of found) {
-      if (key === keys.pendingLog) continue;
+      if (key === keys.logStream || key === keys.durableLog) continue;
       const type = await redis.type(key);
       let value: unknown;
       if (type === "hash") value = await redis.hgetall(key);

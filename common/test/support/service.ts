@@ -22,23 +22,19 @@ import { TEST_INTERNAL_SECRET } from "./http";
 import { startRedis, type RedisServer } from "./redis-server";
 import { redisState, type RedisState } from "./redis-state";
 
-/** Large enough that no test's log is compacted unless the test asks for it. */
-const DEFAULT_LOG_COMPACT_BYTES = 1024 * 1024 * 1024;
 /** How long stop() lets the order service's sagas in flight finish (as main.ts does). */
 const SAGA_DRAIN_MS = 3_000;
 
+/** A service replica on a Redis: the service's log is written by the writer beside that Redis (redis-server.ts). */
 export type ServiceOptions = {
   redisPort: number;
-  /** The folder of the service log; a fresh temporary one (removed on stop) if omitted. */
-  logDir?: string;
   stockUrls?: string[];
   paymentUrls?: string[];
   instanceId?: string;
   redisPoolSize?: number;
-  logCompactBytes?: number;
   /** How stock and payment keep saga step records: the configured default if omitted. */
   retention?: StepRetention;
-  /** Whether the background upkeep runs, as in main.ts (orphaned log lines, compaction; the order service's abandoned sagas). Default true. */
+  /** Whether the order service sweeps abandoned sagas and keeps its liveness key, as in main.ts. Default true. */
   sweeps?: boolean;
 };
 
@@ -46,34 +42,30 @@ export type RunningService = {
   url: string;
   store: Store;
   config: ServiceConfig;
-  logDir: string;
   /** The order service's saga driver (order only). */
   checkout?: Checkout;
   stop(): Promise<void>;
 };
 
-export function serviceConfig(service: ServiceName, opts: ServiceOptions & { logDir: string }): ServiceConfig {
+export function serviceConfig(service: ServiceName, opts: ServiceOptions): ServiceConfig {
   return {
     service,
     port: 0,
     bindAddress: "127.0.0.1",
     internalSecret: TEST_INTERNAL_SECRET,
     redis: { host: "127.0.0.1", port: opts.redisPort },
-    logDir: opts.logDir,
     stockUrls: opts.stockUrls ?? [],
     paymentUrls: opts.paymentUrls ?? [],
     instanceId: opts.instanceId ?? `test-${service}-${crypto.randomUUID().slice(0, 8)}`,
     redisPoolSize: opts.redisPoolSize ?? 16,
-    logCompactBytes: opts.logCompactBytes ?? DEFAULT_LOG_COMPACT_BYTES,
     stepRecordRetentionMs: opts.retention?.retentionMs ?? DEFAULT_STEP_RECORD_RETENTION_S * 1000,
     faultPoint: undefined,
+    faultDir: tmpdir(),
   };
 }
 
 export async function startService(service: ServiceName, opts: ServiceOptions): Promise<RunningService> {
-  const ownsLogDir = opts.logDir === undefined;
-  const logDir = opts.logDir ?? mkdtempSync(join(tmpdir(), `checkout-${service}-log-`));
-  const config = serviceConfig(service, { ...opts, logDir });
+  const config = serviceConfig(service, opts);
   const store = await Store.open(config);
   const sweeps = opts.sweeps ?? true;
   const retention = opts.retention ?? stepRetention(config);
@@ -97,16 +89,12 @@ export async function startService(service: ServiceName, opts: ServiceOptions): 
   }
 
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch, idleTimeout: TIMING.serviceIdleTimeoutS });
-  if (sweeps) {
-    store.startLogUpkeep(logDir, config.logCompactBytes, config.instanceId);
-    checkout?.start();
-  }
+  if (sweeps) await checkout?.start();
 
   return {
     url: `http://127.0.0.1:${server.port}`,
     store,
     config,
-    logDir,
     checkout,
     async stop() {
       if (checkout) {
@@ -117,7 +105,6 @@ export async function startService(service: ServiceName, opts: ServiceOptions): 
       }
       await server.stop(true);
       await store.close();
-      if (ownsLogDir) rmSync(logDir, { recursive: true, force: true });
     },
   };
 }
@@ -134,13 +121,15 @@ export function serviceOnItsOwnRedis(service: ServiceName): {
 } {
   let redis: RedisServer | undefined;
   let running: RunningService | undefined;
+  const logDir = mkdtempSync(join(tmpdir(), `checkout-${service}-log-`));
   beforeAll(async () => {
-    redis = await startRedis();
+    redis = await startRedis({ logFor: { service, logDir } });
     running = await startService(service, { redisPort: redis.port });
   });
   afterAll(async () => {
     await running?.stop();
     await redis?.stop();
+    rmSync(logDir, { recursive: true, force: true });
   });
   return { url: (path) => running!.url + path, state: () => redisState(running!.store.client), stopRedis: () => redis!.stop() };
 }
@@ -148,15 +137,16 @@ export function serviceOnItsOwnRedis(service: ServiceName): {
 export type StoreFixture = { redis: RedisServer; logDir: string; store: Store };
 
 /**
- * For a test file about the store itself: a Redis of its own, a fresh log folder and a Store of
- * `service` on them, opened before the file's tests (its fields are set then) and closed after them.
+ * For a test file about the store itself: a Redis of its own with its log writer, a fresh log folder
+ * and a Store of `service` on them, opened before the file's tests (its fields are set then) and
+ * closed after them.
  */
 export function storeOnItsOwnRedis(service: ServiceName): StoreFixture {
   const fixture = {} as StoreFixture;
   beforeAll(async () => {
-    fixture.redis = await startRedis();
     fixture.logDir = mkdtempSync(join(tmpdir(), `checkout-${service}-store-`));
-    fixture.store = await Store.open(serviceConfig(service, { redisPort: fixture.redis.port, logDir: fixture.logDir }));
+    fixture.redis = await startRedis({ logFor: { service, logDir: fixture.logDir } });
+    fixture.store = await Store.open(serviceConfig(service, { redisPort: fixture.redis.port }));
   });
   afterAll(async () => {
     await fixture.store?.close();

@@ -26,10 +26,10 @@ setDefaultTimeout(120_000);
 
 const ROUNDS = 3;
 /**
- * Keys a replay does not reproduce: the sequence counter, lines in transit to the log, the compaction
- * lock; and the order processes' liveness keys (isLivenessKey).
+ * Keys a replay does not reproduce: the sequence counter, lines in transit to the log, the durable
+ * position, the compaction lock; and the order processes' liveness keys (isLivenessKey).
  */
-const NOT_REPLAYED = new Set<string>([keys.seq, keys.pendingLog, keys.compactionLock]);
+const NOT_REPLAYED = new Set<string>([keys.seq, keys.logStream, keys.durableLog, keys.compactionLock]);
 
 let shop: TestStack;
 let api: Api;

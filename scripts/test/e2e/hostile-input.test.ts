@@ -24,7 +24,7 @@ setDefaultTimeout(120_000);
 /** Generated requests per property: enough variety, and the whole file within seconds. */
 const RUNS = 150;
 /** Keys that change without any request changing data: the sequence counter, log lines in transit. */
-const BOOKKEEPING = new Set<string>([keys.seq, keys.pendingLog, keys.compactionLock]);
+const BOOKKEEPING = new Set<string>([keys.seq, keys.logStream, keys.durableLog, keys.compactionLock]);
 const MAX_INTEGER = Number.MAX_SAFE_INTEGER;
 const SERVED_METHODS = new Set(["GET", "HEAD", "POST"]);
 

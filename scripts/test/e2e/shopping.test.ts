@@ -22,7 +22,7 @@ const BEYOND_MAX_INTEGER = "9007199254740992";
 /** A refused checkout answers once compensation is decided; a compensation still running after this long is stuck. */
 const COMPENSATION_TIMEOUT_MS = 30_000;
 /** Keys that change without any request changing data: the sequence counter, log lines in transit. */
-const BOOKKEEPING = new Set<string>([keys.seq, keys.pendingLog, keys.compactionLock]);
+const BOOKKEEPING = new Set<string>([keys.seq, keys.logStream, keys.durableLog, keys.compactionLock]);
 
 let shop: TestStack;
 

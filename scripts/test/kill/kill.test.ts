@@ -2,16 +2,19 @@
  * The Guarantees of the README, tested the hard way: a real stack (two replicas of each service),
  * checkouts streaming through the gateway, and SIGKILL for one process at a time — a service
  * replica, each Redis, the gateway, a Redis with its data folder wiped — plus crash points inside
- * the saga and inside a commit. The supervisor restarts what dies (Redis through
+ * the saga, inside a commit, and in the log writers, each followed by a Redis wiped and rebuilt
+ * from its log. The supervisor restarts what dies (Redis through
  * start_redis_with_recovery.sh); the test only kills and waits. After every round, once the sagas
  * have settled: stock and money are conserved over everything ever done, every 2xx checkout is a
  * paid order and every 4xx one is not.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ServiceName } from "../../../common/src/config";
+import { SERVICES, type ServiceName } from "../../../common/src/config";
+import { markerPath } from "../../../common/src/faults";
+import { eventually } from "../../../common/test/support/eventually";
 import { findFreePortOffset } from "../../lib/ports";
 import { memoryOutput, startStack, type Stack } from "../../lib/stack";
 import { CheckoutWorld } from "../support/checkout-world";
@@ -39,6 +42,15 @@ const CRASH_POINTS: Record<string, string> = {
   "payment-1": "payment.charge.committed_not_logged,payment.charge.logged_not_answered",
 };
 
+/**
+ * The log writer's crash points (common/src/log-writer.ts): before an append, after it before its
+ * fdatasync, after that before the position is published, before the trim. A writer reaches them at
+ * every append, so each is armed in every service's writer by a SIGUSR2 once checkouts are under way.
+ */
+const WRITER_CRASH_POINTS = ["writer.before_append", "writer.appended_not_synced", "writer.synced_not_published", "writer.published_not_trimmed"];
+/** A writer armed while checkouts stream appends within moments; this much means it never fired. */
+const WRITER_FAULT_TIMEOUT_MS = 30_000;
+
 const stateDir = mkdtempSync(join(tmpdir(), "kill-test-"));
 const output = memoryOutput(2_000);
 let stack: Stack;
@@ -51,7 +63,10 @@ beforeAll(async () => {
     portOffset: await findFreePortOffset(REPLICAS),
     stateDir,
     output,
-    processEnv: Object.fromEntries(Object.entries(CRASH_POINTS).map(([name, point]) => [name, { FAULT_POINT: point }])),
+    processEnv: {
+      ...Object.fromEntries(Object.entries(CRASH_POINTS).map(([name, point]) => [name, { FAULT_POINT: point }])),
+      ...Object.fromEntries(SERVICES.map((service) => [`redis-${service}`, { FAULT_POINT_ON_SIGNAL: WRITER_CRASH_POINTS.join(",") }])),
+    },
   });
   world = new CheckoutWorld(stack.gatewayUrl, { items: 40, stockEach: 250, scarce: 6, users: 500, creditEach: 30, poor: 60 });
   await world.create();
@@ -151,4 +166,26 @@ describe("under a stream of checkouts", () => {
       });
     });
   }
+
+  WRITER_CRASH_POINTS.forEach((point, i) => {
+    // Each point is followed by the wipe of another service's Redis, in turn.
+    const wiped = SERVICES[i % SERVICES.length]!;
+    test(`the log writers killed at ${point}, then redis-${wiped} wiped: rebuilt from the log, nothing lost`, async () => {
+      await round(async () => {
+        for (const service of SERVICES) {
+          const pid = stack.writerPid(service);
+          expect({ service, running: pid !== undefined }).toEqual({ service, running: true });
+          process.kill(pid!, "SIGUSR2");
+        }
+        for (const service of SERVICES) {
+          const fired = await eventually(async () => existsSync(markerPath(stack.stateDir, point, `writer-${service}`)), WRITER_FAULT_TIMEOUT_MS);
+          expect({ service, point, fired }).toEqual({ service, point, fired: true });
+          tally.kills++;
+        }
+        tally.kills++;
+        await stack.wipeRedisData(wiped);
+      });
+    });
+  });
 });
+

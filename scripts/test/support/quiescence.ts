@@ -15,7 +15,7 @@ const LISTED_DIFFERENCES = 20;
 
 /**
  * Resolves once no saga is running or compensating (the order Redis's `sagas:active` is empty) and
- * every committed change has reached its service's log (no Redis holds `log:pending` lines).
+ * every committed change has reached its service's log (each log writer has trimmed its stream empty).
  * Throws naming what is still busy after `timeoutMs`.
  */
 export async function untilQuiescent(shop: TestStack, timeoutMs = QUIESCENCE_TIMEOUT_MS): Promise<void> {
@@ -24,8 +24,8 @@ export async function untilQuiescent(shop: TestStack, timeoutMs = QUIESCENCE_TIM
     const active = await shop.redis("order").scard(keys.activeSagas);
     if (active > 0) found.push(`${active} sagas still active`);
     for (const service of SERVICES) {
-      const pending = await shop.redis(service).hlen(keys.pendingLog);
-      if (pending > 0) found.push(`${pending} ${service} log lines not yet appended`);
+      const pending = await shop.redis(service).xlen(keys.logStream);
+      if (pending > 0) found.push(`${pending} ${service} stream entries not yet appended and trimmed`);
     }
     return found;
   };
