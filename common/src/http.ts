@@ -2,12 +2,13 @@
  * What every service's HTTP layer shares: the app factory with the one error handler, and the
  * validators of path parameters.
  */
-import { zValidator } from "@hono/zod-validator";
 import { Hono } from "hono";
+import { validator } from "hono-openapi";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { AppError, badInput } from "./errors";
 import type { ServiceName } from "./config";
+import { requestMetrics } from "./metrics";
 
 /** The largest integer the API accepts: beyond it JSON numbers lose precision. */
 export const MAX_INTEGER = Number.MAX_SAFE_INTEGER;
@@ -18,6 +19,7 @@ const served = new Set<string>(SERVED_METHODS);
 
 export function createApp(service: ServiceName): Hono {
   const app = new Hono();
+  app.use(requestMetrics);
   app.use(async (c, next) => {
     if (served.has(c.req.method)) return next();
     c.header("Allow", SERVED_METHODS.join(", "));
@@ -83,21 +85,25 @@ export const batchInitCount = () => nonNegativeInteger("n").pipe(z.number().max(
 export const entityId = (name: string) =>
   z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, `${name} must be 1-64 letters, digits, '-' or '_'`);
 
-/** Validates path parameters; a failure is a 400 with the first problem named. */
+/**
+ * Validates path parameters; a failure is a 400 with the problems named. The validator is
+ * hono-openapi's, so that the same schema also describes the route in the OpenAPI document
+ * (gateway/openapi.ts).
+ */
 export function validParams<T extends z.ZodType>(schema: T) {
-  return zValidator("param", schema, (result) => {
-    if (!result.success) throw badInput(result.error.issues.map((i) => i.message).join("; "));
+  return validator("param", schema, (result) => {
+    if (!result.success) throw badInput(result.error.map((i) => i.message).join("; "));
   });
 }
 
 /** Validates a JSON body (internal endpoints); a failure is a 400. */
 export function validJson<T extends z.ZodType>(schema: T) {
-  return zValidator("json", schema, (result) => {
-    if (!result.success) throw badInput(describeIssues(result.error.issues));
+  return validator("json", schema, (result) => {
+    if (!result.success) throw badInput(describeIssues(result.error));
   });
 }
 
-/** A zod failure as one message: each problem with the path it was found at. */
-export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
-  return issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+/** A validation failure as one message: each problem with the path it was found at. */
+export function describeIssues(issues: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> }>): string {
+  return issues.map((i) => `${(i.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join(".")}: ${i.message}`).join("; ");
 }

@@ -10,6 +10,7 @@ import { constants, fstatSync, mkdirSync, statSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { ServiceName } from "./config";
+import { metrics } from "./metrics";
 
 /** An entity's fields, every value a string (stored as one JSON string, see keyspace.ts). */
 export type Hash = Record<string, string>;
@@ -183,7 +184,9 @@ export class LogWriter {
   }
 
   private async writeDurably(text: string): Promise<void> {
+    const started = performance.now();
     await this.file.write(text);
+    metrics.logAppendDuration.observe((performance.now() - started) / 1000);
   }
 
   private rotatedAway(): boolean {

@@ -28,6 +28,8 @@ import { addIndexUpdates, indexUpdates, keys, parseStored, storedValue } from ".
 import { formatLine, logPath, LogWriter, parseRecord, versionOf, type Hash, type Writes } from "./log";
 import { planBatch, watchedKeys, type BatchEntry, type BatchPlan, type BatchWrite, type EntryOutcome } from "./batch";
 import { connect, ConnectionPool } from "./redis";
+import { metrics } from "./metrics";
+import { addTotals, measured, totalsDelta } from "./totals";
 
 /** What a transaction read: each watched key's fields, or null where the key does not exist. */
 export type Snapshot = ReadonlyMap<string, Hash | null>;
@@ -267,6 +269,7 @@ export class Store {
         const round = conn.pipeline();
         queueMulti(round);
         this.addWrites(round, plan.writes);
+        addTotals(round, totalsDelta(this.service, plan.writes, read.snapshot, (seq) => batch[seq - read.firstSeq]!.op));
         const pending: Record<string, string> = {};
         for (const outcome of plan.outcomes) if (outcome.ok && outcome.line) pending[String(outcome.seq)] = outcome.line;
         round.hset(keys.pendingLog, pending);
@@ -284,6 +287,7 @@ export class Store {
         next = this.takeBatch();
         const nextWatched = next.length > 0 ? this.addReads(round, next) : [];
         const lossesAtCommit = read.losses;
+        metrics.redisRoundTrips.inc();
         const replies = await round.exec().catch((err: unknown) => {
           this.pendingDone.push(...dropped);
           throw err;
@@ -299,6 +303,7 @@ export class Store {
         const committed = execReply as unknown[] | null;
         if (!committed) {
           // A watched key changed under this batch: retry it, ahead of the one read behind it.
+          metrics.txConflicts.inc();
           this.pendingDone.push(...dropped);
           this.waiting.unshift(...next);
           next = [];
@@ -308,6 +313,7 @@ export class Store {
           continue;
         }
         for (const seq of dropped) this.ownPending.delete(Number(seq));
+        metrics.txBatchSize.observe(batch.length);
         const stillPending = foreign.length > 0 ? (committed[lookupAt] as Array<string | null>) : [];
         const preceding = stillPending.some((line) => line !== null) ? await this.unloggedPredecessors(conn, foreign, stillPending) : undefined;
         // Own only from here: if the look-up above failed, these lines are never queued by this process;
@@ -365,6 +371,7 @@ export class Store {
     const losses = this.connectionLosses;
     const round = conn.pipeline();
     const watched = this.addReads(round, batch);
+    metrics.redisRoundTrips.inc();
     return parseReads(throwOnReplyError(await round.exec()), watched, batch.length, losses);
   }
 
@@ -487,12 +494,18 @@ export class Store {
     // Counted from the WATCH, as for a batch (connectionLosses).
     const lossesAtCommit = this.connectionLosses;
     try {
-      const reserved = throwOnReplyError(await conn.pipeline().unwatch().watch(...chunk.map(([key]) => key)).incrby(keys.seq, chunk.length).exec());
+      const chunkKeys = chunk.map(([key]) => key);
+      const reading = conn.pipeline().unwatch().watch(...chunkKeys).incrby(keys.seq, chunk.length);
+      // The states a chunk replaces, for the running totals (totals.ts); only where there are totals.
+      if (measured(this.service)) reading.mget(...chunkKeys);
+      const reserved = throwOnReplyError(await reading.exec());
+      const before = new Map(chunkKeys.map((key, i) => [key, parseStored((reserved[3] as Array<string | null> | undefined)?.[i])] as const));
       const firstSeq = Number(reserved[2]) - chunk.length + 1;
       const at = new Date().toISOString();
       const tx = conn.multi();
       const writes = chunk.map(([key, hash], i) => ({ key, hash, seq: firstSeq + i, json: JSON.stringify(hash) }));
       this.addWrites(tx, writes);
+      addTotals(tx, totalsDelta(this.service, writes, before, () => op));
       lines = writes.map((write) => formatLine(write.seq, at, op, [write])).join("");
       // One pending entry for the whole chunk (its lines, under its first number): half the Redis
       // work and AOF volume of an entry per line.

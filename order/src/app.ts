@@ -1,14 +1,18 @@
 /** Order routes: validation and HTTP shapes only; the rules live in orders.ts, checkout in saga.ts. */
 import { AppError, notFound } from "@checkout/common/errors";
 import { batchInitCount, createApp, entityId, nonNegativeInteger, validParams } from "@checkout/common/http";
+import { internalOnly } from "@checkout/common/internal";
+import { metrics } from "@checkout/common/metrics";
 import { z } from "zod";
 import type { OrderStore } from "./orders";
 import type { Peers } from "./peers";
 import type { Checkout } from "./saga";
+import { sagasInFlight } from "./sagas-in-flight";
+import type { StatsSource } from "./stats";
 
 const orderId = z.object({ order_id: entityId("order_id") });
 
-export function orderApp(orders: OrderStore, checkout: Checkout, peers: Peers) {
+export function orderApp(orders: OrderStore, checkout: Checkout, peers: Peers, stats: StatsSource, internalSecret: string) {
   const app = createApp("order");
 
   app.post("/create/:user_id", validParams(z.object({ user_id: entityId("user_id") })), async (c) =>
@@ -38,7 +42,9 @@ export function orderApp(orders: OrderStore, checkout: Checkout, peers: Peers) {
 
   app.post("/checkout/:order_id", validParams(orderId), async (c) => {
     const { order_id } = c.req.valid("param");
-    const outcome = await checkout.checkout(order_id);
+    metrics.checkoutsInFlight.inc();
+    const outcome = await checkout.checkout(order_id).finally(() => metrics.checkoutsInFlight.dec());
+    metrics.checkouts.inc(outcome.paid ? { outcome: "paid", reason: "" } : { outcome: "refused", reason: outcome.error.code });
     if (!outcome.paid) throw outcome.error;
     return c.json({ order_id, paid: true });
   });
@@ -59,6 +65,15 @@ export function orderApp(orders: OrderStore, checkout: Checkout, peers: Peers) {
       return c.json({ msg: `${n} orders created` });
     },
   );
+
+  app.get("/stats", async (c) => c.json(await stats.current()));
+
+  app.use("/internal/*", internalOnly(internalSecret));
+
+  app.get("/internal/sagas", async (c) => {
+    const found = await orders.findMany(await orders.unfinishedSagas());
+    return c.json(sagasInFlight(found, Date.now(), checkout.lastStepError));
+  });
 
   return app;
 }

@@ -25,6 +25,7 @@
 import { TIMING, type Timing } from "@checkout/common/config";
 import { AppError } from "@checkout/common/errors";
 import { crashPoint } from "@checkout/common/faults";
+import { metrics } from "@checkout/common/metrics";
 import { isUnfinished, sagaChanges, type Order, type OrderStore, type SagaChange } from "./orders";
 import type { PeerAnswer, Peers } from "./peers";
 
@@ -84,6 +85,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
   const driving = new Map<string, { outcome: Promise<CheckoutOutcome>; ended: Promise<void>; failed: boolean }>();
   let sweepTimer: ReturnType<typeof setInterval> | undefined;
   let heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  /** The last failure of a step of each saga this process drives (for the sagas-in-flight listing). */
+  const lastStepErrors = new Map<string, string>();
 
   /**
    * One claim per order per process: a second checkout of the same order in this process shares the
@@ -116,6 +119,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
       })
       .finally(() => {
         driving.delete(orderId);
+        lastStepErrors.delete(orderId);
         ended.resolve();
         // Taken over by another process, or stopped before deciding: whoever waits learns the
         // outcome from the durable record.
@@ -144,6 +148,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     if (start.kind === "paid") return decide({ paid: true });
     if (start.kind === "wait") return claimed(start.opId, start.decided);
     claimed(start.order.saga.opId);
+    if (start.takeover) metrics.sagaTakeovers.inc();
     await runSaga(orderId, start.order, decide);
   }
 
@@ -170,7 +175,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
         const step = steps[k]!;
         // Nothing is recorded between steps (see above); the lease is kept as between retries.
         if (k > 0) await keepLease();
-        const answer = await sendUntil(`${orderId} ${step.name}`, step.forward, (a) => a.kind !== "unknown" || Date.now() > deadline, keepLease);
+        const answer = await sendUntil(orderId, step.name, step.forward, (a) => a.kind !== "unknown" || Date.now() > deadline, keepLease);
         if (answer.kind === "ok") {
           crashPoint(`after_${step.name}`);
           continue;
@@ -179,6 +184,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
         // this attempt went past it. One whose outcome stayed unknown may have been applied, and so may
         // the steps after it: a driver this one took over from may have sent them, and they may still
         // be in flight. So every step is undone; undoing one that never ran fences it instead.
+        if (answer.kind === "unknown") metrics.sagaStepTimeouts.inc({ step: step.name });
         const error = answer.kind === "refused" ? answer.error : new AppError(409, "peer_unavailable", `${step.name}: ${answer.reason}`);
         const undoFrom = answer.kind === "refused" ? k - 1 : steps.length - 1;
         if (!(await record("order.saga_compensate", sagaChanges.compensate(undoFrom, error, Date.now(), timing.sagaLeaseMs)))) return;
@@ -196,7 +202,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     // and the step's effect must not stay. A participant refuses one that would take a balance past
     // 2^53-1 until the balance allows it (README, "Idempotent, fenced steps").
     for (let k = order.saga.step; k >= 0; k--) {
-      await sendUntil(`${orderId} undo ${steps[k]!.name}`, steps[k]!.compensate, (a) => a.kind === "ok", keepLease);
+      await sendUntil(orderId, `undo_${steps[k]!.name}`, steps[k]!.compensate, (a) => a.kind === "ok", keepLease);
+      metrics.sagaCompensations.inc({ step: steps[k]!.name });
       crashPoint(`after_undo_${steps[k]!.name}`);
     }
     await record("order.saga_failed", sagaChanges.failed());
@@ -204,15 +211,18 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
 
   /** Sends a step, or a compensation, until `final` holds for its answer; the lease is kept between tries. */
   async function sendUntil(
-    what: string,
+    orderId: string,
+    step: string,
     call: () => Promise<PeerAnswer>,
     final: (answer: PeerAnswer) => boolean,
     keepLease: () => Promise<void>,
   ): Promise<PeerAnswer> {
     for (let attempt = 0; ; attempt++) {
+      (attempt === 0 ? metrics.sagaStepsSent : metrics.sagaStepRetries).inc({ step });
       const answer = await call();
+      if (answer.kind !== "ok") lastStepErrors.set(orderId, `${step}: ${answer.kind === "refused" ? `${answer.error.code}: ${answer.error.message}` : answer.reason}`);
       if (final(answer)) return answer;
-      if (answer.kind === "refused") console.error(`[saga] ${what}: refused (${answer.error.code}: ${answer.error.message}); sending it again`);
+      if (answer.kind === "refused") console.error(`[saga] ${orderId} ${step}: refused (${answer.error.code}: ${answer.error.message}); sending it again`);
       await Bun.sleep(backoff(attempt, RETRY_FIRST_MS, RETRY_CAP_MS));
       await keepLease();
     }
@@ -305,6 +315,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     },
     /** Sagas in flight in this process (for a clean stop). */
     inFlight: () => driving.size,
+    /** The last failure of a step of a saga this process drives, if any. */
+    lastStepError: (orderId: string) => lastStepErrors.get(orderId),
   };
 }
 

@@ -47,6 +47,7 @@ const saga = (fields: Partial<SagaRecord>): SagaRecord => ({
   error: null,
   owner: "order-elsewhere",
   leaseUntil: Date.now() + 60_000,
+  startedAt: Date.now(),
   ...fields,
 });
 

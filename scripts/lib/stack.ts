@@ -34,6 +34,7 @@ import { busyPorts } from "./ports";
 import { pathFor, requirePrograms, type Programs } from "./prerequisites";
 import { groupMembers, identify, isAlive, processGroupOf, signalGroup, signalProcess, waitUntil, type ProcessIdentity } from "./procfs";
 import {
+  allPorts,
   gatewayUpstreams,
   processes as topologyProcesses,
   redisEnv,
@@ -196,7 +197,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   mkdirSync(logDir, { recursive: true });
 
   assertNoRunningStack(stateDir);
-  const busy = await busyPorts(topologyProcesses(t));
+  const busy = await busyPorts(allPorts(t));
   if (busy.length > 0) {
     throw new Error(
       `ports already in use: ${busy.map((p) => `${p.port} (${p.name})`).join(", ")}. ` +

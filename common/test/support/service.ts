@@ -9,11 +9,13 @@ import { join } from "node:path";
 import type { Hono } from "hono";
 import { TIMING, type ServiceConfig, type ServiceName } from "@checkout/common/config";
 import { Store } from "@checkout/common/store";
+import { addServiceRoutes } from "@checkout/common/service";
 import { stockApp } from "../../../stock/src/app";
 import { createStock } from "../../../stock/src/stock";
 import { paymentApp } from "../../../payment/src/app";
 import { createPayment } from "../../../payment/src/payment";
 import { orderApp } from "../../../order/src/app";
+import { createStats } from "../../../order/src/stats";
 import { createOrders } from "../../../order/src/orders";
 import { createPeers } from "../../../order/src/peers";
 import { createCheckout, type Checkout } from "../../../order/src/saga";
@@ -53,6 +55,7 @@ export function serviceConfig(service: ServiceName, opts: ServiceOptions & { log
   return {
     service,
     port: 0,
+    metricsPort: 0,
     bindAddress: "127.0.0.1",
     internalSecret: TEST_INTERNAL_SECRET,
     redis: { host: "127.0.0.1", port: opts.redisPort },
@@ -86,11 +89,12 @@ export async function startService(service: ServiceName, opts: ServiceOptions): 
       const orders = createOrders(store, config.instanceId, TIMING.sagaLeaseMs);
       const peers = createPeers(config.stockUrls, config.paymentUrls, config.internalSecret);
       checkout = createCheckout(orders, peers);
-      app = orderApp(orders, checkout, peers);
+      app = orderApp(orders, checkout, peers, createStats(orders, peers, store.client), config.internalSecret);
       break;
     }
   }
 
+  addServiceRoutes(app, service, store, config.internalSecret);
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch, idleTimeout: TIMING.serviceIdleTimeoutS });
   if (sweeps) {
     store.startLogUpkeep(logDir, config.logCompactBytes, config.instanceId);
