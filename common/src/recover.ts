@@ -6,7 +6,8 @@
  *     newest logged state where Redis holds an older one;
  *  3. the log is read again until it stops growing for RECOVERY_SETTLE_MS, so that a line a service
  *     appended just after the crash (its EXEC answered, its fsync not yet done) is not missed;
- *  4. the sequence number jumps by SEQ_GAP_AFTER_RECOVERY.
+ *  4. the sequence number jumps by SEQ_GAP_AFTER_RECOVERY;
+ *  5. the conservation meter's totals are counted anew from the entities (totals.ts).
  * A service does not log a change whose Redis it saw die after the commit (Store.logDurably). One whose
  * write had begun just before would still land a line numbered by the lost Redis, possibly above every
  * logged number: below the jump, it shares no number with a newer change.
@@ -17,6 +18,7 @@ import { REPO_ROOT, SERVICES, type ServiceName } from "./config";
 import { keys } from "./keyspace";
 import { compactingPath, logPath, LogWriter, snapshotPath } from "./log";
 import { applyLatest, foldLatest, parseLog, type LatestState } from "./replay";
+import { rebuildTotals } from "./totals";
 import { resolve } from "node:path";
 
 /** Quiet time of the log after which recovery trusts it has seen every line written before the crash. */
@@ -76,6 +78,7 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
     applied += (await applyLatest(redis, service, fresh)).keysApplied;
   }
   await redis.incrby(keys.seq, SEQ_GAP_AFTER_RECOVERY);
+  await rebuildTotals(redis, service);
   const ms = Math.round(performance.now() - started);
   say(
     `[recover] ${service}: ${records} log lines, ${latest.size} keys, ${applied} applied` +

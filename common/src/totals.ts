@@ -102,7 +102,12 @@ export async function rebuildTotals(redis: Redis, service: ServiceName): Promise
   }
   if (measured(service)) {
     totals.put_in = totals.held + totals.in_steps;
-    await redis.multi().del(keys.totals).hset(keys.totals, totals).exec();
+    // Only the totals that are not zero, as running totals that never moved are absent: a Redis
+    // whose books balanced before it was lost is rebuilt with exactly the totals it had.
+    const kept = Object.fromEntries(Object.entries(totals).filter(([, value]) => value !== 0));
+    const rewrite = redis.multi().del(keys.totals);
+    if (Object.keys(kept).length > 0) rewrite.hset(keys.totals, kept);
+    await rewrite.exec();
   }
   return totals;
 }
