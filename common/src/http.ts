@@ -3,7 +3,7 @@
  * validators of path parameters.
  */
 import { Hono } from "hono";
-import { validator } from "hono-openapi";
+import { describeRoute, resolver, validator } from "hono-openapi";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { AppError, badInput } from "./errors";
@@ -52,7 +52,8 @@ export function toAppError(err: unknown): AppError {
 
 /** A path segment that must be a non-negative integer no larger than MAX_INTEGER. */
 export function nonNegativeInteger(name: string, min = 0) {
-  return z.string().transform((raw, ctx) => {
+  const described = z.string().meta({ description: `an integer from ${min} to 2^53-1`, pattern: "^[0-9]+$" });
+  return described.transform((raw, ctx) => {
     if (!/^-?\d+$/.test(raw)) {
       ctx.addIssue({ code: "custom", message: `${name} must be an integer, got "${raw}"` });
       return z.NEVER;
@@ -107,3 +108,29 @@ export function validJson<T extends z.ZodType>(schema: T) {
 export function describeIssues(issues: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> }>): string {
   return issues.map((i) => `${(i.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join(".")}: ${i.message}`).join("; ");
 }
+
+/** Every refusal and failure: a stable code (the same in logs and tests) and a sentence for people. */
+export const errorBody = z.object({
+  error: z.string().describe("a stable code: invalid_input, unknown_item, insufficient_stock, redis_unavailable, ..."),
+  message: z.string(),
+});
+
+const jsonContent = (schema: z.ZodType) => ({ "application/json": { schema: resolver(schema) } });
+
+/**
+ * A public route's entry in the OpenAPI document (gateway/openapi.ts): what it does, and its 200
+ * answer's shape; its parameters come from its validator. `refusals` names its 4xx other than a 400.
+ */
+export function documented(summary: string, answer: z.ZodType, refusals = "") {
+  return describeRoute({
+    summary,
+    responses: {
+      200: { description: "done", content: jsonContent(answer) },
+      "4XX": { description: `refused, nothing changed: 400 malformed input${refusals ? `; ${refusals}` : ""}`, content: jsonContent(errorBody) },
+      "5XX": { description: "the service's own infrastructure failing (its Redis unreachable); never a business outcome", content: jsonContent(errorBody) },
+    },
+  });
+}
+
+/** A message answer (batch_init). */
+export const messageBody = z.object({ msg: z.string() });

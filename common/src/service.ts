@@ -3,7 +3,8 @@ import type { Hono } from "hono";
 import { loadConfig, TIMING, type ServiceConfig, type ServiceName } from "./config";
 import { armFaults } from "./faults";
 import { collectProcessMetrics, metricsText, registry } from "./metrics";
-import { createApp } from "./http";
+import { z } from "zod";
+import { createApp, documented } from "./http";
 import { internalOnly } from "./internal";
 import { OVERVIEW_PATH, readOverview, recordStart } from "./overview";
 import { Store } from "./store";
@@ -25,7 +26,7 @@ const LISTEN_WITHOUT_REDIS_AFTER_MS = 1_000;
  * processes' starts and conservation totals, for the dashboard; internal secret required).
  */
 export function addServiceRoutes(app: Hono, service: ServiceName, store: Pick<Store, "healthy" | "client">, internalSecret: string): void {
-  app.get("/health", async (c) =>
+  app.get("/health", documented("Whether this service and its Redis answer", z.object({ status: z.literal("ok"), service: z.string() })), async (c) =>
     (await store.healthy()) ? c.json({ status: "ok", service }) : c.json({ error: "redis_unavailable", message: "Redis is not reachable" }, 503),
   );
   app.get(OVERVIEW_PATH, internalOnly(internalSecret), async (c) => c.json(await readOverview(store.client)));

@@ -10,6 +10,7 @@ import { OVERVIEW_PATH, readOverview, type ServiceOverview } from "@checkout/com
 import type { Totals } from "@checkout/common/totals";
 import type { ServiceName } from "@checkout/common/config";
 import type { Redis } from "ioredis";
+import { z } from "zod";
 import type { OrderStore } from "./orders";
 import type { Peer, Peers } from "./peers";
 
@@ -18,18 +19,28 @@ export const STATS_INTERVAL_MS = 1_000;
 /** The route whose latency the dashboard shows (as the request-metrics middleware names it). */
 export const CHECKOUT_ROUTE = "/checkout/:order_id";
 
-export type Conservation = Totals & { holds: boolean };
+const conservation = z
+  .object({
+    held: z.number().describe("stock on hand, or users' credit"),
+    in_steps: z.number().describe("units sold, or money spent: taken by checkouts and not given back"),
+    put_in: z.number().describe("net of every other change: created, added, subtracted, paid directly"),
+    holds: z.boolean().describe("held + in_steps = put_in: nothing lost or created"),
+  })
+  .nullable()
+  .describe("null while the service cannot be asked");
 
-export type Stats = {
-  at: string;
-  checkouts: { paid_per_s: number; refused_per_s: number; in_flight: number };
-  /** Over the last interval; null when no checkout was answered in it. */
-  latency_ms: { p50: number; p99: number } | null;
-  sagas_in_flight: number;
-  processes: Array<{ name: string; service: ServiceName; restarts: number }>;
-  /** Per participant; null while it cannot be asked. */
-  conservation: Record<"stock" | "payment", Conservation | null>;
-};
+/** The answer of GET /stats (its OpenAPI description too). */
+export const statsBody = z.object({
+  at: z.string(),
+  checkouts: z.object({ paid_per_s: z.number(), refused_per_s: z.number(), in_flight: z.number() }),
+  latency_ms: z.object({ p50: z.number(), p99: z.number() }).nullable().describe("checkout latency over the last interval; null when none was answered"),
+  sagas_in_flight: z.number().int(),
+  processes: z.array(z.object({ name: z.string(), service: z.enum(["order", "stock", "payment"]), restarts: z.number().int() })),
+  conservation: z.object({ stock: conservation, payment: conservation }),
+});
+
+export type Stats = z.infer<typeof statsBody>;
+export type Conservation = NonNullable<Stats["conservation"]["stock"]>;
 
 /** Cumulative counts, as read at one moment. */
 type Sample = { atMs: number; paid: number; refused: number; latency: Map<number, number> };

@@ -374,7 +374,13 @@ class Supervisor implements Stack {
       mkdirSync(nginxDir, { recursive: true });
       writeFileSync(
         confPath,
-        renderGatewayConfig({ listenPort: port, listenAddress: LOOPBACK, upstreams: gatewayUpstreams(t, LOCAL_HOSTS), runtimeDir: nginxDir }),
+        renderGatewayConfig({
+          listenPort: port,
+          listenAddress: LOOPBACK,
+          upstreams: gatewayUpstreams(t, LOCAL_HOSTS),
+          runtimeDir: nginxDir,
+          staticRoot: join(REPO_ROOT, "gateway", "public"),
+        }),
       );
       const healthUrls = SERVICES.map((s) => `${this.gatewayUrl}/${PUBLIC_PREFIX[s]}/health`);
       return {

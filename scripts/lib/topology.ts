@@ -4,7 +4,7 @@
  * scripts/test/compose-equivalence.test.ts holds compose.yaml to it.
  */
 import { DEFAULT_PORTS, METRICS_PORT_SHIFT, SERVICES, type ServiceName } from "../../common/src/config";
-import type { GatewayConfigOptions } from "../../gateway/render";
+import { IMAGE_STATIC_ROOT, type GatewayConfigOptions } from "../../gateway/render";
 
 export type Replicas = Record<ServiceName, number>;
 
@@ -206,5 +206,5 @@ export function composeTopology(): Topology {
 
 export function composeGatewayOptions(): GatewayConfigOptions {
   const t = composeTopology();
-  return { listenPort: t.ports.gateway, upstreams: gatewayUpstreams(t, COMPOSE_HOSTS) };
+  return { listenPort: t.ports.gateway, upstreams: gatewayUpstreams(t, COMPOSE_HOSTS), staticRoot: IMAGE_STATIC_ROOT };
 }
