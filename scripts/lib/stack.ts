@@ -66,6 +66,8 @@ export const SERVICE_HEALTH_TIMEOUT_MS = 60_000;
 export const REDIS_HEALTH_TIMEOUT_MS = 180_000;
 /** Health probes while waiting. */
 export const HEALTH_POLL_INTERVAL_MS = 100;
+/** The internal secret's file in the state folder (deploy/prometheus.yml reads it). */
+export const INTERNAL_SECRET_FILE = "internal-secret";
 /** The internal secret's random bytes (twice as many hex characters). */
 const INTERNAL_SECRET_BYTES = 32;
 /** kill() waits this long for the process to exit after a terminating signal. */
@@ -134,6 +136,11 @@ export interface Stack {
   readonly replicas: Replicas;
   readonly stateDir: string;
   readonly logDir: string;
+  /**
+   * The internal secret of this start (service replicas demand it on internal endpoints and metrics
+   * ports); also in stateDir/internal-secret, readable by its owner only, for curl and Prometheus.
+   */
+  readonly internalSecret: string;
   /** Every process name, in start order. */
   readonly names: readonly string[];
   /** The pid of a running process; for a Redis, the redis-server's (not its start script's). */
@@ -248,6 +255,7 @@ class Supervisor implements Stack {
   readonly replicas: Replicas;
   readonly stateDir: string;
   readonly logDir: string;
+  readonly internalSecret: string;
   readonly names: string[];
 
   private readonly managed = new Map<string, Managed>();
@@ -267,6 +275,10 @@ class Supervisor implements Stack {
   ) {
     this.stateDir = options.stateDir;
     this.logDir = options.logDir;
+    // A fresh internal secret every start, known only to this stack's service replicas (and kept by
+    // each restart of one, which reuses its spec), and to whoever may read the state folder's file.
+    this.internalSecret = randomBytes(INTERNAL_SECRET_BYTES).toString("hex");
+    writeFileSync(join(this.stateDir, INTERNAL_SECRET_FILE), `${this.internalSecret}\n`, { mode: 0o600 });
     this.ports = t.ports;
     this.replicas = t.replicas;
     this.gatewayUrl = `http://${LOOPBACK}:${t.ports.gateway}`;
@@ -324,9 +336,7 @@ class Supervisor implements Stack {
     for (const name of [...SERVICE_ENV_NAMES, ...ORDER_ENV_NAMES, "FAULT_POINT", "REDIS_DIR", "REDIS_BIND", "REDIS_SOCKET", ...SECRET_ENV_NAMES]) {
       delete inherited[name];
     }
-    // A fresh internal secret every start, known only to this stack's service replicas (and kept by
-    // each restart of one, which reuses its spec).
-    const internalSecret = randomBytes(INTERNAL_SECRET_BYTES).toString("hex");
+    const internalSecret = this.internalSecret;
     inherited.PATH = pathFor(programs, join(this.stateDir, "bin"));
     const perProcess = (name: string) => options.processEnv?.[name] ?? {};
     const nginxDir = join(this.stateDir, "nginx");
