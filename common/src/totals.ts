@@ -72,9 +72,15 @@ export function totalsDelta(
   return delta;
 }
 
-/** HINCRBY of each total that moved, queued in the caller's MULTI. */
+const TOTAL_NAMES: readonly TotalName[] = ["held", "in_steps", "put_in"];
+
+/**
+ * HINCRBY of every total, queued in the caller's MULTI, once any of them moved: the hash then always
+ * holds all three, as rebuildTotals writes it.
+ */
 export function addTotals(tx: { hincrby(key: string, field: string, by: number): unknown }, delta: Partial<Totals>): void {
-  for (const [total, by] of Object.entries(delta)) if (by !== 0) tx.hincrby(keys.totals, total, by);
+  if (!TOTAL_NAMES.some((total) => (delta[total] ?? 0) !== 0)) return;
+  for (const total of TOTAL_NAMES) tx.hincrby(keys.totals, total, delta[total] ?? 0);
 }
 
 export async function readTotals(redis: Redis): Promise<Totals> {
@@ -102,11 +108,10 @@ export async function rebuildTotals(redis: Redis, service: ServiceName): Promise
   }
   if (measured(service)) {
     totals.put_in = totals.held + totals.in_steps;
-    // Only the totals that are not zero, as running totals that never moved are absent: a Redis
-    // whose books balanced before it was lost is rebuilt with exactly the totals it had.
-    const kept = Object.fromEntries(Object.entries(totals).filter(([, value]) => value !== 0));
+    // No hash while nothing was ever held, as addTotals writes none: a Redis whose books balanced
+    // before it was lost is rebuilt with exactly the totals it had.
     const rewrite = redis.multi().del(keys.totals);
-    if (Object.keys(kept).length > 0) rewrite.hset(keys.totals, kept);
+    if (TOTAL_NAMES.some((total) => totals[total] !== 0)) rewrite.hset(keys.totals, totals);
     await rewrite.exec();
   }
   return totals;
