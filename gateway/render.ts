@@ -109,14 +109,29 @@ export type GatewayConfigOptions = {
   runtimeDir?: string;
   /** Default "auto" (one worker per core). */
   workerProcesses?: number | "auto";
+  /** The folder holding gateway/public's files (the pages below). Default: where the gateway's image keeps them. */
+  staticRoot?: string;
 };
+
+/** Where gateway/Dockerfile copies gateway/public. */
+export const IMAGE_STATIC_ROOT = "/usr/share/checkout/public";
+
+/**
+ * The gateway's own pages, served from gateway/public, read-only and the same for everyone: the
+ * OpenAPI document (gateway/openapi.ts), its reference page, and the live dashboard (which reads the
+ * aggregate figures of GET /orders/stats). No service's internal endpoint or metrics port is among them.
+ */
+export const PAGES = { openApi: "/openapi.json", docs: "/docs", dashboard: "/dashboard" } as const;
+
+/** The file types of gateway/public. */
+const STATIC_TYPES = "types { text/html html; text/css css; text/javascript js; application/json json; image/png png; }";
 
 /** The retry policy of a location: when nginx may hand a request that failed to another replica. */
 type RetryPolicy = "read" | "checkout" | "write" | "bulk";
 
 /** The nginx.conf text for the given replicas. Pure: the same options always give the same text. */
 export function renderGatewayConfig(options: GatewayConfigOptions): string {
-  const { listenPort, listenAddress, upstreams, runtimeDir, workerProcesses = "auto" } = options;
+  const { listenPort, listenAddress, upstreams, runtimeDir, workerProcesses = "auto", staticRoot = IMAGE_STATIC_ROOT } = options;
   for (const service of SERVICES) {
     if (upstreams[service].length === 0) throw new Error(`renderGatewayConfig: no upstream for ${service}`);
   }
@@ -186,8 +201,10 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     "        # Liveness of the gateway itself (container health checks).",
     '        location = /health { return 200 \'{"status":"ok"}\'; }',
     "",
+    ...renderPages(staticRoot),
+    "",
     "        # Unknown paths.",
-    `        location / { return 404 '${errorJson("not_found", "no such path: the gateway serves /orders/, /stock/ and /payment/")}'; }`,
+    `        location / { return 404 '${errorJson("not_found", `no such path: the gateway serves /orders/, /stock/ and /payment/, and ${PAGES.dashboard}, ${PAGES.docs} and ${PAGES.openApi}`)}'; }`,
     "",
     "        # No id or number holds a backslash; nginx does not take it for a separator, but a service",
     "        # behind it might (Bun's URL parser does), so a path holding one is refused here.",
@@ -204,6 +221,21 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     "}",
     "",
   ].join("\n");
+}
+
+function renderPages(root: string): string[] {
+  if (/[\s;'"{}]/.test(root)) throw new Error(`renderGatewayConfig: the static root may not hold spaces, quotes, braces or ';': ${root}`);
+  // A page's own path (no slash) serves its index.html; its folder serves the page's assets.
+  const page = (path: string) => [
+    `        location = ${path} { root ${root}; ${STATIC_TYPES} try_files ${path}/index.html =404; }`,
+    `        location ${path}/ { root ${root}; ${STATIC_TYPES} }`,
+  ];
+  return [
+    "        # The gateway's own pages (gateway/public): the API's document and reference, the dashboard.",
+    `        location = ${PAGES.openApi} { root ${root}; ${STATIC_TYPES} }`,
+    ...page(PAGES.docs),
+    ...page(PAGES.dashboard),
+  ];
 }
 
 function renderUpstream(service: ServiceName, servers: readonly string[]): string[] {
@@ -234,7 +266,7 @@ function renderErrorPages(): string[] {
   const pages: [caught: number, answered: number, code: string, message: string][] = [
     [400, 400, "invalid_input", "the request is malformed (a bad %-escape in the path, or bad headers)"],
     // A client asking for one of these pages directly (they are internal).
-    [404, 404, "not_found", "no such path: the gateway serves /orders/, /stock/ and /payment/"],
+    [404, 404, "not_found", `no such path: the gateway serves /orders/, /stock/ and /payment/, and ${PAGES.dashboard}, ${PAGES.docs} and ${PAGES.openApi}`],
     [405, 405, "method_not_allowed", `the API is served with ${SERVED_METHODS.join(", ")} only`],
     [413, 413, "payload_too_large", `request bodies are limited to ${CLIENT_MAX_BODY_SIZE}`],
     [414, 414, "uri_too_long", "the path is longer than any id allows"],

@@ -2,6 +2,7 @@
 # Makes sure a Debian machine has what the stack and the tests need; quiet and quick when it does.
 #   bun                      npm install -g bun (if npm is there)
 #   redis-server, nginx      apt-get install -y redis-server nginx (as root, with apt-get)
+#   chromium                 apt-get install -y chromium (the browser tests' headless browser)
 #   node_modules             bun install --frozen-lockfile (when missing or older than the manifests)
 # Whatever it cannot install, it names, and stops.
 #
@@ -37,6 +38,20 @@ if ((${#missing[@]} > 0)); then
     apt-get install -y -qq redis-server nginx >&2
   else
     die "missing: ${missing[*]}. Install the Debian packages: apt-get install -y redis-server nginx (as root)"
+  fi
+fi
+
+# --- chromium ---------------------------------------------------------------------------------------
+# The browser tests (scripts/test/e2e/browser.test.ts) load the gateway's pages in Debian's chromium,
+# headless. Without it they fail, naming it; they are never skipped.
+if ! have chromium; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium (the browser tests' headless browser)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq chromium >&2
+  else
+    die "missing: chromium (the browser tests' headless browser). Install the Debian package: apt-get install -y chromium (as root)"
   fi
 fi
 

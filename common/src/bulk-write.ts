@@ -2,7 +2,8 @@
  * Writes of many whole keys (batch_init): chunked MULTIs, each with its lines in the log stream like
  * any transaction, several chunks at once, each on its own pooled connection.
  */
-import { keys } from "./keyspace";
+import { keys, parseStored } from "./keyspace";
+import { addTotals, measured, totalsDelta } from "./totals";
 import { formatLine, type Hash } from "./log";
 import type { DurablePosition } from "./durability";
 import { addLines, addWrites, conflictBackoffMs } from "./group-commit";
@@ -52,12 +53,18 @@ async function writeChunk(
   const lossesAtWatch = connections.losses;
   let entry: string;
   try {
-    const reserved = throwOnReplyError(await conn.pipeline().unwatch().watch(...chunk.map(([key]) => key)).incrby(keys.seq, chunk.length).exec());
+    const chunkKeys = chunk.map(([key]) => key);
+    const reading = conn.pipeline().unwatch().watch(...chunkKeys).incrby(keys.seq, chunk.length);
+    // The states a chunk replaces, for the running totals (totals.ts); only where there are totals.
+    if (measured(service)) reading.mget(...chunkKeys);
+    const reserved = throwOnReplyError(await reading.exec());
+    const before = new Map(chunkKeys.map((key, i) => [key, parseStored((reserved[3] as Array<string | null> | undefined)?.[i])] as const));
     const firstSeq = Number(reserved[2]) - chunk.length + 1;
     const at = new Date().toISOString();
     const tx = conn.multi();
     const writes = chunk.map(([key, hash], i) => ({ key, hash, seq: firstSeq + i, json: JSON.stringify(hash) }));
     addWrites(service, tx, writes);
+    addTotals(tx, totalsDelta(service, writes, before, () => op));
     // One stream entry for the whole chunk.
     addLines(tx, writes.map((write) => formatLine(write.seq, at, op, [write])).join(""));
     const committed = await tx.exec();

@@ -18,6 +18,13 @@ export const DEFAULT_PORTS = {
   redis: { order: 6381, stock: 6382, payment: 6383 } satisfies Record<ServiceName, number>,
 } as const;
 
+/**
+ * Each service process serves its Prometheus metrics on a port of its own: its service port plus this
+ * (replica 1 of order: 8601, of stock 8701, of payment 8801). Not a port the gateway proxies to. Every
+ * port of a stack stays below its gateway's + 1000, so stacks shifted by multiples of 1000 never meet.
+ */
+export const METRICS_PORT_SHIFT = 500;
+
 /** The repository root: common/src/config.ts is two folders below it. */
 export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
 
@@ -121,6 +128,8 @@ const faultEnv = {
 
 const envSchema = z.object({
   PORT: port.optional(),
+  /** Where GET /metrics is served; default PORT + METRICS_PORT_SHIFT. */
+  METRICS_PORT: port.optional(),
   /**
    * Where a service listens: loopback by default, so that only this machine reaches its internal
    * endpoints; a container sets 0.0.0.0 to be reachable on its network.
@@ -157,6 +166,7 @@ const envSchema = z.object({
 export type ServiceConfig = {
   service: ServiceName;
   port: number;
+  metricsPort: number;
   bindAddress: string;
   internalSecret: string;
   redis: { host: string; port: number };
@@ -181,9 +191,11 @@ export function loadConfig(service: ServiceName, env: Record<string, string | un
     console.error(`[${service}] ${internalSecret.problem}`);
     process.exit(2);
   }
+  const servicePort = e.PORT ?? DEFAULT_PORTS.serviceBase[service] + 1;
   return {
     service,
-    port: e.PORT ?? DEFAULT_PORTS.serviceBase[service] + 1,
+    port: servicePort,
+    metricsPort: e.METRICS_PORT ?? servicePort + METRICS_PORT_SHIFT,
     bindAddress: e.BIND_ADDRESS,
     internalSecret,
     redis: { host: e.REDIS_HOST, port: e.REDIS_PORT ?? DEFAULT_PORTS.redis[service] },

@@ -23,6 +23,8 @@ import { AppError } from "./errors";
 import { crashPoint, faultsArmed } from "./faults";
 import { addIndexUpdates, indexUpdates, keys, parseStored, storedValue } from "./keyspace";
 import { expiresAt } from "./retention";
+import { metrics } from "./metrics";
+import { addTotals, totalsDelta } from "./totals";
 import type { Hash } from "./log";
 import { planBatch, watchedKeys, type BatchEntry, type BatchPlan, type BatchWrite } from "./batch";
 import type { DurablePosition } from "./durability";
@@ -138,6 +140,7 @@ export class GroupCommit {
         const round = conn.pipeline();
         queueMulti(round);
         addWrites(this.service, round, plan.writes);
+        addTotals(round, totalsDelta(this.service, plan.writes, read.snapshot, (seq) => batch[seq - read.firstSeq]!.op));
         // Its reply's place among EXEC's replies: MULTI itself, the pipeline's first command, has none.
         const entryAt = round.length - 1;
         addLines(round, linesOf(plan));
@@ -146,6 +149,7 @@ export class GroupCommit {
         next = this.takeBatch();
         const nextWatched = next.length > 0 ? this.addReads(round, next) : [];
         const lossesAtCommit = read.losses;
+        metrics.redisRoundTrips.inc();
         const replies = await round.exec();
         const [execError, execReply] = replies?.[execAt] ?? [new Error("no reply to EXEC"), undefined];
         // Not a conflict: the connection failed or Redis refused the EXEC. Whether it committed is
@@ -155,6 +159,7 @@ export class GroupCommit {
         const committed = execReply as unknown[] | null;
         if (!committed) {
           // A watched key changed under this batch: retry it, ahead of the one read behind it.
+          metrics.txConflicts.inc();
           this.waiting.unshift(...next);
           next = [];
           await Bun.sleep(conflictBackoffMs(attempt++));
@@ -162,6 +167,7 @@ export class GroupCommit {
           if (batch.length > 0) read = await this.readPhase(conn, batch);
           continue;
         }
+        metrics.txBatchSize.observe(batch.length);
         void this.finishBatch(batch, plan, committed[entryAt] as string, lossesAtCommit);
         attempt = 0;
         batch = next;
@@ -212,6 +218,7 @@ export class GroupCommit {
     const losses = this.connections.losses;
     const round = conn.pipeline();
     const watched = this.addReads(round, batch);
+    metrics.redisRoundTrips.inc();
     return parseReads(throwOnReplyError(await round.exec()), watched, batch.length, losses);
   }
 
@@ -225,7 +232,9 @@ export class GroupCommit {
     try {
       if (entry !== null) {
         if (faultsArmed()) for (const tx of batch) crashPoint(`${tx.op}.committed_not_logged`);
+        const committedAt = performance.now();
         await this.durable.until(entry, lossesAtCommit);
+        metrics.logDurableWait.observe((performance.now() - committedAt) / 1000);
         if (faultsArmed()) for (const tx of batch) crashPoint(`${tx.op}.logged_not_answered`);
       }
     } catch (err) {

@@ -2,12 +2,13 @@
  * What every service's HTTP layer shares: the app factory with the one error handler, and the
  * validators of path parameters.
  */
-import { zValidator } from "@hono/zod-validator";
 import { Hono } from "hono";
+import { describeRoute, resolver, validator } from "hono-openapi";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { AppError, badInput } from "./errors";
 import type { ServiceName } from "./config";
+import { requestMetrics } from "./metrics";
 
 /** The largest integer the API accepts: beyond it JSON numbers lose precision. */
 export const MAX_INTEGER = Number.MAX_SAFE_INTEGER;
@@ -18,6 +19,7 @@ const served = new Set<string>(SERVED_METHODS);
 
 export function createApp(service: ServiceName): Hono {
   const app = new Hono();
+  app.use(requestMetrics);
   app.use(async (c, next) => {
     if (served.has(c.req.method)) return next();
     c.header("Allow", SERVED_METHODS.join(", "));
@@ -50,7 +52,8 @@ export function toAppError(err: unknown): AppError {
 
 /** A path segment that must be a non-negative integer no larger than MAX_INTEGER. */
 export function nonNegativeInteger(name: string, min = 0) {
-  return z.string().transform((raw, ctx) => {
+  const described = z.string().meta({ description: `an integer from ${min} to 2^53-1`, pattern: "^[0-9]+$" });
+  return described.transform((raw, ctx) => {
     if (!/^-?\d+$/.test(raw)) {
       ctx.addIssue({ code: "custom", message: `${name} must be an integer, got "${raw}"` });
       return z.NEVER;
@@ -83,21 +86,51 @@ export const batchInitCount = () => nonNegativeInteger("n").pipe(z.number().max(
 export const entityId = (name: string) =>
   z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, `${name} must be 1-64 letters, digits, '-' or '_'`);
 
-/** Validates path parameters; a failure is a 400 with the first problem named. */
+/**
+ * Validates path parameters; a failure is a 400 with the problems named. The validator is
+ * hono-openapi's, so that the same schema also describes the route in the OpenAPI document
+ * (gateway/openapi.ts).
+ */
 export function validParams<T extends z.ZodType>(schema: T) {
-  return zValidator("param", schema, (result) => {
-    if (!result.success) throw badInput(result.error.issues.map((i) => i.message).join("; "));
+  return validator("param", schema, (result) => {
+    if (!result.success) throw badInput(result.error.map((i) => i.message).join("; "));
   });
 }
 
 /** Validates a JSON body (internal endpoints); a failure is a 400. */
 export function validJson<T extends z.ZodType>(schema: T) {
-  return zValidator("json", schema, (result) => {
-    if (!result.success) throw badInput(describeIssues(result.error.issues));
+  return validator("json", schema, (result) => {
+    if (!result.success) throw badInput(describeIssues(result.error));
   });
 }
 
-/** A zod failure as one message: each problem with the path it was found at. */
-export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
-  return issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+/** A validation failure as one message: each problem with the path it was found at. */
+export function describeIssues(issues: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> }>): string {
+  return issues.map((i) => `${(i.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join(".")}: ${i.message}`).join("; ");
 }
+
+/** Every refusal and failure: a stable code (the same in logs and tests) and a sentence for people. */
+export const errorBody = z.object({
+  error: z.string().describe("a stable code: invalid_input, unknown_item, insufficient_stock, redis_unavailable, ..."),
+  message: z.string(),
+});
+
+const jsonContent = (schema: z.ZodType) => ({ "application/json": { schema: resolver(schema) } });
+
+/**
+ * A public route's entry in the OpenAPI document (gateway/openapi.ts): what it does, and its 200
+ * answer's shape; its parameters come from its validator. `refusals` names its 4xx other than a 400.
+ */
+export function documented(summary: string, answer: z.ZodType, refusals = "") {
+  return describeRoute({
+    summary,
+    responses: {
+      200: { description: "done", content: jsonContent(answer) },
+      "4XX": { description: `refused, nothing changed: 400 malformed input${refusals ? `; ${refusals}` : ""}`, content: jsonContent(errorBody) },
+      "5XX": { description: "the service's own infrastructure failing (its Redis unreachable); never a business outcome", content: jsonContent(errorBody) },
+    },
+  });
+}
+
+/** A message answer (batch_init). */
+export const messageBody = z.object({ msg: z.string() });

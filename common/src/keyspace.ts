@@ -43,6 +43,10 @@ export const keys = {
   order: (id: string) => `order:${id}`,
   /** The record of one saga step at a participant (stock or payment), by operation id. */
   operation: (opId: string) => `op:${opId}`,
+  /** How often each process of the service (by INSTANCE_ID) has started: observability only, never logged. */
+  processStarts: "process:starts",
+  /** Running totals of the conservation meter (totals.ts): observability only, never logged. */
+  totals: "meta:totals",
   /** Ids of orders whose saga is running or compensating (order service). */
   activeSagas: "sagas:active",
   /**

@@ -2,7 +2,8 @@
  * Recovery of one service's Redis from its log, run by start_redis_with_recovery.sh while Redis is
  * reachable only through a private Unix socket (REDIS_SOCKET), and before the service's log writer
  * starts: the log, an interrupted compaction's file and the snapshot are replayed, every key taking
- * its newest logged state where Redis holds an older one.
+ * its newest logged state where Redis holds an older one; then the conservation meter's totals are
+ * counted anew from the entities (totals.ts).
  *
  * Lines still in the stream `log:stream` (their changes survived in Redis, their append did not
  * happen yet) are left there: the writer, started next, appends them. No line reaches the log while
@@ -13,6 +14,7 @@ import { Redis } from "ioredis";
 import { REPO_ROOT, SERVICES, type ServiceName } from "./config";
 import { compactingPath, logPath, snapshotPath } from "./log";
 import { applyLatest, foldLatest, parseLog, type LatestState } from "./replay";
+import { rebuildTotals } from "./totals";
 import { resolve } from "node:path";
 
 export async function recover(service: ServiceName, redis: Redis, logDir: string, say = console.log): Promise<void> {
@@ -32,6 +34,8 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
     foldLatest(parsed.records, latest);
   }
   const applied = (await applyLatest(redis, service, latest, empty)).keysApplied;
+  // The conservation meter's running totals are not logged: counted anew from the entities (totals.ts).
+  await rebuildTotals(redis, service);
   const ms = Math.round(performance.now() - started);
   say(`[recover] ${service}: ${records} log lines, ${latest.size} keys, ${applied} applied${skipped ? `, ${skipped} torn lines skipped` : ""} in ${ms} ms`);
 }

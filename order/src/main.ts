@@ -4,6 +4,7 @@ import { orderApp } from "./app";
 import { createOrders } from "./orders";
 import { createPeers } from "./peers";
 import { createCheckout } from "./saga";
+import { createStats } from "./stats";
 
 /** How long a stopping order process waits for the sagas it drives to finish (the rest are resumed by others). */
 const SAGA_DRAIN_MS = 3_000;
@@ -13,7 +14,7 @@ await runService("order", (config, store) => {
   const peers = createPeers(config.stockUrls, config.paymentUrls, config.internalSecret);
   const checkout = createCheckout(orders, peers);
   return {
-    app: orderApp(orders, checkout, peers),
+    app: orderApp(orders, checkout, peers, createStats(orders, peers, store.client), config.internalSecret),
     onStarted: () => checkout.start(),
     onStopping: async () => {
       checkout.stopSweeping();

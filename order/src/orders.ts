@@ -5,7 +5,7 @@
 import { AppError, badInput, notFound, refused, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
 import { MAX_INTEGER } from "@checkout/common/http";
 import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
-import { keys, UNFINISHED_SAGA_STATUSES } from "@checkout/common/keyspace";
+import { keys, parseStored, UNFINISHED_SAGA_STATUSES } from "@checkout/common/keyspace";
 import type { Hash } from "@checkout/common/log";
 import { operationId } from "@checkout/common/retention";
 import type { Codec, Decision, Store } from "@checkout/common/store";
@@ -32,6 +32,8 @@ export type SagaRecord = {
   /** The process driving the saga, until `leaseUntil` (ms since the epoch) unless it renews. */
   owner: string;
   leaseUntil: number;
+  /** When this attempt was claimed (ms since the epoch), for the sagas-in-flight listing. */
+  startedAt: number;
 };
 
 export type Order = {
@@ -44,7 +46,7 @@ export type Order = {
 
 const NO_DRIVERS: ReadonlySet<string> = new Set();
 
-const NO_SAGA: SagaRecord = { status: "none", attempt: 0, opId: "", step: -1, error: null, owner: "", leaseUntil: 0 };
+const NO_SAGA: SagaRecord = { status: "none", attempt: 0, opId: "", step: -1, error: null, owner: "", leaseUntil: 0, startedAt: 0 };
 
 /**
  * Stored as six fields: the order's own four, the saga's status on its own (the unfinished-sagas index
@@ -99,7 +101,8 @@ export function withItem(order: Order | null, orderId: string, itemId: string, q
 /** What a checkout request finds when it arrives, and the claim it makes. */
 export type CheckoutStart =
   | { kind: "paid" }
-  | { kind: "drive"; order: Order }
+  /** `takeover`: the saga was another driver's, whose lease ran out. */
+  | { kind: "drive"; order: Order; takeover: boolean }
   /**
    * Another process (`driver`) drives the attempt `opId`. `decided`: it has already decided and answered the
    * attempt's failure (it is compensating), so this request is for a new attempt, once that one ends.
@@ -125,14 +128,14 @@ export function startCheckout(
     }
     // Its driver is gone (lease expired, or no longer alive): take the saga over where it stands.
     const claimed = { ...order, saga: { ...saga, owner: me, leaseUntil: now + leaseMs } };
-    return { result: { kind: "drive", order: claimed }, order: claimed };
+    return { result: { kind: "drive", order: claimed, takeover: saga.owner !== me }, order: claimed };
   }
   const attempt = saga.attempt + 1;
   const started: Order = {
     ...order,
-    saga: { status: "running", attempt, opId: operationId(orderId, attempt, nonce, now), step: 0, error: null, owner: me, leaseUntil: now + leaseMs },
+    saga: { status: "running", attempt, opId: operationId(orderId, attempt, nonce, now), step: 0, error: null, owner: me, leaseUntil: now + leaseMs, startedAt: now },
   };
-  return { result: { kind: "drive", order: started }, order: started };
+  return { result: { kind: "drive", order: started, takeover: false }, order: started };
 }
 
 /**
@@ -257,6 +260,19 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
 
     async unfinishedSagas(): Promise<string[]> {
       return store.client.smembers(keys.activeSagas);
+    },
+
+    /** How many sagas are unfinished (running or compensating), without listing them. */
+    unfinishedCount: (): Promise<number> => store.client.scard(keys.activeSagas),
+
+    /** The orders of the given ids that exist, read in one round trip. */
+    async findMany(ids: readonly string[]): Promise<Array<[string, Order]>> {
+      if (ids.length === 0) return [];
+      const values = await store.client.mget(...ids.map((id) => keys.order(id)));
+      return ids.flatMap((id, i) => {
+        const hash = parseStored(values[i]);
+        return hash ? [[id, orderCodec.decode(hash)] as [string, Order]] : [];
+      });
     },
   };
 }

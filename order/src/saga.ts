@@ -26,6 +26,7 @@ import { TIMING, type Timing } from "@checkout/common/config";
 import { AppError } from "@checkout/common/errors";
 import { crashPoint } from "@checkout/common/faults";
 import { attemptStart } from "@checkout/common/retention";
+import { metrics } from "@checkout/common/metrics";
 import { isUnfinished, sagaChanges, type Order, type OrderStore, type SagaChange } from "./orders";
 import type { PeerAnswer, Peers } from "./peers";
 
@@ -85,6 +86,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
   const driving = new Map<string, { outcome: Promise<CheckoutOutcome>; ended: Promise<void>; failed: boolean }>();
   let sweepTimer: ReturnType<typeof setInterval> | undefined;
   let heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  /** The last failure of a step of each saga this process drives (for the sagas-in-flight listing). */
+  const lastStepErrors = new Map<string, string>();
 
   /**
    * One claim per order per process: a second checkout of the same order in this process shares the
@@ -117,6 +120,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
       })
       .finally(() => {
         driving.delete(orderId);
+        lastStepErrors.delete(orderId);
         ended.resolve();
         // Taken over by another process, or stopped before deciding: whoever waits learns the
         // outcome from the durable record.
@@ -145,6 +149,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     if (start.kind === "paid") return decide({ paid: true });
     if (start.kind === "wait") return claimed(start.opId, start.decided);
     claimed(start.order.saga.opId);
+    if (start.takeover) metrics.sagaTakeovers.inc();
     await runSaga(orderId, start.order, decide);
   }
 
@@ -174,7 +179,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
         const step = steps[k]!;
         // Nothing is recorded between steps (see above); the lease is kept as between retries.
         if (k > 0) await keepLease();
-        const answer = await sendUntil(`${orderId} ${step.name}`, step.forward, (a) => a.kind !== "unknown", keepLease, deadline);
+        const answer = await sendUntil(orderId, step.name, step.forward, (a) => a.kind !== "unknown", keepLease, deadline);
         if (answer.kind === "ok") {
           crashPoint(`after_${step.name}`);
           continue;
@@ -183,6 +188,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
         // this attempt went past it. One whose outcome stayed unknown may have been applied, and so may
         // the steps after it: a driver this one took over from may have sent them, and they may still
         // be in flight. So every step is undone; undoing one that never ran fences it instead.
+        if (answer.kind === "unknown") metrics.sagaStepTimeouts.inc({ step: step.name });
         const error = answer.kind === "refused" ? answer.error : new AppError(409, "peer_unavailable", `${step.name}: ${answer.reason}`);
         const undoFrom = answer.kind === "refused" ? k - 1 : steps.length - 1;
         if (!(await record("order.saga_compensate", sagaChanges.compensate(undoFrom, error, Date.now(), timing.sagaLeaseMs)))) return;
@@ -200,7 +206,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     // and the step's effect must not stay. A participant refuses one that would take a balance past
     // 2^53-1 until the balance allows it (README, "Idempotent, fenced steps").
     for (let k = order.saga.step; k >= 0; k--) {
-      await sendUntil(`${orderId} undo ${steps[k]!.name}`, steps[k]!.compensate, (a) => a.kind === "ok", keepLease);
+      await sendUntil(orderId, `undo_${steps[k]!.name}`, steps[k]!.compensate, (a) => a.kind === "ok", keepLease);
+      metrics.sagaCompensations.inc({ step: steps[k]!.name });
       crashPoint(`after_undo_${steps[k]!.name}`);
     }
     await record("order.saga_failed", sagaChanges.failed());
@@ -211,7 +218,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
    * tries. Nothing is sent after `sendBy`: the answer is then unknown.
    */
   async function sendUntil(
-    what: string,
+    orderId: string,
+    step: string,
     call: () => Promise<PeerAnswer>,
     final: (answer: PeerAnswer) => boolean,
     keepLease: () => Promise<void>,
@@ -219,9 +227,11 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
   ): Promise<PeerAnswer> {
     for (let attempt = 0; ; attempt++) {
       if (Date.now() > sendBy) return { kind: "unknown", reason: "the forward steps' deadline has passed" };
+      (attempt === 0 ? metrics.sagaStepsSent : metrics.sagaStepRetries).inc({ step });
       const answer = await call();
+      if (answer.kind !== "ok") lastStepErrors.set(orderId, `${step}: ${answer.kind === "refused" ? `${answer.error.code}: ${answer.error.message}` : answer.reason}`);
       if (final(answer)) return answer;
-      if (answer.kind === "refused") console.error(`[saga] ${what}: refused (${answer.error.code}: ${answer.error.message}); sending it again`);
+      if (answer.kind === "refused") console.error(`[saga] ${orderId} ${step}: refused (${answer.error.code}: ${answer.error.message}); sending it again`);
       await Bun.sleep(backoff(attempt, RETRY_FIRST_MS, RETRY_CAP_MS));
       await keepLease();
     }
@@ -314,6 +324,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     },
     /** Sagas in flight in this process (for a clean stop). */
     inFlight: () => driving.size,
+    /** The last failure of a step of a saga this process drives, if any. */
+    lastStepError: (orderId: string) => lastStepErrors.get(orderId),
   };
 }
 

@@ -54,6 +54,7 @@ const saga = (fields: Partial<SagaRecord>): SagaRecord => ({
   error: null,
   owner: "order-elsewhere",
   leaseUntil: Date.now() + 60_000,
+  startedAt: Date.now(),
   ...fields,
 });
 

@@ -84,8 +84,8 @@ describe("startCheckout", () => {
 
   test("of a new order starts attempt 1 at step 0, running, leased to me, its operation id saying when it began", () => {
     const decision = startCheckout(newOrder("u1"), "o", ME, NOW, LEASE, NONCE);
-    const saga: SagaRecord = { status: "running", attempt: 1, opId: `${OP}@${NOW}`, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE };
-    expect(decision.result).toEqual({ kind: "drive", order: { ...newOrder("u1"), saga } });
+    const saga: SagaRecord = { status: "running", attempt: 1, opId: `${OP}@${NOW}`, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE, startedAt: NOW };
+    expect(decision.result).toEqual({ kind: "drive", order: { ...newOrder("u1"), saga }, takeover: false });
     expect(decision.order?.saga).toEqual(saga);
   });
 
@@ -98,7 +98,7 @@ describe("startCheckout", () => {
   test("of a failed order starts the next attempt and forgets the old error", () => {
     const failed = withSaga({ status: "failed", attempt: 3, step: -1, error: { status: 409, code: "insufficient_stock", message: "no" } });
     const decision = startCheckout(failed, "o", ME, NOW, LEASE, NONCE);
-    expect(decision.order?.saga).toEqual({ status: "running", attempt: 4, opId: `o:4.${NONCE}@${NOW}`, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE });
+    expect(decision.order?.saga).toEqual({ status: "running", attempt: 4, opId: `o:4.${NONCE}@${NOW}`, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE, startedAt: NOW });
   });
 
   test("of an order whose saga another process holds a live lease on says to wait for that attempt", () => {
@@ -117,11 +117,11 @@ describe("startCheckout", () => {
     expect(startCheckout(compensating, "o", ME, NOW, LEASE, NONCE).result).toEqual({ kind: "wait", opId: OP, decided: true, driver: OTHER });
   });
 
-  test("of an order whose saga lease has expired takes the saga over where it stands", () => {
+  test("of an order whose saga lease has expired takes the saga over where it stands, and says it is a takeover", () => {
     const stuck = withSaga({ status: "compensating", attempt: 2, step: 0, owner: OTHER, leaseUntil: NOW - 1, error: { status: 409, code: "insufficient_credit", message: "no" } });
     const decision = startCheckout(stuck, "o", ME, NOW, LEASE, NONCE);
     const claimed = { ...stuck, saga: { ...stuck.saga, owner: ME, leaseUntil: NOW + LEASE } };
-    expect(decision.result).toEqual({ kind: "drive", order: claimed });
+    expect(decision.result).toEqual({ kind: "drive", order: claimed, takeover: true });
     expect(decision.order).toEqual(claimed);
   });
 
@@ -132,7 +132,7 @@ describe("startCheckout", () => {
   test("of an order whose saga I hold drives it on with a renewed lease", () => {
     const mine = running(ME, NOW + 1);
     const decision = startCheckout(mine, "o", ME, NOW, LEASE, NONCE);
-    expect(decision.result).toEqual({ kind: "drive", order: { ...mine, saga: { ...mine.saga, leaseUntil: NOW + LEASE } } });
+    expect(decision.result).toEqual({ kind: "drive", order: { ...mine, saga: { ...mine.saga, leaseUntil: NOW + LEASE } }, takeover: false });
   });
 });
 

@@ -4,7 +4,7 @@ import { allPorts, topology, LOOPBACK, type Replicas } from "./topology";
 
 /**
  * Private stacks are shifted by a multiple of this, so that two of them (and the default stack) never
- * share a port: every port of one topology lies within 8000..8399 or 6381..6383 before the shift.
+ * share a port: every port of one topology lies within 8000..8899 (metrics ports included) or 6381..6383 before the shift.
  */
 export const PORT_OFFSET_STEP = 1_000;
 /**

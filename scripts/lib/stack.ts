@@ -34,6 +34,7 @@ import { busyPorts } from "./ports";
 import { pathFor, requirePrograms, type Programs } from "./prerequisites";
 import { groupMembers, identify, isAlive, processGroupOf, signalGroup, signalProcess, waitUntil, type ProcessIdentity } from "./procfs";
 import {
+  allPorts,
   gatewayUpstreams,
   processes as topologyProcesses,
   redisEnv,
@@ -65,6 +66,8 @@ export const SERVICE_HEALTH_TIMEOUT_MS = 60_000;
 export const REDIS_HEALTH_TIMEOUT_MS = 180_000;
 /** Health probes while waiting. */
 export const HEALTH_POLL_INTERVAL_MS = 100;
+/** The internal secret's file in the state folder (deploy/prometheus.yml reads it). */
+export const INTERNAL_SECRET_FILE = "internal-secret";
 /** The internal secret's random bytes (twice as many hex characters). */
 const INTERNAL_SECRET_BYTES = 32;
 /** kill() waits this long for the process to exit after a terminating signal. */
@@ -133,6 +136,11 @@ export interface Stack {
   readonly replicas: Replicas;
   readonly stateDir: string;
   readonly logDir: string;
+  /**
+   * The internal secret of this start (service replicas demand it on internal endpoints and metrics
+   * ports); also in stateDir/internal-secret, readable by its owner only, for curl and Prometheus.
+   */
+  readonly internalSecret: string;
   /** Every process name, in start order. */
   readonly names: readonly string[];
   /** The pid of a running process; for a Redis, the redis-server's (not its start script's). */
@@ -198,7 +206,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   mkdirSync(logDir, { recursive: true });
 
   assertNoRunningStack(stateDir);
-  const busy = await busyPorts(topologyProcesses(t));
+  const busy = await busyPorts(allPorts(t));
   if (busy.length > 0) {
     throw new Error(
       `ports already in use: ${busy.map((p) => `${p.port} (${p.name})`).join(", ")}. ` +
@@ -249,6 +257,7 @@ class Supervisor implements Stack {
   readonly replicas: Replicas;
   readonly stateDir: string;
   readonly logDir: string;
+  readonly internalSecret: string;
   readonly names: string[];
 
   private readonly managed = new Map<string, Managed>();
@@ -268,6 +277,10 @@ class Supervisor implements Stack {
   ) {
     this.stateDir = options.stateDir;
     this.logDir = options.logDir;
+    // A fresh internal secret every start, known only to this stack's service replicas (and kept by
+    // each restart of one, which reuses its spec), and to whoever may read the state folder's file.
+    this.internalSecret = randomBytes(INTERNAL_SECRET_BYTES).toString("hex");
+    writeFileSync(join(this.stateDir, INTERNAL_SECRET_FILE), `${this.internalSecret}\n`, { mode: 0o600 });
     this.ports = t.ports;
     this.replicas = t.replicas;
     this.gatewayUrl = `http://${LOOPBACK}:${t.ports.gateway}`;
@@ -325,9 +338,7 @@ class Supervisor implements Stack {
     for (const name of [...SERVICE_ENV_NAMES, ...ORDER_ENV_NAMES, "FAULT_POINT", "FAULT_POINT_ON_SIGNAL", "FAULT_DIR", "LOG_DIR", "REDIS_DIR", "REDIS_BIND", "REDIS_SOCKET", ...SECRET_ENV_NAMES]) {
       delete inherited[name];
     }
-    // A fresh internal secret every start, known only to this stack's service replicas (and kept by
-    // each restart of one, which reuses its spec).
-    const internalSecret = randomBytes(INTERNAL_SECRET_BYTES).toString("hex");
+    const internalSecret = this.internalSecret;
     inherited.PATH = pathFor(programs, join(this.stateDir, "bin"));
     // Where a crash point records that it fired (faults.ts): this stack's own, kept across restarts.
     inherited.FAULT_DIR = this.stateDir;
@@ -377,7 +388,13 @@ class Supervisor implements Stack {
       mkdirSync(nginxDir, { recursive: true });
       writeFileSync(
         confPath,
-        renderGatewayConfig({ listenPort: port, listenAddress: LOOPBACK, upstreams: gatewayUpstreams(t, LOCAL_HOSTS), runtimeDir: nginxDir }),
+        renderGatewayConfig({
+          listenPort: port,
+          listenAddress: LOOPBACK,
+          upstreams: gatewayUpstreams(t, LOCAL_HOSTS),
+          runtimeDir: nginxDir,
+          staticRoot: join(REPO_ROOT, "gateway", "public"),
+        }),
       );
       const healthUrls = SERVICES.map((s) => `${this.gatewayUrl}/${PUBLIC_PREFIX[s]}/health`);
       return {

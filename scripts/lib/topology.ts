@@ -3,8 +3,8 @@
  * each one is started with. The local stack (stack.ts) and compose.yaml are two renderings of it;
  * scripts/test/compose-equivalence.test.ts holds compose.yaml to it.
  */
-import { DEFAULT_PORTS, SERVICES, type ServiceName } from "../../common/src/config";
-import type { GatewayConfigOptions } from "../../gateway/render";
+import { DEFAULT_PORTS, METRICS_PORT_SHIFT, SERVICES, type ServiceName } from "../../common/src/config";
+import { IMAGE_STATIC_ROOT, type GatewayConfigOptions } from "../../gateway/render";
 
 export type Replicas = Record<ServiceName, number>;
 
@@ -82,6 +82,11 @@ export function replicaPort(t: Topology, service: ServiceName, index: number): n
   return t.ports.serviceBase[service] + index;
 }
 
+/** Where a replica serves GET /metrics (common/src/config.ts): never through the gateway. */
+export function metricsPort(t: Topology, service: ServiceName, index: number): number {
+  return replicaPort(t, service, index) + METRICS_PORT_SHIFT;
+}
+
 export function replicaIndexes(t: Topology, service: ServiceName): number[] {
   return Array.from({ length: t.replicas[service] }, (_, i) => i + 1);
 }
@@ -105,8 +110,11 @@ export function processes(t: Topology): { name: string; role: ProcessRole; servi
   ];
 }
 
+/** Every port a stack listens on: each process's, and each service replica's metrics port. */
 export function allPorts(t: Topology): { name: string; port: number }[] {
-  return processes(t).map(({ name, port }) => ({ name, port }));
+  return processes(t).flatMap(({ name, port, service, index }) =>
+    service !== undefined && index !== undefined ? [{ name, port }, { name: `${name} metrics`, port: metricsPort(t, service, index) }] : [{ name, port }],
+  );
 }
 
 /** How processes find each other: loopback locally, container names in compose. */
@@ -143,7 +151,7 @@ export const ORDER_ENV_NAMES = ["STOCK_URLS", "PAYMENT_URLS"] as const;
  * process by tests, never inherited). compose-equivalence.test.ts fails on any variable the config
  * module reads that is neither set by the topology nor listed here.
  */
-export const OPTIONAL_SERVICE_ENV_NAMES = ["REDIS_POOL_SIZE", "FAULT_POINT", "FAULT_DIR", "STEP_RECORD_RETENTION_S"] as const;
+export const OPTIONAL_SERVICE_ENV_NAMES = ["REDIS_POOL_SIZE", "METRICS_PORT", "FAULT_POINT", "FAULT_DIR", "STEP_RECORD_RETENTION_S"] as const;
 /**
  * Settings every replica of a deployment must agree on, taken from the environment of whoever starts
  * it: the local stack passes the caller's value on to every replica, compose interpolates
@@ -205,5 +213,5 @@ export function composeTopology(): Topology {
 
 export function composeGatewayOptions(): GatewayConfigOptions {
   const t = composeTopology();
-  return { listenPort: t.ports.gateway, upstreams: gatewayUpstreams(t, COMPOSE_HOSTS) };
+  return { listenPort: t.ports.gateway, upstreams: gatewayUpstreams(t, COMPOSE_HOSTS), staticRoot: IMAGE_STATIC_ROOT };
 }

@@ -10,11 +10,13 @@ import type { Hono } from "hono";
 import { DEFAULT_STEP_RECORD_RETENTION_S, TIMING, type ServiceConfig, type ServiceName } from "@checkout/common/config";
 import { stepRetention, type StepRetention } from "@checkout/common/retention";
 import { Store } from "@checkout/common/store";
+import { addServiceRoutes } from "@checkout/common/service";
 import { stockApp } from "../../../stock/src/app";
 import { createStock } from "../../../stock/src/stock";
 import { paymentApp } from "../../../payment/src/app";
 import { createPayment } from "../../../payment/src/payment";
 import { orderApp } from "../../../order/src/app";
+import { createStats } from "../../../order/src/stats";
 import { createOrders } from "../../../order/src/orders";
 import { createPeers } from "../../../order/src/peers";
 import { createCheckout, type Checkout } from "../../../order/src/saga";
@@ -51,6 +53,7 @@ export function serviceConfig(service: ServiceName, opts: ServiceOptions): Servi
   return {
     service,
     port: 0,
+    metricsPort: 0,
     bindAddress: "127.0.0.1",
     internalSecret: TEST_INTERNAL_SECRET,
     redis: { host: "127.0.0.1", port: opts.redisPort },
@@ -83,11 +86,12 @@ export async function startService(service: ServiceName, opts: ServiceOptions): 
       const orders = createOrders(store, config.instanceId, TIMING.sagaLeaseMs);
       const peers = createPeers(config.stockUrls, config.paymentUrls, config.internalSecret);
       checkout = createCheckout(orders, peers);
-      app = orderApp(orders, checkout, peers);
+      app = orderApp(orders, checkout, peers, createStats(orders, peers, store.client), config.internalSecret);
       break;
     }
   }
 
+  addServiceRoutes(app, service, store, config.internalSecret);
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch, idleTimeout: TIMING.serviceIdleTimeoutS });
   if (sweeps) await checkout?.start();
 
