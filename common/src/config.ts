@@ -18,6 +18,17 @@ export const DEFAULT_PORTS = {
   redis: { order: 6381, stock: 6382, payment: 6383 } satisfies Record<ServiceName, number>,
 } as const;
 
+/**
+ * How requests are spread over the replicas of a service, by the gateway and by the order service's
+ * calls to stock and payment. `active-standby`: the first replica takes every request and the others
+ * stand in while it is down (one busy process per service batches more per round trip, which two
+ * cores favour). `round-robin`: every replica takes its turn, as a Kubernetes Service spreads
+ * connections over its ready pods. Either is correct: every request may reach any replica.
+ */
+export const BALANCINGS = ["active-standby", "round-robin"] as const;
+export type Balancing = (typeof BALANCINGS)[number];
+export const DEFAULT_BALANCING: Balancing = "active-standby";
+
 /** The repository root: common/src/config.ts is two folders below it. */
 export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
 
@@ -51,6 +62,8 @@ const envSchema = z.object({
   STOCK_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.stock + 1}`]),
   PAYMENT_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.payment + 1}`]),
   INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
+  /** How the order service spreads its calls over STOCK_URLS and over PAYMENT_URLS. */
+  PEER_BALANCING: z.enum(BALANCINGS).default(DEFAULT_BALANCING),
   /** Connections for transactions: one for the batches, the others for batch_init's parallel chunks. */
   REDIS_POOL_SIZE: z.coerce.number().int().min(1).max(1024).default(10),
   /** The log is compacted into the snapshot once it grows past this many bytes. */
@@ -68,6 +81,7 @@ export type ServiceConfig = {
   logDir: string;
   stockUrls: string[];
   paymentUrls: string[];
+  peerBalancing: Balancing;
   instanceId: string;
   redisPoolSize: number;
   logCompactBytes: number;
@@ -95,6 +109,7 @@ export function loadConfig(service: ServiceName, env: Record<string, string | un
     logDir: e.LOG_DIR,
     stockUrls: e.STOCK_URLS,
     paymentUrls: e.PAYMENT_URLS,
+    peerBalancing: e.PEER_BALANCING,
     instanceId: e.INSTANCE_ID,
     redisPoolSize: e.REDIS_POOL_SIZE,
     logCompactBytes: e.LOG_COMPACT_BYTES,

@@ -16,7 +16,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { REPO_ROOT, SERVICES, type ServiceName } from "../../common/src/config";
+import { REPO_ROOT, SERVICES, type Balancing, type ServiceName } from "../../common/src/config";
 import { PUBLIC_PREFIX, renderGatewayConfig } from "../../gateway/render";
 import { httpOk, redisPing } from "./health";
 import {
@@ -34,7 +34,7 @@ import { busyPorts } from "./ports";
 import { pathFor, requirePrograms, type Programs } from "./prerequisites";
 import { groupMembers, identify, isAlive, processGroupOf, signalGroup, signalProcess, waitUntil, type ProcessIdentity } from "./procfs";
 import {
-  gatewayUpstreams,
+  gatewayOptions,
   processes as topologyProcesses,
   redisEnv,
   redisName,
@@ -87,6 +87,8 @@ export type StackOptions = {
   portOffset?: number;
   /** Explicit ports; win over defaults and portOffset. */
   ports?: PortOverrides;
+  /** How the gateway and the order service spread requests over the replicas. Default active-standby. */
+  balancing?: Balancing;
   /** Redis data, nginx runtime files, stack.pids. Default <repo>/.state (<repo>/.state/offset-K with a port offset). */
   stateDir?: string;
   /**
@@ -189,7 +191,7 @@ export function defaultLogDir(stateDir: string): string {
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const programs = requirePrograms();
-  const t = topology(options.replicas ?? 1, options.portOffset ?? 0, options.ports ?? {});
+  const t = topology(options.replicas ?? 1, options.portOffset ?? 0, options.ports ?? {}, options.balancing);
   const stateDir = resolve(options.stateDir ?? defaultStateDir(options.portOffset ?? 0));
   const logDir = resolve(options.logDir ?? defaultLogDir(stateDir));
   mkdirSync(stateDir, { recursive: true });
@@ -373,7 +375,7 @@ class Supervisor implements Stack {
       mkdirSync(nginxDir, { recursive: true });
       writeFileSync(
         confPath,
-        renderGatewayConfig({ listenPort: port, listenAddress: LOOPBACK, upstreams: gatewayUpstreams(t, LOCAL_HOSTS), runtimeDir: nginxDir }),
+        renderGatewayConfig({ listenPort: port, listenAddress: LOOPBACK, ...gatewayOptions(t, LOCAL_HOSTS), runtimeDir: nginxDir }),
       );
       const healthUrls = SERVICES.map((s) => `${this.gatewayUrl}/${PUBLIC_PREFIX[s]}/health`);
       return {

@@ -59,6 +59,7 @@ export function serviceConfig(service: ServiceName, opts: ServiceOptions & { log
     logDir: opts.logDir,
     stockUrls: opts.stockUrls ?? [],
     paymentUrls: opts.paymentUrls ?? [],
+    peerBalancing: "active-standby",
     instanceId: opts.instanceId ?? `test-${service}-${crypto.randomUUID().slice(0, 8)}`,
     redisPoolSize: opts.redisPoolSize ?? 16,
     logCompactBytes: opts.logCompactBytes ?? DEFAULT_LOG_COMPACT_BYTES,
