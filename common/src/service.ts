@@ -16,6 +16,9 @@ const SHUTDOWN_GRACE_MS = 5_000;
  */
 const LISTEN_WITHOUT_REDIS_AFTER_MS = 1_000;
 
+/** Answers 200 while the service and its Redis answer, 503 otherwise: health checks and probes ask it. */
+export const HEALTH_PATH = "/health";
+
 export type ServiceParts = { app: Hono; onStarted?: () => void; onStopping?: () => Promise<void> | void };
 
 export async function runService(
@@ -26,7 +29,7 @@ export async function runService(
   armFaults(config.faultPoint, config.logDir, config.instanceId);
   const store = await Store.connecting(config);
   const parts = await build(config, store);
-  parts.app.get("/health", async (c) =>
+  parts.app.get(HEALTH_PATH, async (c) =>
     (await store.healthy()) ? c.json({ status: "ok", service }) : c.json({ error: "redis_unavailable", message: "Redis is not reachable" }, 503),
   );
   await Promise.race([store.connected(), Bun.sleep(LISTEN_WITHOUT_REDIS_AFTER_MS)]);
