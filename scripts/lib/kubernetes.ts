@@ -152,6 +152,8 @@ export type ComposeOptions = {
   imageTag: string;
   /** A host folder holding one folder per Secret and per ConfigMap, one file per key (writeGeneratedFiles). */
   filesDir: string;
+  /** Claims kept in host folders instead of volumes (a shared log folder a test reads), by claim name. */
+  claimFolders?: Record<string, string>;
   /** Container name → ports to publish on 127.0.0.1 (host port → container port). */
   publish?: Record<string, Array<[host: number, container: number]>>;
 };
@@ -213,8 +215,8 @@ export function composeOf(objects: readonly KubeObject[], options: ComposeOption
       const fromClaim = claims.get(mount.name);
       const volume = pod.volumes?.find((v) => v.name === mount.name);
       const readOnly = mount.readOnly ? ":ro" : "";
-      if (fromClaim) return `${fromClaim}:${mount.mountPath}${readOnly}`;
-      if (volume?.persistentVolumeClaim) return `${volume.persistentVolumeClaim.claimName}:${mount.mountPath}${readOnly}`;
+      const claim = fromClaim ?? volume?.persistentVolumeClaim?.claimName;
+      if (claim) return `${options.claimFolders?.[claim] ?? claim}:${mount.mountPath}${readOnly}`;
       if (volume?.secret) return `${join(options.filesDir, volume.secret.secretName)}:${mount.mountPath}:ro`;
       if (volume?.configMap) return `${join(options.filesDir, volume.configMap.name)}:${mount.mountPath}:ro`;
       throw new Error(`${w.metadata.name}: volume ${mount.name} is of a kind the translation does not know`);

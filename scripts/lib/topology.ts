@@ -224,6 +224,8 @@ export function composeGatewayOptions(): GatewayConfigOptions {
 export const KUBERNETES_DIR = join(REPO_ROOT, "deploy", "k8s");
 /** The gateway's nginx.conf, rendered by gateway/render.ts, that the kustomization makes a ConfigMap of. */
 export const KUBERNETES_GATEWAY_CONFIG = join(KUBERNETES_DIR, "gateway", "nginx.conf");
+/** A Redis StatefulSet's claim templates: its data (REDIS_DIR), and the service log (LOG_DIR). */
+export const KUBERNETES_CLAIMS = { redisData: "redis-data", log: "log" } as const;
 /** The Secret holding the internal step credential, and the key of the credential in it. */
 export const KUBERNETES_SECRET = { name: "internal-secret", key: "secret" } as const;
 

@@ -30,6 +30,7 @@ import {
   COMPOSE_LOG_DIR,
   COMPOSE_REDIS_BIND,
   COMPOSE_REDIS_DIR,
+  KUBERNETES_CLAIMS,
   KUBERNETES_DIR,
   KUBERNETES_GATEWAY_CONFIG,
   KUBERNETES_SECRET,
@@ -217,8 +218,9 @@ describe.each([...SERVICES])("the %s service", (service) => {
   test("its Redis's claims hold the data and the service log, where the start script and the service pods look for them", () => {
     const mounts = Object.fromEntries((redisContainer.volumeMounts ?? []).map((m) => [m.mountPath, m.name]));
     const templates = (redis.spec.volumeClaimTemplates ?? []).map((c) => c.metadata.name);
-    expect(templates).toContain(mounts[COMPOSE_REDIS_DIR]!);
-    expect(templates).toContain(mounts[COMPOSE_LOG_DIR]!);
+    expect(templates.sort()).toEqual(Object.values(KUBERNETES_CLAIMS).sort());
+    expect(mounts[COMPOSE_REDIS_DIR]).toBe(KUBERNETES_CLAIMS.redisData);
+    expect(mounts[COMPOSE_LOG_DIR]).toBe(KUBERNETES_CLAIMS.log);
     // The service's pods write the log its Redis is rebuilt from.
     const logMount = container.volumeMounts?.find((m) => m.mountPath === COMPOSE_LOG_DIR);
     const claim = pod.volumes?.find((v) => v.name === logMount?.name)?.persistentVolumeClaim?.claimName;
