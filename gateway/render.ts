@@ -13,9 +13,9 @@
  * others stand by for when it dies. On two cores one busy process per service is faster than two
  * half-busy ones (its batches of transactions and log appends are larger; README, Benchmark results).
  * The order service calls its peers the same way (order/src/peers.ts). With `balancing: "round-robin"`
- * every replica takes its turn (nginx's default), each benched like the active one when it fails: the
- * local stack's `--balancing round-robin`, and Kubernetes, where the gateway's upstream is a headless
- * Service whose every ready pod gateway/run.sh writes in as a server.
+ * every replica takes its turn (nginx's default), each benched like the active one when it fails, and
+ * all of them stand by as backups: the local stack's `--balancing round-robin`, and Kubernetes, where
+ * the gateway's upstream is a headless Service whose every ready pod gateway/run.sh writes in.
  *
  * Failover assumes no refusal. A replica that fails a request (no connection within
  * PROXY_CONNECT_TIMEOUT_MS, a reset, a timeout) is benched for ACTIVE_BENCH_S: requests go straight
@@ -215,17 +215,18 @@ function renderUpstream(service: ServiceName, servers: readonly string[], balanc
   const benched = `max_fails=1 fail_timeout=${ACTIVE_BENCH_S}s`;
   // Active/standby: every request goes to the first replica; the others (`backup`) get one only when
   // the replicas before them failed it, or while the first is benched (see the top of this file).
-  // Round robin: every replica in turn, one that fails benched as the active one is. (A lone server
-  // is never benched by nginx; in Kubernetes run.sh writes one line per pod of the name.)
-  const line = (server: string, i: number) =>
+  // Round robin: every replica in turn, one that fails benched as the active one is; and every
+  // replica again as a backup that is never benched, for when all of them are (nginx would answer
+  // 502 without trying any). In Kubernetes run.sh writes each line once per pod of its name.
+  const lines =
     balancing === "round-robin"
-      ? `        server ${server} ${benched};`
-      : i === 0 && servers.length > 1
-        ? `        server ${server} ${benched};`
-        : `        server ${server} max_fails=0${i === 0 ? "" : " backup"};`;
+      ? [...servers.map((server) => `server ${server} ${benched};`), ...servers.map((server) => `server ${server} max_fails=0 backup;`)]
+      : servers.map((server, i) =>
+          i === 0 && servers.length > 1 ? `server ${server} ${benched};` : `server ${server} max_fails=0${i === 0 ? "" : " backup"};`,
+        );
   return [
     `    upstream ${service} {`,
-    ...servers.map(line),
+    ...lines.map((line) => `        ${line}`),
     `        keepalive ${UPSTREAM_KEEPALIVE_CONNECTIONS};`,
     `        keepalive_timeout ${UPSTREAM_KEEPALIVE_TIMEOUT_S}s;`,
     `        keepalive_requests ${KEEPALIVE_REQUESTS};`,

@@ -230,9 +230,11 @@ export class Peer {
   /**
    * The order in which a call tries the replicas: those marked down last (tried still if every other
    * one fails). Active/standby: in their configured order. Round robin: the least busy first, and
-   * among equally busy ones, each in turn.
+   * among equally busy ones, each in turn. Every call is idempotent, so sending it again is safe.
    */
   private tryOrder(): Replica[] {
+    // A lone URL (a Kubernetes Service) is tried twice: a new connection may reach another pod.
+    if (this.replicas.length === 1) return [this.replicas[0]!, this.replicas[0]!];
     const up = this.replicas.filter((r) => !r.isDown);
     const down = this.replicas.filter((r) => r.isDown);
     if (this.balancing === "active-standby") return [...up, ...down];

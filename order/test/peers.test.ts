@@ -174,3 +174,30 @@ test("round robin: each replica has a step call in flight of its own, and a repl
   for (let i = 3; i < 7; i++) expect((await take(peer, `o:${i}.x`)).kind).toBe("ok");
   expect(b.calls.length).toBe(5);
 });
+
+test("a lone URL (a Kubernetes Service) is tried again when a call to it fails: the new connection may reach another pod", async () => {
+  let connections = 0;
+  const body = JSON.stringify({ answers: [{ status: 200, outcome: "applied" }] });
+  // The first connection is cut without an answer (its pod died); the next ones are answered.
+  const listener = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open() {
+        connections += 1;
+      },
+      data(socket) {
+        if (connections === 1) return void socket.end();
+        socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      },
+    },
+  });
+  try {
+    const peer = peerAt([`http://127.0.0.1:${listener.port}`]);
+    expect((await take(peer)).kind).toBe("ok");
+    // The call, its second try, and the probe that found it reachable again.
+    expect(connections).toBeGreaterThanOrEqual(2);
+  } finally {
+    listener.stop(true);
+  }
+});

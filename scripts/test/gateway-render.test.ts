@@ -276,9 +276,11 @@ describe("balancing", () => {
     expect(lines).toEqual([`server o1:1 max_fails=1 fail_timeout=${ACTIVE_BENCH_S}s;`, "server o2:2 max_fails=0 backup;"]);
   });
 
-  test("round robin: every replica takes its turn, and each is benched when it fails", () => {
+  test("round robin: every replica takes its turn, is benched when it fails, and stands by, never benched, for when all are", () => {
     const config = renderGatewayConfig({ listenPort: 1, upstreams, balancing: "round-robin" });
-    expect(upstream(config, "stock").map((l) => l.trim())).toEqual(["s1:1", "s2:2"].map((s) => `server ${s} max_fails=1 fail_timeout=${ACTIVE_BENCH_S}s;`));
-    expect(config).not.toContain("backup");
+    expect(upstream(config, "stock").map((l) => l.trim())).toEqual([
+      ...["s1:1", "s2:2"].map((s) => `server ${s} max_fails=1 fail_timeout=${ACTIVE_BENCH_S}s;`),
+      ...["s1:1", "s2:2"].map((s) => `server ${s} max_fails=0 backup;`),
+    ]);
   });
 });

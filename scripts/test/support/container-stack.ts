@@ -110,6 +110,22 @@ export async function startContainerStack(
   say: (line: string) => void = (line) => console.error(`[containers] ${line}`),
 ): Promise<ContainerStack> {
   const context = await prepareContainers(say);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnFreePorts(context, deployment);
+    } catch (error) {
+      // Another stack (another checkout's test) may take the ports we found free before ours binds them.
+      if (!(error instanceof PortsTakenError) || attempt >= START_ATTEMPTS) throw error;
+      say(`ports taken meanwhile (${error.message}); starting again on others`);
+    }
+  }
+}
+
+/** Tries at starting a stack whose ports another one took first. */
+const START_ATTEMPTS = 3;
+class PortsTakenError extends Error {}
+
+async function startOnFreePorts(context: ComposeContext, deployment: ContainerDeployment): Promise<ContainerStack> {
   const t = topology(COMPOSE_REPLICAS, await findFreePortOffset(COMPOSE_REPLICAS));
   const project = `checkout-test-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
   const scratch = mkdtempSync(join(tmpdir(), "checkout-containers-"));
@@ -144,7 +160,9 @@ export async function startContainerStack(
   } catch (error) {
     const lines = stack.output();
     await stack.stop();
-    throw new Error(`the container stack did not start: ${(error as Error).message}\n${lines.join("\n")}`, { cause: error });
+    const message = (error as Error).message;
+    if (/address already in use|port is already allocated/.test(message)) throw new PortsTakenError(message.split("\n").find((l) => /in use|allocated/.test(l)));
+    throw new Error(`the container stack did not start: ${message}\n${lines.join("\n")}`, { cause: error });
   }
   return stack;
 }
