@@ -100,8 +100,15 @@ export type CheckoutStart =
    * Another process drives the attempt `opId`. `decided`: it has already decided and answered the
    * attempt's failure (it is compensating), so this request is for a new attempt, once that one ends.
    */
-  | { kind: "wait"; opId: string; decided: boolean };
+  | { kind: "wait"; opId: string; decided: boolean }
+  /** The attempt a sweep came to resume has ended (failed) since it looked: nothing to do. */
+  | { kind: "ended" };
 
+/**
+ * `resume`: the attempt an upkeep sweep saw orphaned and comes to take over. Only that attempt is
+ * taken over: if it ended meanwhile, no new one is started (no client asked for one, and one that
+ * succeeded would charge an order whose checkout was answered 409).
+ */
 export function startCheckout(
   order: Order | null,
   orderId: string,
@@ -109,10 +116,12 @@ export function startCheckout(
   now: number,
   leaseMs: number,
   nonce: string,
+  resume?: string,
 ): Decision<CheckoutStart | AppError> & { order?: Order } {
   if (!order) return { result: unknownOrder(orderId) };
   if (order.paid) return { result: { kind: "paid" } };
   const saga = order.saga;
+  if (resume !== undefined && !(isUnfinished(saga) && saga.opId === resume)) return { result: { kind: "ended" } };
   if (isUnfinished(saga)) {
     if (saga.leaseUntil > now && saga.owner !== me) return { result: { kind: "wait", opId: saga.opId, decided: saga.status === "compensating" } };
     // Its driver is gone (lease expired): take the saga over where it stands.
@@ -184,14 +193,17 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
       await store.writeMany("order.batch_init", entries);
     },
 
-    /** Claims the order's checkout: starts a new saga attempt, takes over an orphaned one, or says whom to wait for. */
-    async startCheckout(id: string): Promise<CheckoutStart> {
+    /**
+     * Claims the order's checkout: starts a new saga attempt, takes over an orphaned one, or says whom
+     * to wait for; with `resume`, only takes over that attempt (see startCheckout).
+     */
+    async startCheckout(id: string, resume?: string): Promise<CheckoutStart> {
       const key = keys.order(id);
       const nonce = crypto.randomUUID().slice(0, 8);
       // With the start, the version of the order it read: see "paid" below.
       const { start, version } = await store.transact("order.checkout", [key], (snapshot) => {
         const hash = snapshot.get(key);
-        const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce);
+        const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce, resume);
         const claim = { start: result, version: versionOf(hash) };
         return order ? { result: claim, writes: { [key]: orderCodec.encode(order) } } : { result: claim };
       });

@@ -17,7 +17,13 @@ import type { ServiceName } from "../../../common/src/config";
 import { findFreePortOffset } from "../../lib/ports";
 import { memoryOutput, startStack, type Stack } from "../../lib/stack";
 import { LOOPBACK } from "../../lib/topology";
-import { startContainerStack } from "./container-stack";
+import { CONTAINER_STACK_START_TIMEOUT_MS, startContainerStack } from "./container-stack";
+
+/**
+ * How long a test file may take to start its stack: a local one starts in seconds, one in containers
+ * builds its images first, on a machine other tests may be loading too.
+ */
+export const TEST_STACK_START_TIMEOUT_MS = CONTAINER_STACK_START_TIMEOUT_MS;
 
 /** Which stack startTestStack starts: `local` processes (the default), `containers` or `kubernetes`. */
 export const TEST_STACK_ENV = "CHECKOUT_TEST_STACK";
