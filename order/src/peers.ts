@@ -22,6 +22,7 @@
  * step queued by then. A lone step leaves at once; under load, one HTTP round trip on each side
  * carries many sagas' steps.
  */
+import { lookup } from "node:dns/promises";
 import { connect } from "node:net";
 import { DEFAULT_BALANCING, TIMING, type Balancing } from "@checkout/common/config";
 import { AppError, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
@@ -90,16 +91,29 @@ function answerOf(peer: string, status: number, json: Partial<StepReply> & Recor
 
 type Reply = { status: number; json: Record<string, unknown> } | { status: null; reason: string };
 
-/** Whether a TCP connection to `url`'s host and port can be made within `timeoutMs`; it is closed at once. */
-export function canConnect(url: URL, timeoutMs: number): Promise<boolean> {
+/**
+ * Whether a TCP connection to `url`'s host and port can be made within `timeoutMs`; it is closed at
+ * once. The name is looked up first, outside the time allowed: what is timed is the connection, which
+ * the peer's kernel accepts at once however busy the machine is, not a name server. And a timer that
+ * fires late because this process was not scheduled (a loaded machine) lets the I/O already waiting
+ * be read first (setImmediate runs after it), so that a connection made in time is not missed.
+ */
+export async function canConnect(url: URL, timeoutMs: number): Promise<boolean> {
+  let address: string;
+  try {
+    address = (await lookup(url.hostname)).address;
+  } catch {
+    return false;
+  }
   return new Promise((resolve) => {
-    const socket = connect({ host: url.hostname, port: Number(url.port) || 80 });
+    const socket = connect({ host: address, port: Number(url.port) || 80 });
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const done = (connected: boolean) => {
       clearTimeout(timer);
       socket.destroy();
       resolve(connected);
     };
-    const timer = setTimeout(() => done(false), timeoutMs);
+    timer = setTimeout(() => setImmediate(() => done(false)), timeoutMs);
     socket.once("connect", () => done(true));
     socket.once("error", () => done(false));
   });
