@@ -155,6 +155,14 @@ export const TIMING = {
   checkoutAnswerDeadlineMs: 45_000,
   /** A saga driver owns its saga for this long after each renewal; a dead driver's saga is taken over after it. */
   sagaLeaseMs: 3_000,
+  /**
+   * Each order process keeps a key in its Redis that expires this long after it was last refreshed
+   * (every quarter of it). A saga whose driver's key has expired is taken over without waiting out its
+   * lease, so a dead driver's checkouts resume within about this long. An event loop stalled longer
+   * than this looks dead too: another process then drives its sagas as well, which the steps' operation
+   * ids make safe, at the cost of repeated calls.
+   */
+  driverAliveTtlMs: 1_000,
   /** How often each order process looks for sagas whose driver is gone. */
   sagaSweepIntervalMs: 1_000,
   /** How long an optimistic transaction keeps retrying after WATCH conflicts before giving up (503). */

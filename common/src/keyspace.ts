@@ -36,6 +36,11 @@ export const keys = {
   operation: (opId: string) => `op:${opId}`,
   /** Ids of orders whose saga is running or compensating (order service). */
   activeSagas: "sagas:active",
+  /**
+   * Present while the order process `instanceId` is alive (it refreshes the key, which expires):
+   * liveness, not state, so it is never logged, and a Redis rebuilt without it only hastens takeovers.
+   */
+  driverAlive: (instanceId: string) => `driver:${instanceId}:alive`,
 } as const;
 
 /**

@@ -14,11 +14,12 @@ await runService("order", (config, store) => {
   const checkout = createCheckout(orders, peers);
   return {
     app: orderApp(orders, checkout, peers),
-    onStarted: () => checkout.startSweeping(),
+    onStarted: () => checkout.start(),
     onStopping: async () => {
       checkout.stopSweeping();
       const until = Date.now() + SAGA_DRAIN_MS;
       while (checkout.inFlight() > 0 && Date.now() < until) await Bun.sleep(20);
+      checkout.stop();
     },
   };
 });

@@ -40,6 +40,8 @@ export type Order = {
   saga: SagaRecord;
 };
 
+const NO_DRIVERS: ReadonlySet<string> = new Set();
+
 const NO_SAGA: SagaRecord = { status: "none", attempt: 0, opId: "", step: -1, error: null, owner: "", leaseUntil: 0 };
 
 /**
@@ -97,14 +99,15 @@ export type CheckoutStart =
   | { kind: "paid" }
   | { kind: "drive"; order: Order }
   /**
-   * Another process drives the attempt `opId`. `decided`: it has already decided and answered the
+   * Another process (`driver`) drives the attempt `opId`. `decided`: it has already decided and answered the
    * attempt's failure (it is compensating), so this request is for a new attempt, once that one ends.
    */
-  | { kind: "wait"; opId: string; decided: boolean }
+  | { kind: "wait"; opId: string; decided: boolean; driver: string }
   /** The attempt a sweep came to resume has ended (failed) since it looked: nothing to do. */
   | { kind: "ended" };
 
 /**
+ * `goneDrivers`: processes whose liveness key was found expired (their sagas are taken over at once).
  * `resume`: the attempt an upkeep sweep saw orphaned and comes to take over. Only that attempt is
  * taken over: if it ended meanwhile, no new one is started (no client asked for one, and one that
  * succeeded would charge an order whose checkout was answered 409).
@@ -116,6 +119,7 @@ export function startCheckout(
   now: number,
   leaseMs: number,
   nonce: string,
+  goneDrivers: ReadonlySet<string> = NO_DRIVERS,
   resume?: string,
 ): Decision<CheckoutStart | AppError> & { order?: Order } {
   if (!order) return { result: unknownOrder(orderId) };
@@ -123,8 +127,10 @@ export function startCheckout(
   const saga = order.saga;
   if (resume !== undefined && !(isUnfinished(saga) && saga.opId === resume)) return { result: { kind: "ended" } };
   if (isUnfinished(saga)) {
-    if (saga.leaseUntil > now && saga.owner !== me) return { result: { kind: "wait", opId: saga.opId, decided: saga.status === "compensating" } };
-    // Its driver is gone (lease expired): take the saga over where it stands.
+    if (saga.leaseUntil > now && saga.owner !== me && !goneDrivers.has(saga.owner)) {
+      return { result: { kind: "wait", opId: saga.opId, decided: saga.status === "compensating", driver: saga.owner } };
+    }
+    // Its driver is gone (lease expired, or no longer alive): take the saga over where it stands.
     const claimed = { ...order, saga: { ...saga, owner: me, leaseUntil: now + leaseMs } };
     return { result: { kind: "drive", order: claimed }, order: claimed };
   }
@@ -134,6 +140,17 @@ export function startCheckout(
     saga: { status: "running", attempt, opId: `${orderId}:${attempt}.${nonce}`, step: 0, error: null, owner: me, leaseUntil: now + leaseMs },
   };
   return { result: { kind: "drive", order: started }, order: started };
+}
+
+/**
+ * A saga nobody drives any more, which any order process may take over: its driver's lease has run
+ * out, its driver is gone (`driverGone`: its liveness key has expired, see TIMING.driverAliveTtlMs), or
+ * its driver was `me` before a restart. A replica keeps its INSTANCE_ID when it restarts, and a process
+ * drives only the sagas it holds in memory, so an unfinished saga recorded as its own that it does not
+ * hold was left by its previous run.
+ */
+export function isOrphaned(saga: SagaRecord, me: string, now: number, driverGone: boolean): boolean {
+  return isUnfinished(saga) && (saga.leaseUntil <= now || saga.owner === me || driverGone);
 }
 
 /** A saga transition is only valid for its driver's attempt, while the driver still holds it. */
@@ -168,6 +185,20 @@ function orderOrNotFound(id: string, hash: Hash | null): Order {
 
 export function createOrders(store: Store, instanceId: string, leaseMs: number) {
   const change = (op: string, id: string, rule: (order: Order | null) => Order | AppError) => store.change(op, keys.order(id), orderCodec, rule);
+  /** Whether the driver's liveness key has expired (false for nobody, and for this process). */
+  const isGone = async (driver: string): Promise<boolean> =>
+    driver !== "" && driver !== instanceId && (await store.client.exists(keys.driverAlive(driver))) === 0;
+
+  /** One claim transaction (see startCheckout); with the version of the order it read. */
+  const claim = (id: string, nonce: string, goneDrivers?: ReadonlySet<string>, resume?: string) => {
+    const key = keys.order(id);
+    return store.transact("order.checkout", [key], (snapshot) => {
+      const hash = snapshot.get(key);
+      const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce, goneDrivers, resume);
+      const claimed = { start: result, version: versionOf(hash) };
+      return order ? { result: claimed, writes: { [key]: orderCodec.encode(order) } } : { result: claimed };
+    });
+  };
 
   return {
     async create(userId: string): Promise<string> {
@@ -198,15 +229,15 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
      * to wait for; with `resume`, only takes over that attempt (see startCheckout).
      */
     async startCheckout(id: string, resume?: string): Promise<CheckoutStart> {
-      const key = keys.order(id);
       const nonce = crypto.randomUUID().slice(0, 8);
       // With the start, the version of the order it read: see "paid" below.
-      const { start, version } = await store.transact("order.checkout", [key], (snapshot) => {
-        const hash = snapshot.get(key);
-        const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce, resume);
-        const claim = { start: result, version: versionOf(hash) };
-        return order ? { result: claim, writes: { [key]: orderCodec.encode(order) } } : { result: claim };
-      });
+      let { start, version } = await claim(id, nonce, undefined, resume);
+      if (!(start instanceof AppError) && start.kind === "wait") {
+        // The driver's liveness is read outside the claim: should it come back in between, both drive
+        // the saga for a moment, which its operation id makes safe (and the claim's WATCH still
+        // refuses a saga that changed hands meanwhile).
+        if (await isGone(start.driver)) ({ start, version } = await claim(id, nonce, new Set([start.driver]), resume));
+      }
       if (start instanceof AppError) throw start;
       // A 200 for a payment another request recorded: its line must be in the log before the answer.
       if (start.kind === "paid") await store.ensureLogged(version);
@@ -225,6 +256,15 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
         const next = { ...order, ...changed };
         return { result: next, writes: { [key]: orderCodec.encode(next) } };
       });
+    },
+
+    /** Whether this process may take the saga over, provided it does not drive it already (see isOrphaned). */
+    isOrphaned: async (saga: SagaRecord): Promise<boolean> =>
+      isOrphaned(saga, instanceId, Date.now(), isUnfinished(saga) && saga.leaseUntil > Date.now() && (await isGone(saga.owner))),
+
+    /** Refreshes this process's liveness key (keys.driverAlive) for `ttlMs`: its sagas are its own while it lives. */
+    async stillAlive(ttlMs: number): Promise<void> {
+      await store.client.set(keys.driverAlive(instanceId), "1", "PX", ttlMs);
     },
 
     async unfinishedSagas(): Promise<string[]> {

@@ -16,6 +16,9 @@
  *   So a step whose outcome is unknown (timeout, crash) is simply sent again.
  * - A driver holds a lease on the saga; when it dies, any order process takes the saga over once
  *   the lease has expired (the sweep below, or a checkout request for that order) and finishes it.
+ *   A driver also keeps a liveness key that expires within a second of its death: its sagas are
+ *   taken over then, without waiting out their lease, and a driver that restarts takes its own back
+ *   at once (orders.ts, isOrphaned).
  * - 200 is answered only once the order is durably paid; 409 only once the decision to compensate
  *   is durable (compensations then finish, whoever drives them).
  */
@@ -71,12 +74,16 @@ const POLL_CAP_MS = 100;
 const RETRY_FIRST_MS = 20;
 const RETRY_CAP_MS = 1_000;
 
+/** The liveness key is refreshed this many times within its time to live: a missed beat or two is no death. */
+const HEARTBEATS_PER_TTL = 4;
+
 const backoff = (attempt: number, first: number, cap: number) => Math.min(cap, first * 2 ** attempt);
 
 export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing = TIMING) {
   /** Sagas this process drives: their outcome once decided, and when the driving ends. */
   const driving = new Map<string, { outcome: Promise<CheckoutOutcome>; ended: Promise<void>; failed: boolean }>();
   let sweepTimer: ReturnType<typeof setInterval> | undefined;
+  let heartbeatTimer: ReturnType<typeof setInterval> | undefined;
 
   /**
    * One claim per order per process: a second checkout of the same order in this process shares the
@@ -250,7 +257,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
           // Not paid and no longer running: this attempt failed (a newer one may have started since).
           return failedCheckout(saga.opId === opId && saga.error ? saga.error : { code: "checkout_in_progress", message: "this checkout attempt failed; a newer one has started" });
         }
-        if (saga.leaseUntil < Date.now()) return checkout(orderId);
+        if (await orders.isOrphaned(saga)) return checkout(orderId);
       }
       if (Date.now() > deadline) {
         if (afterDecision) return stillUndoing(orderId);
@@ -260,13 +267,16 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     }
   }
 
-  /** Finds unfinished sagas whose driver's lease has expired and drives them to their end. */
+  /**
+   * Finds unfinished sagas nobody drives (their driver's lease has expired or it is gone, or they are
+   * this process's own from before a restart) and drives them to their end.
+   */
   async function sweep(): Promise<void> {
     const ids = await orders.unfinishedSagas();
     for (const id of ids) {
       if (driving.has(id)) continue;
       const order = await orders.find(id).catch(() => null);
-      if (order && isUnfinished(order.saga) && order.saga.leaseUntil < Date.now()) {
+      if (order && (await orders.isOrphaned(order.saga))) {
         // That attempt only: it may end before the claim, and must not be followed by a new one.
         checkout(id, order.saga.opId).catch(() => {});
       }
@@ -276,13 +286,25 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
   return {
     checkout,
     sweep,
-    startSweeping() {
+    /**
+     * Keeps this process's liveness key fresh and sweeps for sagas nobody drives, until stop().
+     * Resolves once the key has been set (or Redis did not answer).
+     */
+    async start() {
+      const beat = () => orders.stillAlive(timing.driverAliveTtlMs).catch(() => {});
+      await beat();
+      heartbeatTimer = setInterval(beat, timing.driverAliveTtlMs / HEARTBEATS_PER_TTL);
       const run = () => sweep().catch(() => {});
       run();
       sweepTimer = setInterval(run, timing.sagaSweepIntervalMs);
     },
+    /** Takes on no more sagas; those in flight are still this process's own until stop(). */
     stopSweeping() {
       if (sweepTimer) clearInterval(sweepTimer);
+    },
+    stop() {
+      if (sweepTimer) clearInterval(sweepTimer);
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
     },
     /** Sagas in flight in this process (for a clean stop). */
     inFlight: () => driving.size,

@@ -3,7 +3,7 @@ import { AppError } from "@checkout/common/errors";
 import { expectAppError } from "../../common/test/support/errors";
 import { MAX_INTEGER } from "@checkout/common/http";
 import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
-import { newOrder, orderCodec, ownsSaga, sagaChanges, startCheckout, withItem, type Order, type SagaRecord } from "../src/orders";
+import { isOrphaned, newOrder, orderCodec, ownsSaga, sagaChanges, startCheckout, withItem, type Order, type SagaRecord } from "../src/orders";
 
 const ME = "order-1";
 const OTHER = "order-2";
@@ -97,14 +97,14 @@ describe("startCheckout", () => {
 
   test("resuming an attempt that has ended (a sweep that looked just before) starts no new one and writes nothing", () => {
     const failed = withSaga({ status: "failed", attempt: 1, opId: OP, step: -1, error: { status: 409, code: "insufficient_stock", message: "no" } });
-    expect(startCheckout(failed, "o", ME, NOW, LEASE, NONCE, OP)).toEqual({ result: { kind: "ended" } });
+    expect(startCheckout(failed, "o", ME, NOW, LEASE, NONCE, undefined, OP)).toEqual({ result: { kind: "ended" } });
     // Nor one that a newer attempt replaced.
     const newer = withSaga({ status: "running", attempt: 2, opId: `o:2.${NONCE}`, step: 0, owner: OTHER, leaseUntil: NOW - 1 });
-    expect(startCheckout(newer, "o", ME, NOW, LEASE, NONCE, OP)).toEqual({ result: { kind: "ended" } });
+    expect(startCheckout(newer, "o", ME, NOW, LEASE, NONCE, undefined, OP)).toEqual({ result: { kind: "ended" } });
   });
 
   test("resuming an orphaned attempt takes it over where it stands", () => {
-    const decision = startCheckout(running(OTHER, NOW - 1), "o", ME, NOW, LEASE, NONCE, OP);
+    const decision = startCheckout(running(OTHER, NOW - 1), "o", ME, NOW, LEASE, NONCE, undefined, OP);
     expect(decision.result).toMatchObject({ kind: "drive", order: { saga: { opId: OP, owner: ME, leaseUntil: NOW + LEASE } } });
   });
 
@@ -116,13 +116,18 @@ describe("startCheckout", () => {
 
   test("of an order whose saga another process holds a live lease on says to wait for that attempt", () => {
     const decision = startCheckout(running(OTHER, NOW + 1), "o", ME, NOW, LEASE, NONCE);
-    expect(decision.result).toEqual({ kind: "wait", opId: OP, decided: false });
+    expect(decision.result).toEqual({ kind: "wait", opId: OP, decided: false, driver: OTHER });
     expect(decision.order).toBeUndefined();
+  });
+
+  test("of an order whose saga another process holds a live lease on, that process being gone, takes the saga over", () => {
+    const decision = startCheckout(running(OTHER, NOW + LEASE), "o", ME, NOW, LEASE, NONCE, new Set([OTHER]));
+    expect(decision.result).toMatchObject({ kind: "drive", order: { saga: { opId: OP, owner: ME, leaseUntil: NOW + LEASE } } });
   });
 
   test("of an order whose saga another process is compensating says to wait for that attempt's end, its failure being decided", () => {
     const compensating = withSaga({ status: "compensating", attempt: 1, opId: OP, step: 0, owner: OTHER, leaseUntil: NOW + 1, error: { status: 409, code: "insufficient_credit", message: "no" } });
-    expect(startCheckout(compensating, "o", ME, NOW, LEASE, NONCE).result).toEqual({ kind: "wait", opId: OP, decided: true });
+    expect(startCheckout(compensating, "o", ME, NOW, LEASE, NONCE).result).toEqual({ kind: "wait", opId: OP, decided: true, driver: OTHER });
   });
 
   test("of an order whose saga lease has expired takes the saga over where it stands", () => {
@@ -141,6 +146,26 @@ describe("startCheckout", () => {
     const mine = running(ME, NOW + 1);
     const decision = startCheckout(mine, "o", ME, NOW, LEASE, NONCE);
     expect(decision.result).toEqual({ kind: "drive", order: { ...mine, saga: { ...mine.saga, leaseUntil: NOW + LEASE } } });
+  });
+});
+
+describe("isOrphaned", () => {
+  test("holds for another process's saga once its lease has run out, not before", () => {
+    expect(isOrphaned(running(OTHER, NOW).saga, ME, NOW, false)).toBe(true);
+    expect(isOrphaned(running(OTHER, NOW + 1).saga, ME, NOW, false)).toBe(false);
+  });
+
+  test("holds for another process's saga under a live lease once that process is gone", () => {
+    expect(isOrphaned(running(OTHER, NOW + LEASE).saga, ME, NOW, true)).toBe(true);
+  });
+
+  test("holds for a saga recorded as mine, whatever its lease: a previous run of this replica left it", () => {
+    expect(isOrphaned(running(ME, NOW + LEASE).saga, ME, NOW, false)).toBe(true);
+  });
+
+  test("never holds for a finished saga or an order never checked out", () => {
+    for (const status of ["done", "failed"] as const) expect(isOrphaned(withSaga({ status, owner: "", leaseUntil: 0 }).saga, ME, NOW, true)).toBe(false);
+    expect(isOrphaned(newOrder("u1").saga, ME, NOW, true)).toBe(false);
   });
 });
 

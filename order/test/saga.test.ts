@@ -4,7 +4,7 @@
  * arrives late. The saga must stay consistent whatever the network does.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { TIMING } from "@checkout/common/config";
+import { TIMING, type Timing } from "@checkout/common/config";
 import { keys } from "@checkout/common/keyspace";
 import { AppError } from "@checkout/common/errors";
 import { Store } from "@checkout/common/store";
@@ -91,6 +91,35 @@ const leaseRanOut = (orders: OrderStore, orderId: string) => eventually(async ()
 function scripted(peer: Peer, route: (action: string, send: () => Promise<PeerAnswer>) => Promise<PeerAnswer>): Peer {
   const step: Peer["step"] = (action, opId, fields) => route(action, () => peer.step(action, opId, fields));
   return Object.assign(Object.create(peer) as Peer, { step });
+}
+
+/** Leases and liveness keys that outlast any test: only a takeover rule under test can end them. */
+const HOUR_MS = 3_600_000;
+const LONG_LIVED = { ...TIMING, sagaLeaseMs: HOUR_MS, driverAliveTtlMs: HOUR_MS } as Timing;
+
+/** The real peers, with every step they are sent recorded in `sent`. */
+function countingPeers(): { peers: Peers; sent: string[] } {
+  const sent: string[] = [];
+  const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
+  return { peers: { stock: counting(real.stock), payment: counting(real.payment) }, sent };
+}
+
+/**
+ * A driver of the order's checkout that takes the stock and then hears nothing of the charge until
+ * `release` answers it: to other processes it looks gone. Resolves once the charge has been sent.
+ */
+async function stalledAtCharge(orders: OrderStore, orderId: string, timing: Timing) {
+  const charge = Promise.withResolvers<PeerAnswer>();
+  const chargeSent = Promise.withResolvers<void>();
+  const silentPayment = scripted(real.payment, (action, send) => {
+    if (action !== "charge") return send();
+    chargeSent.resolve();
+    return charge.promise;
+  });
+  const checkout = createCheckout(orders, { stock: real.stock, payment: silentPayment }, timing);
+  const answered = checkout.checkout(orderId).catch((err) => err);
+  await chargeSent.promise;
+  return { checkout, answered, release: charge.resolve };
 }
 
 describe("checkout saga", () => {
@@ -182,16 +211,7 @@ describe("checkout saga", () => {
     const { id, item: a, user } = await newOrder(first, 2, 100);
 
     // The first driver takes the stock, then never hears back from payment: to the others, it is gone.
-    const stalled = Promise.withResolvers<PeerAnswer>();
-    const chargeSent = Promise.withResolvers<void>();
-    const silentPayment = scripted(real.payment, (action, send) => {
-      if (action !== "charge") return send();
-      chargeSent.resolve();
-      return stalled.promise;
-    });
-    const stalling = createCheckout(first, { stock: real.stock, payment: silentPayment }, timing);
-    const stalledAnswer = stalling.checkout(id).catch((err) => err);
-    await chargeSent.promise;
+    const { checkout: stalling, answered: stalledAnswer, release } = await stalledAtCharge(first, id, timing);
     expect(await stockOf(a)).toBe(8);
 
     expect(await leaseRanOut(first, id)).toBe(true);
@@ -204,10 +224,57 @@ describe("checkout saga", () => {
 
     // The stalled driver hears nothing in the end, finds the saga taken over, and stops; the request
     // it was driving for is answered with the outcome the other process recorded.
-    stalled.resolve({ kind: "unknown", reason: "scripted: the answer was lost" });
+    release({ kind: "unknown", reason: "scripted: the answer was lost" });
     expect(await stalledAnswer).toEqual({ paid: true });
     expect(await drivesNothing(stalling)).toBe(true);
     expect([await stockOf(a), await creditOf(user), (await first.find(id)).paid]).toEqual([8, 90, true]);
+  });
+
+  test("a driver that restarts under its instance id takes its unfinished sagas back at once, long before their lease runs out; other processes wait while it lives", async () => {
+    const before = createOrders(orderStore, "order-replica-1", HOUR_MS);
+    const { id, item: a, user } = await newOrder(before, 2, 100);
+
+    // The first run of the replica takes the stock, then dies waiting for payment's answer.
+    const { checkout: firstRun, answered: firstAnswer, release } = await stalledAtCharge(before, id, LONG_LIVED);
+    await firstRun.start();
+
+    const { peers, sent } = countingPeers();
+    // Another replica leaves it alone: the driver lives, and the lease has most of an hour to run.
+    await createCheckout(createOrders(orderStore, "order-replica-2", HOUR_MS), peers, LONG_LIVED).sweep();
+    expect(await sagaStatus(id)).toBe("running");
+    expect(sent).toEqual([]);
+
+    // The replica's next run, under the same instance id, finishes it from its first sweep.
+    firstRun.stop();
+    await createCheckout(createOrders(orderStore, "order-replica-1", HOUR_MS), peers, LONG_LIVED).sweep();
+    expect(await sagaFinished(id)).toBe(true);
+    expect(sent).toEqual(["take", "charge"]);
+    expect([await stockOf(a), await creditOf(user), (await before.find(id)).paid]).toEqual([8, 90, true]);
+
+    release({ kind: "unknown", reason: "scripted: the process died" });
+    expect(await firstAnswer).toEqual({ paid: true });
+    expect(await drivesNothing(firstRun)).toBe(true);
+  });
+
+  test("a checkout of an order whose driver is gone takes its saga over at once, long before the lease runs out, and not while the driver lives", async () => {
+    const dying = createOrders(orderStore, "order-replica-that-dies", HOUR_MS);
+    const { id, item: a, user } = await newOrder(dying, 2, 100);
+    const { checkout: firstDriver, answered: firstAnswer, release } = await stalledAtCharge(dying, id, LONG_LIVED);
+    await firstDriver.start();
+
+    const other = createOrders(orderStore, "order-replica-that-lives", HOUR_MS);
+    expect(await other.startCheckout(id)).toMatchObject({ kind: "wait", driver: "order-replica-that-dies" });
+
+    // It dies: its beats stop, and its liveness key expires (here, at once).
+    firstDriver.stop();
+    await orderStore.client.del(keys.driverAlive("order-replica-that-dies"));
+    const { peers, sent } = countingPeers();
+    expect(await createCheckout(other, peers, LONG_LIVED).checkout(id)).toEqual({ paid: true });
+    expect(sent).toEqual(["take", "charge"]);
+    expect([await stockOf(a), await creditOf(user)]).toEqual([8, 90]);
+
+    release({ kind: "unknown", reason: "scripted: the process died" });
+    expect(await firstAnswer).toEqual({ paid: true });
   });
 
   test("a compensation the participant refuses is sent again until it is applied, and only then is the saga failed", async () => {

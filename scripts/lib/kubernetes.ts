@@ -158,8 +158,12 @@ export type ComposeOptions = {
   publish?: Record<string, Array<[host: number, container: number]>>;
 };
 
-/** Health checks are `docker exec`s, each about 0.1 s of the engine's CPU: no more often than compose.yaml's. */
+/**
+ * Health checks are `docker exec`s, each about 0.1 s of the engine's CPU: no more often than
+ * compose.yaml's, and with its generous timeout (starting a check takes seconds on a loaded machine).
+ */
 const HEALTH_INTERVAL_S = 10;
+const HEALTH_TIMEOUT_S = 10;
 
 /** A readiness probe as a compose health check (the images have bash, not curl). */
 function healthCheck(container: Container, probe: Probe | undefined, startPeriodS: number): Record<string, unknown> | undefined {
@@ -176,7 +180,7 @@ function healthCheck(container: Container, probe: Probe | undefined, startPeriod
   } else {
     throw new Error(`${container.name}: a probe of a kind the translation does not know`);
   }
-  return { test, interval: `${HEALTH_INTERVAL_S}s`, timeout: "3s", retries: probe.failureThreshold ?? 3, start_period: `${startPeriodS}s` };
+  return { test, interval: `${HEALTH_INTERVAL_S}s`, timeout: `${HEALTH_TIMEOUT_S}s`, retries: probe.failureThreshold ?? 3, start_period: `${startPeriodS}s` };
 }
 
 /** How long a pod may take to start before its failing checks count: its startup probe's budget. */

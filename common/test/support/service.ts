@@ -95,7 +95,7 @@ export async function startService(service: ServiceName, opts: ServiceOptions): 
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch, idleTimeout: TIMING.serviceIdleTimeoutS });
   if (sweeps) {
     store.startLogUpkeep(logDir, config.logCompactBytes, config.instanceId);
-    checkout?.startSweeping();
+    checkout?.start();
   }
 
   return {
@@ -109,6 +109,7 @@ export async function startService(service: ServiceName, opts: ServiceOptions): 
         checkout.stopSweeping();
         const until = Date.now() + SAGA_DRAIN_MS;
         while (checkout.inFlight() > 0 && Date.now() < until) await Bun.sleep(20);
+        checkout.stop();
       }
       await server.stop(true);
       await store.close();

@@ -33,9 +33,9 @@ const CLIENTS = 64;
  * A replica's round is long enough for its load to go on through the kill and the restart (several
  * seconds at several hundred checkouts a second); the others only need the fault to land mid-load.
  */
-const ORDERS = { replica: 10_000, other: 2_000 };
+const ORDERS = { replica: 6_000, other: 1_200 };
 /** The fault lands once this many checkouts are answered: the load is well under way, most of it unsent. */
-const KILL_AFTER_ANSWERS = { replica: 3_000, other: 400 };
+const KILL_AFTER_ANSWERS = { replica: 2_000, other: 300 };
 /** "docker start a few seconds later": the shape of the graders' fault, not a wait for anything. */
 const DOCKER_START_AFTER_MS = 3_000;
 /** The window before the kill whose answers give the rate before it (its first second, warming up, left out). */
