@@ -9,10 +9,13 @@
  * stripped. Which requests nginx may re-send to another replica is the one decision here that touches
  * correctness; see `retryPolicy` below.
  *
- * Replicas are active/standby: the first replica of a service takes every request, the others stand
- * by for when it dies. On two cores one busy process per service is faster than two half-busy ones
- * (its batches of transactions and log appends are larger; README, Benchmark results). The order
- * service calls its peers the same way (order/src/peers.ts).
+ * Replicas are active/standby by default: the first replica of a service takes every request, the
+ * others stand by for when it dies. On two cores one busy process per service is faster than two
+ * half-busy ones (its batches of transactions and log appends are larger; README, Benchmark results).
+ * The order service calls its peers the same way (order/src/peers.ts). With `balancing: "round-robin"`
+ * every replica takes its turn (nginx's default), each benched like the active one when it fails, and
+ * all of them stand by as backups: the local stack's `--balancing round-robin`, and Kubernetes, where
+ * the gateway's upstream is a headless Service whose every ready pod gateway/run.sh writes in.
  *
  * Failover assumes no refusal. A replica that fails a request (no connection within
  * PROXY_CONNECT_TIMEOUT_MS, a reset, a timeout) is benched for ACTIVE_BENCH_S: requests go straight
@@ -25,7 +28,7 @@
  * connections in Debian's nginx 1.22; and Docker's DNS can take seconds to say that a stopped
  * container's name is gone, which every request would then wait for. `server … resolve` needs 1.27.3.)
  */
-import { TIMING, type ServiceName, SERVICES } from "../common/src/config";
+import { DEFAULT_BALANCING, TIMING, type Balancing, type ServiceName, SERVICES } from "../common/src/config";
 import { SERVED_METHODS } from "../common/src/http";
 
 /** The public path prefix of each service (the order service is the one whose prefix is plural). */
@@ -111,6 +114,8 @@ export type GatewayConfigOptions = {
   workerProcesses?: number | "auto";
   /** The folder holding gateway/public's files (the pages below). Default: where the gateway's image keeps them. */
   staticRoot?: string;
+  /** How requests are spread over a service's replicas; default active-standby. */
+  balancing?: Balancing;
 };
 
 /** Where gateway/Dockerfile copies gateway/public. */
@@ -131,7 +136,7 @@ type RetryPolicy = "read" | "checkout" | "write" | "bulk";
 
 /** The nginx.conf text for the given replicas. Pure: the same options always give the same text. */
 export function renderGatewayConfig(options: GatewayConfigOptions): string {
-  const { listenPort, listenAddress, upstreams, runtimeDir, workerProcesses = "auto", staticRoot = IMAGE_STATIC_ROOT } = options;
+  const { listenPort, listenAddress, upstreams, runtimeDir, workerProcesses = "auto", staticRoot = IMAGE_STATIC_ROOT, balancing = DEFAULT_BALANCING } = options;
   for (const service of SERVICES) {
     if (upstreams[service].length === 0) throw new Error(`renderGatewayConfig: no upstream for ${service}`);
   }
@@ -187,7 +192,7 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     `    proxy_connect_timeout ${PROXY_CONNECT_TIMEOUT_MS}ms;`,
     `    proxy_read_timeout ${PROXY_READ_TIMEOUT_S}s;`,
     "",
-    ...SERVICES.flatMap((service) => renderUpstream(service, upstreams[service])),
+    ...SERVICES.flatMap((service) => renderUpstream(service, upstreams[service], balancing)),
     "    server {",
     `        listen ${listen} backlog=4096;`,
     "",
@@ -238,14 +243,22 @@ function renderPages(root: string): string[] {
   ];
 }
 
-function renderUpstream(service: ServiceName, servers: readonly string[]): string[] {
+function renderUpstream(service: ServiceName, servers: readonly string[], balancing: Balancing): string[] {
+  const benched = `max_fails=1 fail_timeout=${ACTIVE_BENCH_S}s`;
+  // Active/standby: every request goes to the first replica; the others (`backup`) get one only when
+  // the replicas before them failed it, or while the first is benched (see the top of this file).
+  // Round robin: every replica in turn, one that fails benched as the active one is; and every
+  // replica again as a backup that is never benched, for when all of them are (nginx would answer
+  // 502 without trying any). In Kubernetes run.sh writes each line once per pod of its name.
+  const lines =
+    balancing === "round-robin"
+      ? [...servers.map((server) => `server ${server} ${benched};`), ...servers.map((server) => `server ${server} max_fails=0 backup;`)]
+      : servers.map((server, i) =>
+          i === 0 && servers.length > 1 ? `server ${server} ${benched};` : `server ${server} max_fails=0${i === 0 ? "" : " backup"};`,
+        );
   return [
     `    upstream ${service} {`,
-    // Active/standby: every request goes to the first replica; the others (`backup`) get one only when
-    // the replicas before them failed it, or while the first is benched (see the top of this file).
-    ...servers.map((server, i) =>
-      i === 0 && servers.length > 1 ? `        server ${server} max_fails=1 fail_timeout=${ACTIVE_BENCH_S}s;` : `        server ${server} max_fails=0${i === 0 ? "" : " backup"};`,
-    ),
+    ...lines.map((line) => `        ${line}`),
     `        keepalive ${UPSTREAM_KEEPALIVE_CONNECTIONS};`,
     `        keepalive_timeout ${UPSTREAM_KEEPALIVE_TIMEOUT_S}s;`,
     `        keepalive_requests ${KEEPALIVE_REQUESTS};`,
@@ -355,9 +368,15 @@ function errorJson(error: string, message: string): string {
   return JSON.stringify({ error, message });
 }
 
+/** The committed renderings: compose's gateway image, and Kubernetes' gateway ConfigMap (deploy/k8s/). */
 if (import.meta.main) {
-  const { composeGatewayOptions } = await import("../scripts/lib/topology");
-  const out = new URL("./nginx.compose.conf", import.meta.url).pathname;
-  await Bun.write(out, renderGatewayConfig(composeGatewayOptions()));
-  console.log(`wrote ${out}`);
+  const { composeGatewayOptions, kubernetesGatewayOptions, KUBERNETES_GATEWAY_CONFIG } = await import("../scripts/lib/topology");
+  const renderings = [
+    [new URL("./nginx.compose.conf", import.meta.url).pathname, composeGatewayOptions()],
+    [KUBERNETES_GATEWAY_CONFIG, kubernetesGatewayOptions()],
+  ] as const;
+  for (const [out, options] of renderings) {
+    await Bun.write(out, renderGatewayConfig(options));
+    console.log(`wrote ${out}`);
+  }
 }

@@ -5,10 +5,12 @@
 # resolve. In compose a replica may be down when the gateway starts, and one that comes back may have
 # another address (Docker gives a stopped container's address to the next one that starts). So this
 # script looks each replica's name up in Docker's DNS, writes the configuration with addresses in
-# place of names (a name that does not resolve yet gets 127.0.0.1, which refuses at once), and runs
+# place of names, one server per address (a name that does not resolve yet gets 127.0.0.1, which
+# refuses at once; in Kubernetes a headless Service's name gives every ready pod), and runs
 # nginx on it; then, every second, looks the names up again and reloads nginx when an address has
-# changed. A name that stops resolving (a stopped container) keeps its last address: nginx benches
-# a replica that fails it (gateway/render.ts), so there is nothing to reload for.
+# changed. A name that stops resolving (a stopped container, a Service with no ready pod) keeps its
+# last addresses: nginx benches a replica that fails it (gateway/render.ts), so there is nothing to
+# reload for.
 #
 #   run.sh [source config]      default /etc/nginx/nginx.conf (gateway/nginx.compose.conf)
 set -uo pipefail
@@ -21,7 +23,9 @@ lookup_interval_s=1
 names=$(sed -n 's/^ *server \([A-Za-z0-9._-]*\):[0-9]* .*/\1/p' "$source_conf" | sort -u)
 declare -A address
 
-lookup() { getent ahostsv4 "$1" | awk 'NR == 1 { print $1 }'; }
+# Every address of a name, sorted, space-separated: one in compose (a container), one per ready pod in
+# Kubernetes (a headless Service).
+lookup() { getent ahostsv4 "$1" | awk '{ print $1 }' | sort -u | paste -sd ' ' -; }
 
 # Looks every name up; returns 0 if an address changed (or was first found).
 refresh() {
@@ -40,10 +44,26 @@ refresh() {
   return $changed
 }
 
+# The configuration with each `server name:port …` line repeated once per address of the name.
 render() {
-  local script="" name
-  for name in $names; do script+="s/^\( *server \)$name:/\1${address[$name]}:/;"; done
-  sed -e "$script" "$source_conf" > "$conf.new" && mv "$conf.new" "$conf"
+  local map="" name
+  for name in $names; do map+="$name=${address[$name]};"; done
+  awk -v map="$map" '
+    BEGIN {
+      n = split(map, pairs, ";")
+      for (i = 1; i <= n; i++) if (pairs[i] != "") { split(pairs[i], kv, "="); addresses[kv[1]] = kv[2] }
+    }
+    match($0, /^ *server [A-Za-z0-9._-]+:/) {
+      name = substr($0, 1, RLENGTH - 1); sub(/^ *server /, "", name)
+      if (name in addresses) {
+        indent = $0; sub(/server .*/, "", indent)
+        rest = substr($0, RLENGTH + 1)
+        k = split(addresses[name], list, " ")
+        for (j = 1; j <= k; j++) print indent "server " list[j] ":" rest
+        next
+      }
+    }
+    { print }' "$source_conf" > "$conf.new" && mv "$conf.new" "$conf"
 }
 
 refresh

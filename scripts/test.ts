@@ -13,14 +13,19 @@
  *   - `<folder>/test/containers/**`: the system in containers (compose.yaml), containers killed and
  *     started again. The end-to-end files that start their stack with startTestStack() run again in
  *     this phase, against the containers (CHECKOUT_TEST_STACK=containers).
+ *   - `<folder>/test/kubernetes/**`: what deploy/k8s/ declares, run in containers, its pods killed.
+ *     The end-to-end files on startTestStack() run again in this phase against it
+ *     (CHECKOUT_TEST_STACK=kubernetes). `bun run k8s:test` runs this phase alone.
  *   - every other test file is a unit or integration test.
- * Runs: 1. unit and integration, 2. end-to-end, 3. kill, 4. containers. Unit tests fail fastest and
+ * Runs: 1. unit and integration, 2. end-to-end, 3. kill, 4. containers, 5. kubernetes. Unit tests fail fastest and
  * say most precisely what is broken, so they go first; the kill and container tests are the slowest.
  * The containers phase takes about 10 minutes; CHECKOUT_CONTAINER_TESTS=0 (`bun run test:local`) leaves
  * it out, saying so, for a quick run on a machine without containers. CI runs it.
  * Before the containers run, `bun scripts/compose.ts build` sets up the Docker engine, compose and the
  * base images if they are missing, and builds the images; if it cannot, the phase fails saying why.
  *
+ * The kubernetes phase runs only with CHECKOUT_KUBERNETES_TESTS=1, or when named alone:
+ * CHECKOUT_TEST_PHASES=kubernetes (a comma-separated list of phase names) runs only the phases named.
  * Extra arguments go to every `bun test` run (e.g. `-t "checkout"`, `--bail`). The last line printed is
  * exactly `N passed, N failed`, summed over the runs; the exit code is non-zero on any failure.
  */
@@ -36,6 +41,10 @@ type Phase = {
   env?: Record<string, string>;
   /** A command that must succeed before the run (its output shown). */
   prepare?: string[];
+  /** Why the phase does not run by default, and how to run it. */
+  optIn?: string;
+  /** The variable that, set to 1, runs an opt-in phase. */
+  optInEnv?: string;
   /** Why the phase may be left out, and how; absent: it always runs. */
   optOut?: string;
 };
@@ -52,9 +61,10 @@ function discover(): Phase[] {
   const isE2e = (path: string) => path.includes("/test/e2e/");
   const isKill = (path: string) => path.includes("/test/kill/");
   const isContainers = (path: string) => path.includes("/test/containers/");
+  const isKubernetes = (path: string) => path.includes("/test/kubernetes/");
   const onTestStack = (path: string) => readFileSync(join(REPO_ROOT, path), "utf8").includes("startTestStack(");
   return [
-    { name: "unit and integration", files: files.filter((f) => !isE2e(f) && !isKill(f) && !isContainers(f)) },
+    { name: "unit and integration", files: files.filter((f) => !isE2e(f) && !isKill(f) && !isContainers(f) && !isKubernetes(f)) },
     { name: "end-to-end", files: files.filter(isE2e) },
     { name: "kill", files: files.filter(isKill) },
     {
@@ -64,11 +74,23 @@ function discover(): Phase[] {
       prepare: [process.execPath, join(REPO_ROOT, "scripts", "compose.ts"), "build"],
       optOut: `${CONTAINER_TESTS_ENV}=0 (bun run test:local) leaves them out; CI runs them`,
     },
+    {
+      name: "kubernetes",
+      files: [...files.filter((f) => isE2e(f) && onTestStack(f)), ...files.filter(isKubernetes)],
+      env: { [TEST_STACK_ENV]: "kubernetes" },
+      prepare: [process.execPath, join(REPO_ROOT, "scripts", "compose.ts"), "build"],
+      optIn: `they take about 15 minutes; run them with ${KUBERNETES_TESTS_ENV}=1, or alone with bun run k8s:test`,
+      optInEnv: KUBERNETES_TESTS_ENV,
+    },
   ];
 }
 
 /** Set to 0 to leave the containers phase out (scripts/test/containers/, and the end-to-end files in containers). */
 const CONTAINER_TESTS_ENV = "CHECKOUT_CONTAINER_TESTS";
+/** Set to 1 to run the kubernetes phase too (scripts/test/kubernetes/, and the end-to-end files on deploy/k8s/). */
+const KUBERNETES_TESTS_ENV = "CHECKOUT_KUBERNETES_TESTS";
+/** Phase names, comma-separated: only those run, opt-in or not. */
+const PHASES_ENV = "CHECKOUT_TEST_PHASES";
 
 /** Per test: integration tests start real servers on a shared 2-core machine. */
 const TEST_TIMEOUT_MS = 120_000;
@@ -129,14 +151,23 @@ async function main(): Promise<number> {
   if (extraArgs.some((arg) => arg.startsWith("-t") || arg.startsWith("--test-name-pattern"))) extraArgs.push("--pass-with-no-tests");
   let passed = 0;
   let failed = 0;
-  const phases = discover();
+  const named = process.env[PHASES_ENV]?.split(",").map((name) => name.trim()).filter(Boolean);
+  const phases = discover().filter((phase) => !named || named.includes(phase.name));
+  if (named && phases.length === 0) {
+    console.error(`[test] ${PHASES_ENV}=${process.env[PHASES_ENV]} names no phase`);
+    return 1;
+  }
   for (const [i, phase] of phases.entries()) {
     if (phase.files.length === 0) {
       console.error(`[test] ${phase.name}: no test files`);
       continue;
     }
-    if (phase.optOut && process.env[CONTAINER_TESTS_ENV] === "0") {
+    if (!named && phase.optOut && process.env[CONTAINER_TESTS_ENV] === "0") {
       console.error(`\n[test] ${phase.name}: NOT RUN: ${phase.optOut}`);
+      continue;
+    }
+    if (!named && phase.optIn && process.env[phase.optInEnv ?? KUBERNETES_TESTS_ENV] !== "1") {
+      console.error(`\n[test] ${phase.name}: not run: ${phase.optIn}`);
       continue;
     }
     console.error(`\n[test] ${phase.name}: ${phase.files.length} file(s)`);

@@ -42,7 +42,7 @@ async function main(): Promise<number> {
 async function supervise(options: StackCliOptions): Promise<number> {
   let stack: Stack;
   try {
-    stack = await startStack({ replicas: options.replicas, portOffset: options.portOffset, stateDir: options.stateDir });
+    stack = await startStack({ replicas: options.replicas, balancing: options.balancing, portOffset: options.portOffset, stateDir: options.stateDir });
   } catch (error) {
     console.error(`\nup: the stack did not start:\n${(error as Error).message}`);
     return 1;
@@ -96,6 +96,7 @@ async function detach(options: StackCliOptions): Promise<number> {
       process.execPath,
       import.meta.path,
       "--replicas", String(options.replicas),
+      "--balancing", options.balancing,
       "--port-offset", String(options.portOffset),
       "--state-dir", options.stateDir,
     ],

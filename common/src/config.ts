@@ -25,6 +25,17 @@ export const DEFAULT_PORTS = {
  */
 export const METRICS_PORT_SHIFT = 500;
 
+/**
+ * How requests are spread over the replicas of a service, by the gateway and by the order service's
+ * calls to stock and payment. `active-standby`: the first replica takes every request and the others
+ * stand in while it is down (one busy process per service batches more per round trip, which two
+ * cores favour). `round-robin`: every replica takes its turn, as a Kubernetes Service spreads
+ * connections over its ready pods. Either is correct: every request may reach any replica.
+ */
+export const BALANCINGS = ["active-standby", "round-robin"] as const;
+export type Balancing = (typeof BALANCINGS)[number];
+export const DEFAULT_BALANCING: Balancing = "active-standby";
+
 /** The repository root: common/src/config.ts is two folders below it. */
 export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
 
@@ -148,6 +159,8 @@ const envSchema = z.object({
   STOCK_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.stock + 1}`]),
   PAYMENT_URLS: urlList.default([`http://127.0.0.1:${DEFAULT_PORTS.serviceBase.payment + 1}`]),
   INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
+  /** How the order service spreads its calls over STOCK_URLS and over PAYMENT_URLS. */
+  PEER_BALANCING: z.enum(BALANCINGS).default(DEFAULT_BALANCING),
   /** Connections for transactions: one for the batches, the others for batch_init's parallel chunks. */
   REDIS_POOL_SIZE: z.coerce.number().int().min(1).max(1024).default(10),
   /**
@@ -172,6 +185,7 @@ export type ServiceConfig = {
   redis: { host: string; port: number };
   stockUrls: string[];
   paymentUrls: string[];
+  peerBalancing: Balancing;
   instanceId: string;
   redisPoolSize: number;
   stepRecordRetentionMs: number;
@@ -201,6 +215,7 @@ export function loadConfig(service: ServiceName, env: Record<string, string | un
     redis: { host: e.REDIS_HOST, port: e.REDIS_PORT ?? DEFAULT_PORTS.redis[service] },
     stockUrls: e.STOCK_URLS,
     paymentUrls: e.PAYMENT_URLS,
+    peerBalancing: e.PEER_BALANCING,
     instanceId: e.INSTANCE_ID,
     redisPoolSize: e.REDIS_POOL_SIZE,
     stepRecordRetentionMs: e.STEP_RECORD_RETENTION_S * 1000,

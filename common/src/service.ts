@@ -21,12 +21,14 @@ const SHUTDOWN_GRACE_MS = 5_000;
  */
 const LISTEN_WITHOUT_REDIS_AFTER_MS = 1_000;
 
+/** Answers 200 while the service and its Redis answer, 503 otherwise: health checks and probes ask it. */
+export const HEALTH_PATH = "/health";
 /**
  * The routes every service has besides its own: `GET /health`, and `GET /internal/overview` (its
  * processes' starts and conservation totals, for the dashboard; internal secret required).
  */
 export function addServiceRoutes(app: Hono, service: ServiceName, store: Pick<Store, "healthy" | "client">, internalSecret: string): void {
-  app.get("/health", documented("Whether this service and its Redis answer", z.object({ status: z.literal("ok"), service: z.string() })), async (c) =>
+  app.get(HEALTH_PATH, documented("Whether this service and its Redis answer", z.object({ status: z.literal("ok"), service: z.string() })), async (c) =>
     (await store.healthy()) ? c.json({ status: "ok", service }) : c.json({ error: "redis_unavailable", message: "Redis is not reachable" }, 503),
   );
   app.get(OVERVIEW_PATH, internalOnly(internalSecret), async (c) => c.json(await readOverview(store.client)));

@@ -11,7 +11,7 @@ const SAGA_DRAIN_MS = 3_000;
 
 await runService("order", (config, store) => {
   const orders = createOrders(store, config.instanceId, TIMING.sagaLeaseMs);
-  const peers = createPeers(config.stockUrls, config.paymentUrls, config.internalSecret);
+  const peers = createPeers(config.stockUrls, config.paymentUrls, config.internalSecret, config.peerBalancing);
   const checkout = createCheckout(orders, peers);
   return {
     app: orderApp(orders, checkout, peers, createStats(orders, peers, store.client), config.internalSecret),

@@ -107,9 +107,16 @@ export type CheckoutStart =
    * Another process (`driver`) drives the attempt `opId`. `decided`: it has already decided and answered the
    * attempt's failure (it is compensating), so this request is for a new attempt, once that one ends.
    */
-  | { kind: "wait"; opId: string; decided: boolean; driver: string };
+  | { kind: "wait"; opId: string; decided: boolean; driver: string }
+  /** The attempt a sweep came to resume has ended (failed) since it looked: nothing to do. */
+  | { kind: "ended" };
 
-/** `goneDrivers`: processes whose liveness key was found expired (their sagas are taken over at once). */
+/**
+ * `goneDrivers`: processes whose liveness key was found expired (their sagas are taken over at once).
+ * `resume`: the attempt an upkeep sweep saw orphaned and comes to take over. Only that attempt is
+ * taken over: if it ended meanwhile, no new one is started (no client asked for one, and one that
+ * succeeded would charge an order whose checkout was answered 409).
+ */
 export function startCheckout(
   order: Order | null,
   orderId: string,
@@ -118,10 +125,12 @@ export function startCheckout(
   leaseMs: number,
   nonce: string,
   goneDrivers: ReadonlySet<string> = NO_DRIVERS,
+  resume?: string,
 ): Decision<CheckoutStart | AppError> & { order?: Order } {
   if (!order) return { result: unknownOrder(orderId) };
   if (order.paid) return { result: { kind: "paid" } };
   const saga = order.saga;
+  if (resume !== undefined && !(isUnfinished(saga) && saga.opId === resume)) return { result: { kind: "ended" } };
   if (isUnfinished(saga)) {
     if (saga.leaseUntil > now && saga.owner !== me && !goneDrivers.has(saga.owner)) {
       return { result: { kind: "wait", opId: saga.opId, decided: saga.status === "compensating", driver: saga.owner } };
@@ -186,11 +195,11 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     driver !== "" && driver !== instanceId && (await store.client.exists(keys.driverAlive(driver))) === 0;
 
   /** One claim transaction (see startCheckout). */
-  const claim = (id: string, nonce: string, goneDrivers?: ReadonlySet<string>) => {
+  const claim = (id: string, nonce: string, goneDrivers?: ReadonlySet<string>, resume?: string) => {
     const key = keys.order(id);
     return store.transact("order.checkout", [key], (snapshot) => {
       const hash = snapshot.get(key);
-      const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce, goneDrivers);
+      const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce, goneDrivers, resume);
       return order ? { result, writes: { [key]: orderCodec.encode(order) } } : { result };
     });
   };
@@ -219,15 +228,18 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
       await store.writeMany("order.batch_init", entries);
     },
 
-    /** Claims the order's checkout: starts a new saga attempt, takes over an orphaned one, or says whom to wait for. */
-    async startCheckout(id: string): Promise<CheckoutStart> {
+    /**
+     * Claims the order's checkout: starts a new saga attempt, takes over an orphaned one, or says whom
+     * to wait for; with `resume`, only takes over that attempt (see startCheckout).
+     */
+    async startCheckout(id: string, resume?: string): Promise<CheckoutStart> {
       const nonce = crypto.randomUUID().slice(0, 8);
-      let start = await claim(id, nonce);
+      let start = await claim(id, nonce, undefined, resume);
       if (!(start instanceof AppError) && start.kind === "wait") {
         // The driver's liveness is read outside the claim: should it come back in between, both drive
         // the saga for a moment, which its operation id makes safe (and the claim's WATCH still
         // refuses a saga that changed hands meanwhile).
-        if (await isGone(start.driver)) (start = await claim(id, nonce, new Set([start.driver])));
+        if (await isGone(start.driver)) (start = await claim(id, nonce, new Set([start.driver]), resume));
       }
       if (start instanceof AppError) throw start;
       // A 200 for a payment another request recorded: its line must be in the log before the answer.

@@ -1,9 +1,13 @@
 /**
- * The order service's HTTP clients of stock and payment. The replicas of a peer are active/standby:
- * every call goes to the first one, and to the next only when the one before cannot be reached
- * (every saga call is idempotent, so sending it again elsewhere is safe). One busy process per
- * service batches more transactions per Redis round trip and per fsync than two half-busy ones
- * sharing two cores (README, Benchmark results). The answer says whether the outcome is known.
+ * The order service's HTTP clients of stock and payment. The replicas of a peer are active/standby
+ * by default: every call goes to the first one, and to the next only when the one before cannot be
+ * reached (every saga call is idempotent, so sending it again elsewhere is safe). One busy process
+ * per service batches more transactions per Redis round trip and per fsync than two half-busy ones
+ * sharing two cores (README, Benchmark results). With PEER_BALANCING=round-robin every replica that
+ * can be reached takes calls: each call goes to the one with the fewest calls in flight, in turns
+ * among equals, and each replica gets its own STEP_CALLS_IN_FLIGHT. A single URL (a Kubernetes
+ * Service, which spreads connections over its pods itself) is the same under either. The answer
+ * says whether the outcome is known.
  *
  * Failover assumes no refusal. A replica that a call could not reach (refused, reset, its name not
  * resolving, no connection in time) is marked down: calls pass it over, and it is tried again, by a
@@ -18,8 +22,9 @@
  * step queued by then. A lone step leaves at once; under load, one HTTP round trip on each side
  * carries many sagas' steps.
  */
+import { lookup } from "node:dns/promises";
 import { connect } from "node:net";
-import { TIMING } from "@checkout/common/config";
+import { DEFAULT_BALANCING, TIMING, type Balancing } from "@checkout/common/config";
 import { AppError, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
 import { internalAuthorization, MAX_STEPS_PER_CALL, STEPS_PATH, type StepReply } from "@checkout/common/internal";
 
@@ -89,16 +94,29 @@ function answerOf(peer: string, status: number, json: Partial<StepReply> & Recor
 
 type Reply = { status: number; json: Record<string, unknown> } | { status: null; reason: string };
 
-/** Whether a TCP connection to `url`'s host and port can be made within `timeoutMs`; it is closed at once. */
-export function canConnect(url: URL, timeoutMs: number): Promise<boolean> {
+/**
+ * Whether a TCP connection to `url`'s host and port can be made within `timeoutMs`; it is closed at
+ * once. The name is looked up first, outside the time allowed: what is timed is the connection, which
+ * the peer's kernel accepts at once however busy the machine is, not a name server. And a timer that
+ * fires late because this process was not scheduled (a loaded machine) lets the I/O already waiting
+ * be read first (setImmediate runs after it), so that a connection made in time is not missed.
+ */
+export async function canConnect(url: URL, timeoutMs: number): Promise<boolean> {
+  let address: string;
+  try {
+    address = (await lookup(url.hostname)).address;
+  } catch {
+    return false;
+  }
   return new Promise((resolve) => {
-    const socket = connect({ host: url.hostname, port: Number(url.port) || 80 });
+    const socket = connect({ host: address, port: Number(url.port) || 80 });
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const done = (connected: boolean) => {
       clearTimeout(timer);
       socket.destroy();
       resolve(connected);
     };
-    const timer = setTimeout(() => done(false), timeoutMs);
+    timer = setTimeout(() => setImmediate(() => done(false)), timeoutMs);
     socket.once("connect", () => done(true));
     socket.once("error", () => done(false));
   });
@@ -107,6 +125,8 @@ export function canConnect(url: URL, timeoutMs: number): Promise<boolean> {
 /** One replica of a peer, and whether calls go to it. */
 class Replica {
   readonly url: URL;
+  /** Calls sent to it and not yet answered. */
+  inFlight = 0;
   private down = false;
   private probe: Promise<boolean> | undefined;
 
@@ -152,6 +172,10 @@ export class Peer {
   private readonly headers: { get: Record<string, string>; post: Record<string, string> };
   private readonly queued: QueuedStep[] = [];
   private stepCalls = 0;
+  /** Step calls in flight at once: STEP_CALLS_IN_FLIGHT per replica that takes calls. */
+  private readonly stepCallsCap: number;
+  /** Round robin: which replica comes first among those equally busy. */
+  private turn = 0;
 
   constructor(
     readonly name: string,
@@ -160,12 +184,14 @@ export class Peer {
     internalSecret: string,
     connections: number,
     private readonly timeoutMs: number = TIMING.peerCallTimeoutMs,
-    private readonly stepCallsInFlight: number = STEP_CALLS_IN_FLIGHT,
+    stepCallsInFlight: number = STEP_CALLS_IN_FLIGHT,
     private readonly connectTimeoutMs: number = TIMING.peerConnectTimeoutMs,
     probeIntervalMs: number = TIMING.peerProbeIntervalMs,
+    private readonly balancing: Balancing = DEFAULT_BALANCING,
   ) {
     this.slots = new Slots(connections);
     this.replicas = baseUrls.map((url) => new Replica(url, name, connectTimeoutMs, probeIntervalMs));
+    this.stepCallsCap = balancing === "round-robin" ? stepCallsInFlight * this.replicas.length : stepCallsInFlight;
     const authorization = internalAuthorization(internalSecret);
     this.headers = { get: authorization, post: { ...authorization, "content-type": "application/json" } };
   }
@@ -186,7 +212,7 @@ export class Peer {
   };
 
   private sendQueued(): void {
-    while (this.stepCalls < this.stepCallsInFlight && this.queued.length > 0) {
+    while (this.stepCalls < this.stepCallsCap && this.queued.length > 0) {
       const batch = this.queued.splice(0, MAX_STEPS_PER_CALL);
       this.stepCalls++;
       void this.sendSteps(batch).finally(() => {
@@ -219,19 +245,37 @@ export class Peer {
   }
 
   /**
-   * The first replica that answers, those marked down last (tried still if every other one fails); a
-   * replica that cannot be reached or does not answer in time passes the call on, and is marked down.
+   * The order in which a call tries the replicas: those marked down last (tried still if every other
+   * one fails). Active/standby: in their configured order. Round robin: the least busy first, and
+   * among equally busy ones, each in turn. Every call is idempotent, so sending it again is safe.
+   */
+  private tryOrder(): Replica[] {
+    // A lone URL (a Kubernetes Service) is tried twice: a new connection may reach another pod.
+    if (this.replicas.length === 1) return [this.replicas[0]!, this.replicas[0]!];
+    const up = this.replicas.filter((r) => !r.isDown);
+    const down = this.replicas.filter((r) => r.isDown);
+    if (this.balancing === "active-standby") return [...up, ...down];
+    const start = this.turn++ % this.replicas.length;
+    const rotated = [...this.replicas.slice(start), ...this.replicas.slice(0, start)].filter((r) => !r.isDown);
+    // A stable sort keeps the rotation among replicas with as many calls in flight.
+    return [...rotated.sort((a, b) => a.inFlight - b.inFlight), ...down];
+  }
+
+  /**
+   * The first replica that answers (see tryOrder); a replica that cannot be reached or does not answer
+   * in time passes the call on, and is marked down.
    */
   private async call(method: string, path: string, body?: unknown): Promise<Reply> {
     let reason = "no replica configured";
     await this.slots.acquire();
     try {
-      for (const replica of [...this.replicas.filter((r) => !r.isDown), ...this.replicas.filter((r) => r.isDown)]) {
+      for (const replica of this.tryOrder()) {
         // Abandoned early if, the answer being late, no connection to the replica can be made.
         const unreachable = new AbortController();
         const watchdog = setTimeout(() => {
           void replica.reachable().then((ok) => ok || unreachable.abort(new Error(`no connection within ${this.connectTimeoutMs} ms`)));
         }, this.connectTimeoutMs);
+        replica.inFlight++;
         try {
           const response = await this.session.fetch(replica.baseUrl + path, {
             method,
@@ -247,6 +291,7 @@ export class Peer {
           // A replica that took the connection but answered late is slow, not unreachable.
           if (!(err instanceof Error && err.name === "TimeoutError")) replica.markDown(why);
         } finally {
+          replica.inFlight--;
           clearTimeout(watchdog);
         }
       }
@@ -259,13 +304,16 @@ export class Peer {
 
 export type Peers = { stock: Peer; payment: Peer };
 
-export function createPeers(stockUrls: readonly string[], paymentUrls: readonly string[], internalSecret: string): Peers {
+export function createPeers(
+  stockUrls: readonly string[],
+  paymentUrls: readonly string[],
+  internalSecret: string,
+  balancing: Balancing = DEFAULT_BALANCING,
+): Peers {
   const session = new Bun.FetchSession({ keepAlive: { maxIdleSockets: FETCH_IDLE_POOL } });
-  // Calls to one peer use one replica at a time (the standby only while the active one is gone), so
-  // the pool is shared evenly between the two peers.
+  // The pool is shared evenly between the two peers, whichever of their replicas the calls go to.
   const perPeer = Math.floor(FETCH_IDLE_POOL / 2);
-  return {
-    stock: new Peer("stock", stockUrls, session, internalSecret, perPeer),
-    payment: new Peer("payment", paymentUrls, session, internalSecret, perPeer),
-  };
+  const peer = (name: string, urls: readonly string[]) =>
+    new Peer(name, urls, session, internalSecret, perPeer, undefined, undefined, undefined, undefined, balancing);
+  return { stock: peer("stock", stockUrls), payment: peer("payment", paymentUrls) };
 }

@@ -95,7 +95,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
    * But a checkout that comes once the failure is decided (the 409 may have been answered already) is a
    * new request for the order: it starts the next attempt when the compensations have ended.
    */
-  function checkout(orderId: string): Promise<CheckoutOutcome> {
+  function checkout(orderId: string, resume?: string): Promise<CheckoutOutcome> {
     const local = driving.get(orderId);
     if (local) return local.failed ? afterUndone(orderId, local.ended) : local.outcome;
     const outcome = Promise.withResolvers<CheckoutOutcome>();
@@ -109,7 +109,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
       outcome.resolve(result);
     };
     let awaited = { opId: "", afterDecision: false };
-    claimAndDrive(orderId, decide, (opId, afterDecision = false) => (awaited = { opId, afterDecision }))
+    claimAndDrive(orderId, decide, (opId, afterDecision = false) => (awaited = { opId, afterDecision }), resume)
       .catch((err) => {
         // Another process drives the saga now and decides it: this request learns the outcome below.
         if (err instanceof SagaTakenOver) return;
@@ -144,9 +144,11 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     orderId: string,
     decide: (o: CheckoutOutcome) => void,
     claimed: (opId: string, afterDecision?: boolean) => void,
+    resume?: string,
   ): Promise<void> {
-    const start = await untilReachable(() => orders.startCheckout(orderId));
+    const start = await untilReachable(() => orders.startCheckout(orderId, resume));
     if (start.kind === "paid") return decide({ paid: true });
+    if (start.kind === "ended") return decide(failedCheckout({ code: "checkout_in_progress", message: "the attempt resumed had ended" }));
     if (start.kind === "wait") return claimed(start.opId, start.decided);
     claimed(start.order.saga.opId);
     if (start.takeover) metrics.sagaTakeovers.inc();
@@ -294,7 +296,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
       if (driving.has(id)) continue;
       const order = await orders.find(id).catch(() => null);
       if (order && (await orders.isOrphaned(order.saga))) {
-        checkout(id).catch(() => {});
+        // That attempt only: it may end before the claim, and must not be followed by a new one.
+        checkout(id, order.saga.opId).catch(() => {});
       }
     }
   }

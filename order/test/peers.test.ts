@@ -155,3 +155,54 @@ test("a call answered without one answer per step leaves every step's outcome un
     server.stop(true);
   }
 });
+
+const roundRobinOf = (replicas: Replica[]) =>
+  new Peer("stock", replicas.map((r) => r.url), new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), TEST_INTERNAL_SECRET, 8, CALL_TIMEOUT_MS, 1, undefined, undefined, "round-robin");
+
+test("round robin: calls one after the other go to each replica in turn", async () => {
+  const [a, b] = [start(), start()];
+  const peer = roundRobinOf([a, b]);
+  for (let i = 0; i < 6; i++) expect((await take(peer, `o:${i}.x`)).kind).toBe("ok");
+  expect([a.calls.length, b.calls.length]).toEqual([3, 3]);
+});
+
+test("round robin: each replica has a step call in flight of its own, and a replica that cannot be reached is passed over", async () => {
+  const held = Promise.withResolvers<void>();
+  const [a, b] = [start({ hold: () => held.promise }), start({ hold: () => held.promise })];
+  const peer = roundRobinOf([a, b]);
+  const first = [take(peer, "o:1.x"), take(peer, "o:2.x")];
+  // One call per replica is in flight at once, not one for the whole peer.
+  expect(await eventually(async () => a.calls.length === 1 && b.calls.length === 1)).toBe(true);
+  held.resolve();
+  for (const answer of await Promise.all(first)) expect(answer.kind).toBe("ok");
+  await a.stop();
+  for (let i = 3; i < 7; i++) expect((await take(peer, `o:${i}.x`)).kind).toBe("ok");
+  expect(b.calls.length).toBe(5);
+});
+
+test("a lone URL (a Kubernetes Service) is tried again when a call to it fails: the new connection may reach another pod", async () => {
+  let connections = 0;
+  const body = JSON.stringify({ answers: [{ status: 200, outcome: "applied" }] });
+  // The first connection is cut without an answer (its pod died); the next ones are answered.
+  const listener = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open() {
+        connections += 1;
+      },
+      data(socket) {
+        if (connections === 1) return void socket.end();
+        socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      },
+    },
+  });
+  try {
+    const peer = peerAt([`http://127.0.0.1:${listener.port}`]);
+    expect((await take(peer)).kind).toBe("ok");
+    // The call, its second try, and the probe that found it reachable again.
+    expect(connections).toBeGreaterThanOrEqual(2);
+  } finally {
+    listener.stop(true);
+  }
+});

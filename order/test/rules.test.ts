@@ -95,6 +95,19 @@ describe("startCheckout", () => {
     expect(first).not.toBe(again);
   });
 
+  test("resuming an attempt that has ended (a sweep that looked just before) starts no new one and writes nothing", () => {
+    const failed = withSaga({ status: "failed", attempt: 1, opId: OP, step: -1, error: { status: 409, code: "insufficient_stock", message: "no" } });
+    expect(startCheckout(failed, "o", ME, NOW, LEASE, NONCE, undefined, OP)).toEqual({ result: { kind: "ended" } });
+    // Nor one that a newer attempt replaced.
+    const newer = withSaga({ status: "running", attempt: 2, opId: `o:2.${NONCE}`, step: 0, owner: OTHER, leaseUntil: NOW - 1 });
+    expect(startCheckout(newer, "o", ME, NOW, LEASE, NONCE, undefined, OP)).toEqual({ result: { kind: "ended" } });
+  });
+
+  test("resuming an orphaned attempt takes it over where it stands", () => {
+    const decision = startCheckout(running(OTHER, NOW - 1), "o", ME, NOW, LEASE, NONCE, undefined, OP);
+    expect(decision.result).toMatchObject({ kind: "drive", order: { saga: { opId: OP, owner: ME, leaseUntil: NOW + LEASE } } });
+  });
+
   test("of a failed order starts the next attempt and forgets the old error", () => {
     const failed = withSaga({ status: "failed", attempt: 3, step: -1, error: { status: 409, code: "insufficient_stock", message: "no" } });
     const decision = startCheckout(failed, "o", ME, NOW, LEASE, NONCE);

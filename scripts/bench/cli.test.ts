@@ -17,6 +17,8 @@ describe("parseCli", () => {
       jsonFile: undefined,
       startStack: false,
       replicas: DEFAULT_REPLICAS,
+      balancing: "active-standby",
+      compareBalancing: false,
       skeletonUrl: undefined,
       help: false,
     });
@@ -38,7 +40,14 @@ describe("parseCli", () => {
     expect(o).toMatchObject({ clients: 128, seconds: 30, jsonFile: "out.json", startStack: true, shapes: ["hot"] });
   });
 
+  test("--balancing chooses the started stacks' balancing; --compare-balancing starts its own stacks", () => {
+    expect(parseCli(["--start-stack", "--balancing", "round-robin"])).toMatchObject({ balancing: "round-robin", compareBalancing: false });
+    expect(parseCli(["--compare-balancing"])).toMatchObject({ compareBalancing: true, startStack: true });
+  });
+
   test.each([
+    [["--balancing", "random"]],
+    [["--compare-balancing", "--url", "http://127.0.0.1:9000"]],
     [["--shape", "bursty"]],
     [["--clients", "0"]],
     [["--clients", "1.5"]],

@@ -1,6 +1,7 @@
 /** The benchmark's command line, parsed and checked without side effects. */
 import { parseArgs } from "node:util";
-import { DEFAULT_REPLICAS } from "../lib/cli";
+import { DEFAULT_BALANCING, type Balancing } from "../../common/src/config";
+import { balancingOf, DEFAULT_REPLICAS, UsageError as StackUsageError } from "../lib/cli";
 import { MAX_REPLICAS } from "../lib/topology";
 import type { ShapeName } from "./report";
 import { SOAK } from "./shapes/soak";
@@ -38,6 +39,13 @@ export type BenchOptions = {
   startStack: boolean;
   /** Replicas of each service in the stacks the benchmark starts (the skeleton's too). */
   replicas: number;
+  /** How the real stacks the benchmark starts spread requests over their replicas. */
+  balancing: Balancing;
+  /**
+   * Uniform measured in turns on two private stacks, one active/standby and one round robin, each
+   * as a fraction of the other; replaces the chosen shapes.
+   */
+  compareBalancing: boolean;
   /** A skeleton stack that is already running; otherwise the skeleton shape starts its own. */
   skeletonUrl: string | undefined;
   help: boolean;
@@ -59,6 +67,11 @@ export const USAGE = `bun run bench [options]
   --url URL         the gateway of a running system (default ${DEFAULTS.url})
   --start-stack     start a private stack for the run and stop it at the end
   --replicas N      replicas of each service in the stacks it starts, skeleton included (default ${DEFAULT_REPLICAS})
+  --balancing B     how the real stacks it starts spread requests over the replicas:
+                    active-standby (default) or round-robin (as a Kubernetes Service)
+  --compare-balancing
+                    uniform on two private stacks in turns, active-standby and round-robin,
+                    and the ratio of their throughputs (implies --start-stack)
   --skeleton-url U  measure an already running skeleton stack instead of starting one
   --json FILE       write the results as JSON
   --help            this text
@@ -113,6 +126,8 @@ export function parseCli(argv: readonly string[]): BenchOptions {
         json: { type: "string" },
         "start-stack": { type: "boolean" },
         replicas: { type: "string" },
+        balancing: { type: "string" },
+        "compare-balancing": { type: "boolean" },
         "skeleton-url": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -124,11 +139,19 @@ export function parseCli(argv: readonly string[]): BenchOptions {
   if (!(SHAPE_CHOICES as readonly string[]).includes(shape)) {
     throw new UsageError(`--shape must be one of ${SHAPE_CHOICES.join(", ")}, got "${shape}"`);
   }
-  const startStack = parsed["start-stack"] ?? false;
+  const compareBalancing = parsed["compare-balancing"] ?? false;
+  const startStack = (parsed["start-stack"] ?? false) || compareBalancing;
   const soak = shape === "soak";
   if (soak && parsed.url !== undefined) throw new UsageError("--shape soak starts a stack of its own, with its retention: --url does not apply");
   if (!soak && parsed.retention !== undefined) throw new UsageError("--retention is for --shape soak");
-  if (startStack && parsed.url !== undefined) throw new UsageError("--start-stack and --url exclude each other");
+  if (startStack && parsed.url !== undefined) throw new UsageError("--start-stack (or --compare-balancing) and --url exclude each other");
+  let balancing: Balancing;
+  try {
+    balancing = balancingOf("--balancing", parsed.balancing ?? DEFAULT_BALANCING);
+  } catch (err) {
+    if (err instanceof StackUsageError) throw new UsageError(err.message);
+    throw err;
+  }
   return {
     url: loopbackUrl("url", parsed.url ?? DEFAULTS.url),
     shapes: shape === "all" ? [...ALL_SHAPES] : [shape as ShapeName],
@@ -140,6 +163,8 @@ export function parseCli(argv: readonly string[]): BenchOptions {
     jsonFile: parsed.json,
     startStack,
     replicas: integer("replicas", parsed.replicas, DEFAULT_REPLICAS, 1, MAX_REPLICAS),
+    balancing,
+    compareBalancing,
     skeletonUrl: parsed["skeleton-url"] === undefined ? undefined : loopbackUrl("skeleton-url", parsed["skeleton-url"]),
     help: parsed.help ?? false,
   };

@@ -8,7 +8,7 @@ import type { BenchOptions } from "./cli";
 import { ALL_SHAPES } from "./cli";
 import { formatResult, isFailure, withSkeletonFractions, type ShapeName, type ShapeOutcome, type ShapeResult } from "./report";
 import { runHot } from "./shapes/hot";
-import type { ShapeContext } from "./shapes/measure";
+import type { PreparedShape, ShapeContext } from "./shapes/measure";
 import { runMixed } from "./shapes/mixed";
 import { measurePaired } from "./shapes/paired";
 import { prepareSkeleton, runSkeleton } from "./shapes/skeleton";
@@ -64,7 +64,7 @@ export async function runShapes(options: BenchOptions, env: RunEnvironment): Pro
   /** The system under test: the running one, or a private stack started once, on first use. */
   const realSystem = async (): Promise<string> => {
     if (!realUrl) {
-      const stack = await startPrivateStack("real", options.replicas, log);
+      const stack = await startPrivateStack("real", options.replicas, log, options.balancing);
       stacks.push(stack);
       realUrl = stack.gatewayUrl;
     }
@@ -90,6 +90,16 @@ export async function runShapes(options: BenchOptions, env: RunEnvironment): Pro
     console.log(formatResult(result));
   };
 
+  if (options.compareBalancing) {
+    if (!signal.aborted) {
+      try {
+        for (const result of await compareBalancing(options, context, env)) report(result);
+      } catch (err) {
+        if (!signal.aborted) outcomes.push(failed("uniform", err));
+      }
+    }
+    return outcomes;
+  }
   if (paired && !signal.aborted) {
     let skeleton: Ceiling | undefined;
     try {
@@ -121,7 +131,7 @@ export async function runShapes(options: BenchOptions, env: RunEnvironment): Pro
   }
   if (options.shapes.includes("soak") && !signal.aborted) {
     try {
-      const stack = await startPrivateStack("real", options.replicas, log, { STEP_RECORD_RETENTION_S: String(options.retentionS) });
+      const stack = await startPrivateStack("real", options.replicas, log, options.balancing, { STEP_RECORD_RETENTION_S: String(options.retentionS) });
       stacks.push(stack);
       report(await runSoak(context(stack.gatewayUrl), stack, options.retentionS));
     } catch (err) {
@@ -129,6 +139,28 @@ export async function runShapes(options: BenchOptions, env: RunEnvironment): Pro
     }
   }
   return withSkeletonFractions(outcomes);
+}
+
+/**
+ * Uniform on two private stacks, active/standby and round robin, measured in turns (shapes/paired.ts),
+ * so that their ratio compares like with like; each result notes its balancing and that ratio.
+ */
+async function compareBalancing(options: BenchOptions, context: (baseUrl: string) => ShapeContext, env: RunEnvironment): Promise<ShapeResult[]> {
+  const balancings = ["active-standby", "round-robin"] as const;
+  const prepared: PreparedShape[] = [];
+  try {
+    for (const balancing of balancings) {
+      const stack = await startPrivateStack("real", options.replicas, env.log, balancing);
+      env.stacks.push(stack);
+      prepared.push(await prepareUniform(context(stack.gatewayUrl)));
+    }
+  } catch (err) {
+    for (const shape of prepared) shape.close();
+    throw err;
+  }
+  const [standby, roundRobin] = await measurePaired([prepared[0]!, prepared[1]!], context(""));
+  const ratio = `round-robin ÷ active-standby: ${((100 * roundRobin!.throughput) / standby!.throughput).toFixed(1)} % of the throughput`;
+  return [standby!, roundRobin!].map((result, i) => ({ ...result, notes: [`${balancings[i]} (${ratio})`, ...result.notes] }));
 }
 
 /** A shape that could not run outweighs a violation: its invariants were never checked. */

@@ -4,7 +4,7 @@
  */
 import { createWriteStream, mkdirSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
-import { REPO_ROOT, type ServiceName } from "../../common/src/config";
+import { DEFAULT_BALANCING, REPO_ROOT, type Balancing, type ServiceName } from "../../common/src/config";
 import { liveParts, readStackRecord } from "../lib/pidfile";
 import { findFreePortOffset } from "../lib/ports";
 import { startStack } from "../lib/stack";
@@ -29,8 +29,8 @@ const OUTPUT_FILE_NAME = "stack-output.log";
  * left behind for a post-mortem until the next run replaces it; one folder per kind keeps the disk
  * use bounded. A folder whose stack still runs (another benchmark) is never touched.
  */
-function freshStateDir(kind: StackKind): string {
-  const dir = resolve(REPO_ROOT, ".state", `bench-${kind}`);
+function freshStateDir(kind: StackKind, balancing: Balancing): string {
+  const dir = resolve(REPO_ROOT, ".state", balancing === DEFAULT_BALANCING ? `bench-${kind}` : `bench-${kind}-${balancing}`);
   const previous = readStackRecord(dir);
   if (previous) {
     const live = liveParts(previous);
@@ -44,14 +44,21 @@ function freshStateDir(kind: StackKind): string {
 }
 
 /** `env`: extra environment for every service replica (a setting such as STEP_RECORD_RETENTION_S). */
-export async function startPrivateStack(kind: StackKind, replicas: number, log: (line: string) => void, env: Record<string, string> = {}): Promise<RunningStack> {
+export async function startPrivateStack(
+  kind: StackKind,
+  replicas: number,
+  log: (line: string) => void,
+  balancing: Balancing = DEFAULT_BALANCING,
+  env: Record<string, string> = {},
+): Promise<RunningStack> {
   const portOffset = await findFreePortOffset(replicas);
-  const stateDir = freshStateDir(kind);
+  const stateDir = freshStateDir(kind, balancing);
   const outputFile = resolve(stateDir, OUTPUT_FILE_NAME);
   const output = createWriteStream(outputFile, { flags: "a" });
-  log(`[stack] starting a private ${kind} stack, ${replicas} replica(s) of each service (port offset ${portOffset}; output in ${outputFile})`);
+  log(`[stack] starting a private ${kind} stack, ${replicas} replica(s) of each service, ${balancing} (port offset ${portOffset}; output in ${outputFile})`);
   const stack = await startStack({
     replicas,
+    balancing,
     portOffset,
     stateDir,
     logDir: resolve(stateDir, "logging"),

@@ -279,9 +279,15 @@ export async function prepareContainers(say: Say = sayOnStderr): Promise<Compose
   return { command, env: images };
 }
 
-/** A compose command for one project (`-p`: docker-compose 1.x rejects compose.yaml's `name:` key). */
-export function composeArgs(context: ComposeContext, project: string, args: string[], files: string[] = []): string[] {
-  return [...context.command, "--project-name", project, ...["compose.yaml", ...files].flatMap((f) => ["--file", f]), ...args];
+/** The compose file of the repository (the local stack's topology in containers). */
+export const COMPOSE_FILE = "compose.yaml";
+
+/**
+ * A compose command for one project (`-p`: docker-compose 1.x rejects compose.yaml's `name:` key), on
+ * `files` (compose.yaml unless told otherwise; later files override earlier ones).
+ */
+export function composeArgs(context: ComposeContext, project: string, args: string[], files: string[] = [COMPOSE_FILE]): string[] {
+  return [...context.command, "--project-name", project, ...files.flatMap((f) => ["--file", f]), ...args];
 }
 
 export type ContainerState = {
@@ -337,7 +343,7 @@ export async function waitForHealthy(project: string, services: readonly string[
 
 /** The service names compose.yaml defines, in its order. */
 /** compose.yaml's long-running services, each with a health check (the one-shot secret maker left out). */
-export async function composeServices(context: ComposeContext, project: string): Promise<string[]> {
-  const all = (await mustRun(composeArgs(context, project, ["config", "--services"]), { env: context.env })).split("\n").filter(Boolean);
+export async function composeServices(context: ComposeContext, project: string, files: string[] = [COMPOSE_FILE]): Promise<string[]> {
+  const all = (await mustRun(composeArgs(context, project, ["config", "--services"], files), { env: context.env })).split("\n").filter(Boolean);
   return all.filter((service) => service !== COMPOSE_SECRET_MAKER);
 }

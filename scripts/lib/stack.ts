@@ -16,7 +16,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { REPO_ROOT, SERVICES, type ServiceName } from "../../common/src/config";
+import { REPO_ROOT, SERVICES, type Balancing, type ServiceName } from "../../common/src/config";
 import { PUBLIC_PREFIX, renderGatewayConfig } from "../../gateway/render";
 import { httpOk, redisPing } from "./health";
 import {
@@ -35,7 +35,7 @@ import { pathFor, requirePrograms, type Programs } from "./prerequisites";
 import { groupMembers, identify, isAlive, processGroupOf, signalGroup, signalProcess, waitUntil, type ProcessIdentity } from "./procfs";
 import {
   allPorts,
-  gatewayUpstreams,
+  gatewayOptions,
   processes as topologyProcesses,
   redisEnv,
   redisName,
@@ -90,6 +90,8 @@ export type StackOptions = {
   portOffset?: number;
   /** Explicit ports; win over defaults and portOffset. */
   ports?: PortOverrides;
+  /** How the gateway and the order service spread requests over the replicas. Default active-standby. */
+  balancing?: Balancing;
   /** Redis data, nginx runtime files, stack.pids. Default <repo>/.state (<repo>/.state/offset-K with a port offset). */
   stateDir?: string;
   /**
@@ -199,7 +201,7 @@ export function defaultLogDir(stateDir: string): string {
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const programs = requirePrograms();
-  const t = topology(options.replicas ?? 1, options.portOffset ?? 0, options.ports ?? {});
+  const t = topology(options.replicas ?? 1, options.portOffset ?? 0, options.ports ?? {}, options.balancing);
   const stateDir = resolve(options.stateDir ?? defaultStateDir(options.portOffset ?? 0));
   const logDir = resolve(options.logDir ?? defaultLogDir(stateDir));
   mkdirSync(stateDir, { recursive: true });
@@ -391,7 +393,7 @@ class Supervisor implements Stack {
         renderGatewayConfig({
           listenPort: port,
           listenAddress: LOOPBACK,
-          upstreams: gatewayUpstreams(t, LOCAL_HOSTS),
+          ...gatewayOptions(t, LOCAL_HOSTS),
           runtimeDir: nginxDir,
           staticRoot: join(REPO_ROOT, "gateway", "public"),
         }),

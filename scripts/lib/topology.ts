@@ -3,7 +3,8 @@
  * each one is started with. The local stack (stack.ts) and compose.yaml are two renderings of it;
  * scripts/test/compose-equivalence.test.ts holds compose.yaml to it.
  */
-import { DEFAULT_PORTS, METRICS_PORT_SHIFT, SERVICES, type ServiceName } from "../../common/src/config";
+import { join } from "node:path";
+import { DEFAULT_BALANCING, DEFAULT_PORTS, METRICS_PORT_SHIFT, REPO_ROOT, SERVICES, type Balancing, type ServiceName } from "../../common/src/config";
 import { IMAGE_STATIC_ROOT, type GatewayConfigOptions } from "../../gateway/render";
 
 export type Replicas = Record<ServiceName, number>;
@@ -21,7 +22,8 @@ export type PortOverrides = {
   redis?: Partial<Record<ServiceName, number>>;
 };
 
-export type Topology = { readonly replicas: Replicas; readonly ports: Ports };
+/** `balancing`: how the gateway and the order service spread requests over a service's replicas. */
+export type Topology = { readonly replicas: Replicas; readonly ports: Ports; readonly balancing: Balancing };
 
 /** Replica ports are base + i and the bases are 100 apart, so at most 99 replicas fit. */
 export const MAX_REPLICAS = 99;
@@ -64,8 +66,13 @@ export function resolvePorts(portOffset = 0, overrides: PortOverrides = {}): Por
   };
 }
 
-export function topology(replicas: number | Partial<Replicas> = 1, portOffset = 0, overrides: PortOverrides = {}): Topology {
-  const t = { replicas: resolveReplicas(replicas), ports: resolvePorts(portOffset, overrides) };
+export function topology(
+  replicas: number | Partial<Replicas> = 1,
+  portOffset = 0,
+  overrides: PortOverrides = {},
+  balancing: Balancing = DEFAULT_BALANCING,
+): Topology {
+  const t = { replicas: resolveReplicas(replicas), ports: resolvePorts(portOffset, overrides), balancing };
   const ports = allPorts(t);
   const bad = ports.filter((p) => p.port < 1 || p.port > HIGHEST_PORT);
   if (bad.length > 0) throw new Error(`ports out of range: ${bad.map((p) => `${p.name}=${p.port}`).join(", ")}`);
@@ -144,7 +151,7 @@ export type SecretSource = { value: string } | { file: string };
  */
 export type ReplicaPlacement = { hosts: Hosts; bindAddress: string; secret: SecretSource };
 /** ...and additionally for the order service, which calls stock and payment replicas directly. */
-export const ORDER_ENV_NAMES = ["STOCK_URLS", "PAYMENT_URLS"] as const;
+export const ORDER_ENV_NAMES = ["STOCK_URLS", "PAYMENT_URLS", "PEER_BALANCING"] as const;
 /**
  * Variables the services read that the topology deliberately leaves to their defaults: tuning knobs
  * (a value in the caller's environment reaches every replica) and the test-only crash point (set per
@@ -171,6 +178,7 @@ export function serviceEnv(t: Topology, service: ServiceName, index: number, whe
   if (service === "order") {
     env.STOCK_URLS = replicaUrls(t, "stock", where.hosts).join(",");
     env.PAYMENT_URLS = replicaUrls(t, "payment", where.hosts).join(",");
+    env.PEER_BALANCING = t.balancing;
   }
   return env;
 }
@@ -182,6 +190,11 @@ export function redisEnv(
   where: { bind: string; dataDir: string; logDir: string },
 ): Record<string, string> {
   return { REDIS_PORT: String(t.ports.redis[service]), REDIS_DIR: where.dataDir, LOG_DIR: where.logDir, REDIS_BIND: where.bind };
+}
+
+/** The gateway's configuration for a topology (where it listens aside). */
+export function gatewayOptions(t: Topology, hosts: Hosts): Pick<GatewayConfigOptions, "upstreams" | "balancing"> {
+  return { upstreams: gatewayUpstreams(t, hosts), balancing: t.balancing };
 }
 
 export function gatewayUpstreams(t: Topology, hosts: Hosts): Record<ServiceName, string[]> {
@@ -213,5 +226,54 @@ export function composeTopology(): Topology {
 
 export function composeGatewayOptions(): GatewayConfigOptions {
   const t = composeTopology();
-  return { listenPort: t.ports.gateway, upstreams: gatewayUpstreams(t, COMPOSE_HOSTS), staticRoot: IMAGE_STATIC_ROOT };
+  return { listenPort: t.ports.gateway, ...gatewayOptions(t, COMPOSE_HOSTS), staticRoot: IMAGE_STATIC_ROOT };
+}
+
+// ---- Kubernetes (deploy/k8s/) ------------------------------------------------------------------
+//
+// Each service is a Deployment of interchangeable pods behind one Service, so in the topology's terms
+// every pod is "replica 1": same port, same environment, its INSTANCE_ID its pod's name. The Service
+// balances round robin over the ready pods; each Redis is a StatefulSet of one pod behind a headless
+// Service of its own name. scripts/test/kubernetes.test.ts holds the manifests to what follows.
+
+export const KUBERNETES_DIR = join(REPO_ROOT, "deploy", "k8s");
+/** The gateway's nginx.conf, rendered by gateway/render.ts, that the kustomization makes a ConfigMap of. */
+export const KUBERNETES_GATEWAY_CONFIG = join(KUBERNETES_DIR, "gateway", "nginx.conf");
+/** A Redis StatefulSet's claim templates: its data (REDIS_DIR), and the service log (LOG_DIR). */
+export const KUBERNETES_CLAIMS = { redisData: "redis-data", log: "log" } as const;
+/** The Secret holding the internal step credential, and the key of the credential in it. */
+export const KUBERNETES_SECRET = { name: "internal-secret", key: "secret" } as const;
+
+/** The Service of a service's pods: the name its callers use, and that of its Deployment. */
+export const kubernetesServiceName = (service: ServiceName): string => service;
+/**
+ * The headless Service of the same pods, for the gateway: its name resolves to every ready pod,
+ * which gateway/run.sh writes into nginx's upstream, so nginx itself balances and fails over per
+ * request (a ClusterIP gives nginx one address, and a checkout re-sent there may meet the same pod).
+ */
+export const kubernetesPodsName = (service: ServiceName): string => `${service}-pods`;
+
+export function kubernetesTopology(): Topology {
+  return topology(1, 0, {}, "round-robin");
+}
+
+/** How the pods find each other: each Redis by its StatefulSet's headless Service, a service by its Service. */
+export const KUBERNETES_HOSTS: Hosts = { redis: redisName, replica: kubernetesServiceName };
+
+/** A service pod's placement: the secret mounted where compose mounts it (a service pod keeps no file). */
+export const KUBERNETES_PLACEMENT: ReplicaPlacement = {
+  hosts: KUBERNETES_HOSTS,
+  bindAddress: "0.0.0.0",
+  secret: { file: COMPOSE_SECRET_FILE },
+};
+
+/** The environment of every pod of a service; INSTANCE_ID aside, which each pod takes from its name. */
+export function kubernetesServiceEnv(service: ServiceName): Record<string, string> {
+  const { INSTANCE_ID: _fromThePodName, ...env } = serviceEnv(kubernetesTopology(), service, 1, KUBERNETES_PLACEMENT);
+  return env;
+}
+
+export function kubernetesGatewayOptions(): GatewayConfigOptions {
+  const t = kubernetesTopology();
+  return { listenPort: t.ports.gateway, ...gatewayOptions(t, { ...KUBERNETES_HOSTS, replica: kubernetesPodsName }), staticRoot: IMAGE_STATIC_ROOT };
 }

@@ -266,3 +266,21 @@ describe("retries when a replica dies under a request", () => {
     expect(order.hits()).toBe(answered);
   });
 });
+
+describe("balancing", () => {
+  const upstream = (config: string, service: string) => new RegExp(`upstream ${service} \\{([^}]*)\\}`).exec(config)![1]!.trim().split("\n").filter((l) => l.includes("server "));
+  const upstreams = { order: ["o1:1", "o2:2"], stock: ["s1:1", "s2:2"], payment: ["p1:1"] };
+
+  test("active/standby: the first replica is benched when it fails, the others are backups", () => {
+    const lines = upstream(renderGatewayConfig({ listenPort: 1, upstreams }), "order").map((l) => l.trim());
+    expect(lines).toEqual([`server o1:1 max_fails=1 fail_timeout=${ACTIVE_BENCH_S}s;`, "server o2:2 max_fails=0 backup;"]);
+  });
+
+  test("round robin: every replica takes its turn, is benched when it fails, and stands by, never benched, for when all are", () => {
+    const config = renderGatewayConfig({ listenPort: 1, upstreams, balancing: "round-robin" });
+    expect(upstream(config, "stock").map((l) => l.trim())).toEqual([
+      ...["s1:1", "s2:2"].map((s) => `server ${s} max_fails=1 fail_timeout=${ACTIVE_BENCH_S}s;`),
+      ...["s1:1", "s2:2"].map((s) => `server ${s} max_fails=0 backup;`),
+    ]);
+  });
+});

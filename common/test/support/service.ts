@@ -59,6 +59,7 @@ export function serviceConfig(service: ServiceName, opts: ServiceOptions): Servi
     redis: { host: "127.0.0.1", port: opts.redisPort },
     stockUrls: opts.stockUrls ?? [],
     paymentUrls: opts.paymentUrls ?? [],
+    peerBalancing: "active-standby",
     instanceId: opts.instanceId ?? `test-${service}-${crypto.randomUUID().slice(0, 8)}`,
     redisPoolSize: opts.redisPoolSize ?? 16,
     stepRecordRetentionMs: opts.retention?.retentionMs ?? DEFAULT_STEP_RECORD_RETENTION_S * 1000,

@@ -19,7 +19,7 @@ import { readCredit, readOrders, readStock } from "../../bench/state";
 import { checkInvariants, type OrderState } from "../../bench/verify";
 import { postAllAtOnce, type AllAtOnceResult } from "../support/all-at-once";
 import { stateDifferences, untilQuiescent } from "../support/quiescence";
-import { startTestStack, type TestStack } from "../support/test-stack";
+import { startTestStack, TEST_STACK_START_TIMEOUT_MS, type TestStack } from "../support/test-stack";
 
 /** A whole stack on a shared 2-core machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(120_000);
@@ -38,7 +38,7 @@ let api: Api;
 beforeAll(async () => {
   shop = await startTestStack();
   api = new Api(shop.gatewayUrl, createSession(SIDE_CONCURRENCY));
-});
+}, TEST_STACK_START_TIMEOUT_MS);
 
 afterAll(async () => {
   api?.close();

@@ -11,7 +11,7 @@ import { errorBody, get, post, type Answer } from "../../../common/test/support/
 import { redisState, type RedisState } from "../../../common/test/support/redis-state";
 import { stateDifferences, untilQuiescent } from "../support/quiescence";
 import { rawRequest } from "../support/raw-http";
-import { startTestStack, type TestStack } from "../support/test-stack";
+import { startTestStack, TEST_STACK_START_TIMEOUT_MS, type TestStack } from "../support/test-stack";
 
 /** A whole stack on a shared 2-core machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(120_000);
@@ -28,7 +28,7 @@ let shop: TestStack;
 
 beforeAll(async () => {
   shop = await startTestStack();
-});
+}, TEST_STACK_START_TIMEOUT_MS);
 
 afterAll(async () => {
   await shop?.stop();

@@ -15,7 +15,9 @@
  * printed: a measurement, not an assertion (the tests never depend on the machine's speed).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import type { ServiceName } from "../../../common/src/config";
+import { SERVICES, type ServiceName } from "../../../common/src/config";
+import { isWorkload, podNames, readManifests } from "../../lib/kubernetes";
+import { GATEWAY_NAME, redisName } from "../../lib/topology";
 import { decided, runLoad, type LoadResult } from "../../bench/load";
 import { CheckoutWorld } from "./checkout-world";
 import { CONTAINER_STACK_START_TIMEOUT_MS, startContainerStack, type ContainerStack } from "./container-stack";
@@ -45,7 +47,12 @@ const BEFORE_WINDOW_MS = 2_000;
 const FAILBACK_MS = 2_000;
 const SECOND_MS = 1_000;
 
-type Target = { name: string; container: string; kind: "replica" | "redis" | "gateway" | "wiped redis"; service?: ServiceName };
+type Target = {
+  name: string;
+  container: string;
+  kind: "replica" | "redis" | "gateway" | "wiped redis" | "recreated redis" | "recreated replica";
+  service?: ServiceName;
+};
 
 const targets = (wiped: ServiceName): Target[] => [
   ...(["order", "stock", "payment"] as const).map((service): Target => ({ name: `${service}-1`, container: `${service}-1`, kind: "replica", service })),
@@ -54,15 +61,39 @@ const targets = (wiped: ServiceName): Target[] => [
   { name: `redis-${wiped}, its data volume removed`, container: `redis-${wiped}`, kind: "wiped redis", service: wiped },
 ];
 
-/** Registers the rounds of one mode (one compose project for them all). */
-export function killRounds(mode: KillMode, wiped: ServiceName): void {
+/**
+ * deploy/k8s/'s pods, each in turn (the manifests say which there are); then, as on the loss of a
+ * node with network storage, a Redis pod and a service pod created anew with their claims; and one
+ * Redis whose data claim is lost.
+ */
+function kubernetesTargets(wiped: ServiceName, recreated: ServiceName): Target[] {
+  const serviceOf = (name: string) => SERVICES.find((s) => name === redisName(s) || name.startsWith(`${s}-`));
+  const pods = readManifests().objects.filter(isWorkload).flatMap((w) => podNames(w));
+  // The test reaches the gateway through its first pod; the others would die unseen.
+  const gateway = pods.find((pod) => pod.startsWith(`${GATEWAY_NAME}-`))!;
+  return [
+    ...pods
+      .filter((pod) => !pod.startsWith(`${GATEWAY_NAME}-`))
+      .map((pod): Target => ({ name: pod, container: pod, kind: pod.startsWith("redis-") ? "redis" : "replica", service: serviceOf(pod) })),
+    { name: gateway, container: gateway, kind: "gateway" },
+    { name: `${redisName(recreated)}, created anew on its claims`, container: redisName(recreated), kind: "recreated redis", service: recreated },
+    { name: `${recreated}-1, created anew`, container: `${recreated}-1`, kind: "recreated replica", service: recreated },
+    { name: `${redisName(wiped)}, its data claim lost`, container: redisName(wiped), kind: "wiped redis", service: wiped },
+  ];
+}
+
+/**
+ * Registers the rounds of one mode (one compose project for them all): on compose.yaml, or on what
+ * deploy/k8s/ declares (`kubernetes`: every pod, then the recreated ones).
+ */
+export function killRounds(mode: KillMode, wiped: ServiceName, kubernetes?: { recreated: ServiceName }): void {
   let shop: ContainerStack;
   let world: CheckoutWorld;
   const measured: string[] = [];
   const tally = { checkouts: 0, kills: 0, "2xx": 0, "4xx": 0, "5xx": 0, network: 0 };
 
   beforeAll(async () => {
-    shop = await startContainerStack();
+    shop = await startContainerStack(kubernetes ? "kubernetes" : "compose");
     world = new CheckoutWorld(shop.gatewayUrl, SHAPE);
     await world.create();
   }, CONTAINER_STACK_START_TIMEOUT_MS);
@@ -84,6 +115,7 @@ export function killRounds(mode: KillMode, wiped: ServiceName): void {
       await shop.wipeRedis(target.service!, mode);
       return performance.now();
     }
+    if (target.kind === "recreated redis" || target.kind === "recreated replica") return (await shop.recreate(target.container)).runningAgainAt;
     if (mode === "crash") return (await shop.crash(target.container)).runningAgainAt;
     await shop.dockerKill(target.container);
     await Bun.sleep(DOCKER_START_AFTER_MS);
@@ -91,8 +123,8 @@ export function killRounds(mode: KillMode, wiped: ServiceName): void {
   };
 
   describe(`${mode}, under a stream of checkouts`, () => {
-    for (const target of targets(wiped)) {
-      const size = target.kind === "replica" ? "replica" : "other";
+    for (const target of kubernetes ? kubernetesTargets(wiped, kubernetes.recreated) : targets(wiped)) {
+      const size = target.kind === "replica" || target.kind === "recreated replica" ? "replica" : "other";
       test(`${mode} of ${target.name}: ${describeOutcome(target)}`, async () => {
         const orders = await world.addOrders(ORDERS[size]);
         const fault = faultOf(target);
@@ -114,7 +146,7 @@ export function killRounds(mode: KillMode, wiped: ServiceName): void {
         tally.checkouts += load.sent;
         for (const key of ["2xx", "4xx", "5xx", "network"] as const) tally[key] += load.counts[key];
         console.log(`[containers] ${mode} of ${target.name}: ${JSON.stringify(load.counts)} ${JSON.stringify(load.failureCodes)}`);
-        if (target.kind === "replica") measured.push(`${mode} of ${target.name}: ${throughputLine(answers, faultAt, runningAgainAt + FAILBACK_MS)}`);
+        if (size === "replica") measured.push(`${mode} of ${target.name}: ${throughputLine(answers, faultAt, runningAgainAt + FAILBACK_MS)}`);
 
         const report = await world.invariants();
         if (!report.ok) console.error(report.details.join("\n"), "\n", shop.output().slice(-80).join("\n"));
@@ -137,6 +169,10 @@ function describeOutcome(target: Target): string {
       return "requests in flight are lost to the client, never to the books";
     case "wiped redis":
       return "rebuilt from the service log alone, nothing is lost, no client sees an error";
+    case "recreated redis":
+      return "a new container on the same volumes comes back from its AOF and log, no client sees an error";
+    case "recreated replica":
+      return "a new container at another address takes requests again, nothing is lost, no client sees an error";
   }
 }
 

@@ -4,6 +4,11 @@
  * 127.0.0.1, through which alone the test talks to it. Containers are killed and started again through
  * the Docker engine, as an operator (or a grader) would.
  *
+ * Or deploy/k8s/ (`startContainerStack("kubernetes")`): what its manifests declare, translated into a
+ * compose file of its own (scripts/lib/kubernetes.ts) and run the same way, each pod a container
+ * (`order-1`, `order-2`, …, `redis-order`, `gateway-1`, …), the claims of the service logs in one host
+ * folder, the Redis data claims in volumes.
+ *
  *   const shop = await startContainerStack();
  *   await shop.crash("stock-1");                  // SIGKILL of its main process; `restart: always` brings it back
  *   await shop.dockerKill("stock-1");             // `docker kill`: stays down until...
@@ -13,13 +18,26 @@
  * The engine, compose and the base images are set up if missing (scripts/lib/containers.ts); if they
  * cannot be, startContainerStack throws saying why, and the test fails.
  */
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { REPO_ROOT, SERVICES, type ServiceName } from "../../../common/src/config";
-import { composeArgs, composeServices, mustRun, prepareContainers, projectContainers, run, waitForHealthy, type ComposeContext, type ContainerState } from "../../lib/containers";
+import { dirname, join } from "node:path";
+import { DEFAULT_PORTS, REPO_ROOT, SERVICES, type ServiceName } from "../../../common/src/config";
+import {
+  COMPOSE_FILE,
+  composeArgs,
+  composeServices,
+  mustRun,
+  prepareContainers,
+  projectContainers,
+  run,
+  waitForHealthy,
+  type ComposeContext,
+  type ContainerState,
+} from "../../lib/containers";
+import { claimName, composeOf, isWorkload, podNames, readManifests, writeGeneratedFiles } from "../../lib/kubernetes";
 import { findFreePortOffset } from "../../lib/ports";
-import { COMPOSE_REPLICAS, LOOPBACK, redisName, topology } from "../../lib/topology";
+import { COMPOSE_REPLICAS, GATEWAY_NAME, KUBERNETES_CLAIMS, KUBERNETES_SECRET, LOOPBACK, redisName, topology } from "../../lib/topology";
 
 /** Building the service images from cold takes a minute or two on the 2-core machine; starting, seconds. */
 export const CONTAINER_STACK_START_TIMEOUT_MS = 10 * 60_000;
@@ -42,6 +60,8 @@ export type Restarted = { runningAgainAt: number };
 export type ContainerStack = {
   readonly project: string;
   readonly gatewayUrl: string;
+  /** The container whose port the test's gateway URL is (for Kubernetes, the first gateway pod). */
+  readonly gatewayContainer: string;
   /** The host folder every container's logging/ is (CHECKOUT_LOG_DIR). */
   readonly logDir: string;
   readonly redisPorts: Readonly<Record<ServiceName, number>>;
@@ -62,6 +82,11 @@ export type ContainerStack = {
    * compose: it rebuilds its data from the service log alone. Resolves once it is healthy.
    */
   wipeRedis(service: ServiceName, how: "crash" | "docker kill"): Promise<void>;
+  /**
+   * The container killed and removed, and created again by compose with the same volumes: a pod
+   * rescheduled after its node was lost, its claims on network storage. Resolves once it is healthy.
+   */
+  recreate(service: string): Promise<Restarted>;
   /** The container's address on the project's network. */
   address(service: string): Promise<string>;
   /**
@@ -77,36 +102,98 @@ export type ContainerStack = {
   stop(): Promise<void>;
 };
 
-export async function startContainerStack(say: (line: string) => void = (line) => console.error(`[containers] ${line}`)): Promise<ContainerStack> {
+/** What runs: compose.yaml, or what deploy/k8s/ declares. */
+export type ContainerDeployment = "compose" | "kubernetes";
+
+export async function startContainerStack(
+  deployment: ContainerDeployment = "compose",
+  say: (line: string) => void = (line) => console.error(`[containers] ${line}`),
+): Promise<ContainerStack> {
   const context = await prepareContainers(say);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnFreePorts(context, deployment);
+    } catch (error) {
+      // Another stack (another checkout's test) may take the ports we found free before ours binds them.
+      if (!(error instanceof PortsTakenError) || attempt >= START_ATTEMPTS) throw error;
+      say(`ports taken meanwhile (${error.message}); starting again on others`);
+    }
+  }
+}
+
+/** Tries at starting a stack whose ports another one took first. */
+const START_ATTEMPTS = 3;
+class PortsTakenError extends Error {}
+
+async function startOnFreePorts(context: ComposeContext, deployment: ContainerDeployment): Promise<ContainerStack> {
   const t = topology(COMPOSE_REPLICAS, await findFreePortOffset(COMPOSE_REPLICAS));
   const project = `checkout-test-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
   const scratch = mkdtempSync(join(tmpdir(), "checkout-containers-"));
   const logDir = join(scratch, "logging");
+  const env = { ...context.env, CHECKOUT_IMAGE_TAG: IMAGE_TAG, CHECKOUT_GATEWAY_PORT: String(t.ports.gateway), CHECKOUT_LOG_DIR: logDir };
   // The Redis ports are published for the test only (checks beneath the API), in a file of its own.
   const override = join(scratch, "compose.test.yaml");
+  const containerRedisPort = (s: ServiceName) => topology(COMPOSE_REPLICAS).ports.redis[s];
   writeFileSync(
     override,
-    JSON.stringify({
-      services: Object.fromEntries(SERVICES.map((s) => [redisName(s), { ports: [`${LOOPBACK}:${t.ports.redis[s]}:${topology(COMPOSE_REPLICAS).ports.redis[s]}`] }])),
-    }),
+    JSON.stringify({ services: Object.fromEntries(SERVICES.map((s) => [redisName(s), { ports: [`${LOOPBACK}:${t.ports.redis[s]}:${containerRedisPort(s)}`] }])) }),
   );
-  const env = { ...context.env, CHECKOUT_IMAGE_TAG: IMAGE_TAG, CHECKOUT_GATEWAY_PORT: String(t.ports.gateway), CHECKOUT_LOG_DIR: logDir };
-  const compose = (args: string[], echo = false) => run(composeArgs(context, project, args, [override]), { env, echo });
+  let files = [COMPOSE_FILE, override];
+  let gatewayContainer = GATEWAY_NAME;
+  if (deployment === "kubernetes") {
+    const kubernetes = join(scratch, "kubernetes.compose.json");
+    gatewayContainer = writeKubernetesCompose(kubernetes, scratch, logDir, t.ports.gateway);
+    files = [kubernetes, override];
+  }
+  const compose = (args: string[], composeFiles = files) => run(composeArgs(context, project, args, composeFiles), { env });
 
-  const stack = new Containers(context, project, scratch, logDir, env, override, t.ports.gateway, t.ports.redis);
+  const stack = new Containers(context, project, files, scratch, logDir, env, gatewayContainer, t.ports.gateway, t.ports.redis);
   try {
-    mkdirSync(logDir);
-    const up = await compose(["up", "--detach", "--build"]);
+    mkdirSync(logDir, { recursive: true });
+    // The manifests name images; compose.yaml says how to build them, under this checkout's tag.
+    const built = deployment === "kubernetes" ? await compose(["build"], [COMPOSE_FILE]) : { code: 0, stdout: "", stderr: "" };
+    if (built.code !== 0) throw new Error(`compose build failed (exit ${built.code}):\n${(built.stdout + built.stderr).trim().split("\n").slice(-30).join("\n")}`);
+    const up = await compose(deployment === "kubernetes" ? ["up", "--detach"] : ["up", "--detach", "--build"]);
     if (up.code !== 0) throw new Error(`compose up failed (exit ${up.code}):\n${(up.stdout + up.stderr).trim().split("\n").slice(-30).join("\n")}`);
-    stack.services = await composeServices(context, project);
+    stack.services = await composeServices(context, project, files);
     await stack.waitHealthy();
   } catch (error) {
     const lines = stack.output();
     await stack.stop();
-    throw new Error(`the container stack did not start: ${(error as Error).message}\n${lines.join("\n")}`, { cause: error });
+    const message = (error as Error).message;
+    if (/address already in use|port is already allocated/.test(message)) throw new PortsTakenError(message.split("\n").find((l) => /in use|allocated/.test(l)));
+    throw new Error(`the container stack did not start: ${message}\n${lines.join("\n")}`, { cause: error });
   }
   return stack;
+}
+
+/**
+ * deploy/k8s/ as a compose file at `path`: the Secret with a fresh credential and the ConfigMap as
+ * folders in `scratch`, the service logs' claims in `logDir`, the first gateway pod on `gatewayPort`.
+ * Returns that pod's container name.
+ */
+function writeKubernetesCompose(path: string, scratch: string, logDir: string, gatewayPort: number): string {
+  const { objects } = readManifests();
+  const secret = objects.find((o) => o.kind === "Secret" && o.metadata.name === KUBERNETES_SECRET.name);
+  if (!secret) throw new Error(`deploy/k8s/ has no Secret ${KUBERNETES_SECRET.name}`);
+  secret.stringData = { [KUBERNETES_SECRET.key]: randomBytes(32).toString("hex") };
+  const filesDir = join(scratch, "files");
+  writeGeneratedFiles(objects, filesDir, (file, text) => {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, text);
+  });
+  const gateway = objects.filter(isWorkload).find((w) => w.metadata.name === GATEWAY_NAME);
+  if (!gateway) throw new Error("deploy/k8s/ has no gateway Deployment");
+  const gatewayPod = podNames(gateway)[0]!;
+  const logClaims = SERVICES.map((s) => claimName(KUBERNETES_CLAIMS.log, redisName(s)));
+  const file = composeOf(objects, {
+    imageTag: IMAGE_TAG,
+    filesDir,
+    claimFolders: Object.fromEntries(logClaims.map((claim) => [claim, logDir])),
+    publish: { [gatewayPod]: [[gatewayPort, DEFAULT_PORTS.gateway]] },
+  });
+  writeFileSync(path, JSON.stringify(file, null, 2));
+  return gatewayPod;
 }
 
 class Containers implements ContainerStack {
@@ -117,10 +204,11 @@ class Containers implements ContainerStack {
   constructor(
     private readonly context: ComposeContext,
     readonly project: string,
+    private readonly files: string[],
     private readonly scratch: string,
     readonly logDir: string,
     private readonly env: Record<string, string>,
-    private readonly override: string,
+    readonly gatewayContainer: string,
     gatewayPort: number,
     readonly redisPorts: Record<ServiceName, number>,
   ) {
@@ -128,7 +216,7 @@ class Containers implements ContainerStack {
   }
 
   private compose(args: string[]): Promise<string> {
-    return mustRun(composeArgs(this.context, this.project, args, [this.override]), { env: this.env });
+    return mustRun(composeArgs(this.context, this.project, args, this.files), { env: this.env });
   }
 
   async container(service: string): Promise<ContainerState> {
@@ -180,6 +268,15 @@ class Containers implements ContainerStack {
     await this.waitHealthy([name]);
   }
 
+  async recreate(service: string): Promise<Restarted> {
+    const { id } = await this.container(service);
+    await mustRun(["docker", "rm", "--force", id]);
+    await this.compose(["up", "--detach", "--no-deps", service]);
+    const runningAgainAt = performance.now();
+    await this.waitHealthy([service]);
+    return { runningAgainAt };
+  }
+
   async address(service: string): Promise<string> {
     const { id } = await this.container(service);
     return (await mustRun(["docker", "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id])).trim();
@@ -218,7 +315,7 @@ class Containers implements ContainerStack {
   async stop(): Promise<void> {
     // Not compose's: compose down would not remove the network while they are on it.
     if (this.occupants.length > 0) await run(["docker", "rm", "--force", ...this.occupants.splice(0)]);
-    await run(composeArgs(this.context, this.project, ["down", "--volumes", "--remove-orphans", "--timeout", "5"], [this.override]), { env: this.env });
+    await run(composeArgs(this.context, this.project, ["down", "--volumes", "--remove-orphans", "--timeout", "5"], this.files), { env: this.env });
     rmSync(this.scratch, { recursive: true, force: true });
   }
 }

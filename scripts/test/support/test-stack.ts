@@ -2,7 +2,8 @@
  * One private stack per test file: real Redises, two replicas of every service and nginx, on ports
  * nobody else uses and in a temporary state folder that is removed when it stops. With
  * CHECKOUT_TEST_STACK=containers (scripts/test.ts's containers phase), the same in containers:
- * compose.yaml as a compose project of its own (support/container-stack.ts).
+ * compose.yaml as a compose project of its own (support/container-stack.ts); with
+ * CHECKOUT_TEST_STACK=kubernetes (`bun run k8s:test`), what deploy/k8s/ declares, in containers.
  *
  *   const shop = await startTestStack();
  *   afterAll(() => shop.stop());
@@ -16,9 +17,15 @@ import type { ServiceName } from "../../../common/src/config";
 import { findFreePortOffset } from "../../lib/ports";
 import { memoryOutput, startStack, type Stack } from "../../lib/stack";
 import { LOOPBACK } from "../../lib/topology";
-import { startContainerStack } from "./container-stack";
+import { CONTAINER_STACK_START_TIMEOUT_MS, startContainerStack } from "./container-stack";
 
-/** Which stack startTestStack starts: `local` processes (the default) or `containers`. */
+/**
+ * How long a test file may take to start its stack: a local one starts in seconds, one in containers
+ * builds its images first, on a machine other tests may be loading too.
+ */
+export const TEST_STACK_START_TIMEOUT_MS = CONTAINER_STACK_START_TIMEOUT_MS;
+
+/** Which stack startTestStack starts: `local` processes (the default), `containers` or `kubernetes`. */
 export const TEST_STACK_ENV = "CHECKOUT_TEST_STACK";
 
 /** Two of each: the gateway balances, and a checkout may meet a saga another replica drives. */
@@ -42,11 +49,11 @@ export type TestStack = {
 
 export async function startTestStack(): Promise<TestStack> {
   const kind = process.env[TEST_STACK_ENV] ?? "local";
-  if (kind === "containers") {
-    const shop = await startContainerStack();
+  if (kind === "containers" || kind === "kubernetes") {
+    const shop = await startContainerStack(kind === "kubernetes" ? "kubernetes" : "compose");
     return withRedisClients({ gatewayUrl: shop.gatewayUrl, logDir: shop.logDir, redisPorts: shop.redisPorts, output: () => shop.output(), stop: () => shop.stop() });
   }
-  if (kind !== "local") throw new Error(`${TEST_STACK_ENV} must be local or containers, not ${kind}`);
+  if (kind !== "local") throw new Error(`${TEST_STACK_ENV} must be local, containers or kubernetes, not ${kind}`);
   return startLocalTestStack();
 }
 
