@@ -102,7 +102,7 @@ async function totalsOf(url: (path: string) => string) {
 }
 
 test("rebuildTotals counts the totals anew from the entities, balanced", async () => {
-  const redis = await startRedis();
+  const redis = await startRedis({ logFor: { service: "payment" } });
   const service = await startService("payment", { redisPort: redis.port });
   try {
     const { body } = await post(`${service.url}/create_user`);
