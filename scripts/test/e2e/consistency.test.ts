@@ -19,14 +19,22 @@ import { readCredit, readOrders, readStock } from "../../bench/state";
 import { checkInvariants, type OrderState } from "../../bench/verify";
 import { postAllAtOnce, type AllAtOnceResult } from "../support/all-at-once";
 import { stateDifferences, untilQuiescent } from "../support/quiescence";
-import { startTestStack, type TestStack } from "../support/test-stack";
+import { replicaName } from "../../lib/topology";
+import { startTestStack, TEST_REPLICAS, type TestStack } from "../support/test-stack";
 
 /** A whole stack on a shared 2-core machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(120_000);
 
 const ROUNDS = 3;
-/** Keys a replay does not reproduce: the sequence counter, lines in transit to the log, the compaction lock, the processes' starts (the dashboard's, never logged). */
-const NOT_REPLAYED = new Set<string>([keys.seq, keys.pendingLog, keys.compactionLock, keys.processStarts]);
+/** Keys a replay does not reproduce: the sequence counter, lines in transit to the log, the compaction lock, the processes' starts (the dashboard's), the order processes' liveness keys. */
+const NOT_REPLAYED = new Set<string>([
+  keys.seq,
+  keys.pendingLog,
+  keys.compactionLock,
+  keys.processStarts,
+  // Each order process's liveness key: present while it runs, never logged.
+  ...Array.from({ length: TEST_REPLICAS }, (_, i) => keys.driverAlive(replicaName("order", i + 1))),
+]);
 
 let shop: TestStack;
 let api: Api;
