@@ -205,6 +205,24 @@ describe("checkout saga", () => {
     expect([await stockOf(a), await creditOf(user)]).toEqual([9, 0]);
   });
 
+  test("a sweep's claim of an attempt that failed after the sweep saw it orphaned starts no new attempt, even one that would now be paid", async () => {
+    const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
+    const { id, item: a, user } = await newOrder(orders, 1, 4);
+    expect(await createCheckout(orders, real).checkout(id)).toMatchObject({ paid: false, error: { code: "insufficient_credit" } });
+    expect(await sagaFinished(id)).toBe(true);
+    // What the sweep read: the attempt, still unfinished then. Since then it failed, and money came in.
+    const seenBySweep = (await orders.find(id)).saga.opId;
+    await post(`${payment.url}/add_funds/${user}/1`);
+
+    const { peers, sent } = countingPeers();
+    const sweeper = createCheckout(createOrders(orderStore, "order-replica-sweeping", TIMING.sagaLeaseMs), peers);
+    expect(await sweeper.checkout(id, seenBySweep)).toMatchObject({ paid: false });
+    expect(sent).toEqual([]);
+    const order = await orders.find(id);
+    expect([order.paid, order.saga.status, order.saga.opId]).toEqual([false, "failed", seenBySweep]);
+    expect([await stockOf(a), await creditOf(user)]).toEqual([ITEM_UNITS, 5]);
+  });
+
   test("a saga taken over after its first step was applied sends that step again, it is applied once, and the first driver answers the recorded outcome", async () => {
     const LEASE_MS = 100;
     const timing = { ...TIMING, sagaLeaseMs: LEASE_MS as typeof TIMING.sagaLeaseMs };
