@@ -59,9 +59,15 @@ export function renderPrometheusConfig(t: Topology, hosts: Hosts, credentialsFil
 
 export const localPrometheusConfig = () =>
   // Relative to this file's folder, as Prometheus reads it: the local stack's state folder.
-  renderPrometheusConfig(topology(DEFAULT_REPLICAS), LOCAL_HOSTS, `../.state/${INTERNAL_SECRET_FILE}`, "the local stack (bun run up, default ports)");
+  renderPrometheusConfig(
+    topology(DEFAULT_REPLICAS),
+    LOCAL_HOSTS,
+    `../.state/${INTERNAL_SECRET_FILE}`,
+    "the local stack (bun run up, default ports)",
+  );
 
-export const composePrometheusConfig = () => renderPrometheusConfig(composeTopology(), COMPOSE_HOSTS, COMPOSE_SECRET_FILE, "compose.yaml");
+export const composePrometheusConfig = () =>
+  renderPrometheusConfig(composeTopology(), COMPOSE_HOSTS, COMPOSE_SECRET_FILE, "compose.yaml");
 
 if (import.meta.main) {
   await Bun.write(PROMETHEUS_FILES.local, localPrometheusConfig());

@@ -23,11 +23,14 @@ export const OPENAPI_FILE = new URL("./public/openapi.json", import.meta.url).pa
  * Stands in for a service's state and peers: the document is made from the routes alone, and no
  * handler runs while it is made.
  */
-const noState = new Proxy({}, {
-  get(_, name) {
-    throw new Error(`the OpenAPI document is generated without running a handler (asked for ${String(name)})`);
+const noState = new Proxy(
+  {},
+  {
+    get(_, name) {
+      throw new Error(`the OpenAPI document is generated without running a handler (asked for ${String(name)})`);
+    },
   },
-}) as never;
+) as never;
 
 /** A secret of the accepted length, for the internal routes' guard, which the document leaves out. */
 const NO_SECRET = "-".repeat(MIN_INTERNAL_SECRET_LENGTH);
@@ -68,7 +71,15 @@ export async function openApiDocument(): Promise<object> {
     exclude: [/\/internal(\/|$)/],
     defaultValidationErrorResponse: {
       description: "malformed input: not an integer, negative, too large, or a bad id",
-      content: { "application/json": { schema: { type: "object", properties: { error: { type: "string" }, message: { type: "string" } }, required: ["error", "message"] } } },
+      content: {
+        "application/json": {
+          schema: {
+            type: "object",
+            properties: { error: { type: "string" }, message: { type: "string" } },
+            required: ["error", "message"],
+          },
+        },
+      },
     },
   }).then((document) => withTags(document as { paths: Record<string, Record<string, { tags?: string[] }>> }));
 }
@@ -83,7 +94,6 @@ function withTags<D extends { paths: Record<string, Record<string, { tags?: stri
 
 /** The committed file's text: the document, pretty-printed, with a final newline. */
 export const openApiText = async () => `${JSON.stringify(await openApiDocument(), null, 2)}\n`;
-
 
 if (import.meta.main) {
   await Bun.write(OPENAPI_FILE, await openApiText());

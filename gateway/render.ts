@@ -32,7 +32,11 @@ import { DEFAULT_BALANCING, TIMING, type Balancing, type ServiceName, SERVICES }
 import { SERVED_METHODS } from "../common/src/http";
 
 /** The public path prefix of each service (the order service is the one whose prefix is plural). */
-export const PUBLIC_PREFIX: Readonly<Record<ServiceName, string>> = { order: "orders", stock: "stock", payment: "payment" };
+export const PUBLIC_PREFIX: Readonly<Record<ServiceName, string>> = {
+  order: "orders",
+  stock: "stock",
+  payment: "payment",
+};
 
 /**
  * Paths (after the prefix) answered by GET, i.e. reads that may safely be asked of a second replica.
@@ -129,14 +133,23 @@ export const IMAGE_STATIC_ROOT = "/usr/share/checkout/public";
 export const PAGES = { openApi: "/openapi.json", docs: "/docs", dashboard: "/dashboard" } as const;
 
 /** The file types of gateway/public. */
-const STATIC_TYPES = "types { text/html html; text/css css; text/javascript js; application/json json; image/png png; }";
+const STATIC_TYPES =
+  "types { text/html html; text/css css; text/javascript js; application/json json; image/png png; }";
 
 /** The retry policy of a location: when nginx may hand a request that failed to another replica. */
 type RetryPolicy = "read" | "checkout" | "write" | "bulk";
 
 /** The nginx.conf text for the given replicas. Pure: the same options always give the same text. */
 export function renderGatewayConfig(options: GatewayConfigOptions): string {
-  const { listenPort, listenAddress, upstreams, runtimeDir, workerProcesses = "auto", staticRoot = IMAGE_STATIC_ROOT, balancing = DEFAULT_BALANCING } = options;
+  const {
+    listenPort,
+    listenAddress,
+    upstreams,
+    runtimeDir,
+    workerProcesses = "auto",
+    staticRoot = IMAGE_STATIC_ROOT,
+    balancing = DEFAULT_BALANCING,
+  } = options;
   for (const service of SERVICES) {
     if (upstreams[service].length === 0) throw new Error(`renderGatewayConfig: no upstream for ${service}`);
   }
@@ -145,7 +158,9 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
   const tempPaths = runtimeDir
     ? [
         "    # nginx's compiled-in temp folders are not writable by a non-root user; keep them in the state folder.",
-        ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((kind) => `    ${kind}_temp_path ${runtimeDir}/${kind}_temp;`),
+        ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map(
+          (kind) => `    ${kind}_temp_path ${runtimeDir}/${kind}_temp;`,
+        ),
         "",
       ]
     : [];
@@ -229,7 +244,8 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
 }
 
 function renderPages(root: string): string[] {
-  if (/[\s;'"{}]/.test(root)) throw new Error(`renderGatewayConfig: the static root may not hold spaces, quotes, braces or ';': ${root}`);
+  if (/[\s;'"{}]/.test(root))
+    throw new Error(`renderGatewayConfig: the static root may not hold spaces, quotes, braces or ';': ${root}`);
   // A page's own path (no slash) serves its index.html; its folder serves the page's assets.
   const page = (path: string) => [
     `        location = ${path} { root ${root}; ${STATIC_TYPES} try_files ${path}/index.html =404; }`,
@@ -252,9 +268,14 @@ function renderUpstream(service: ServiceName, servers: readonly string[], balanc
   // 502 without trying any). In Kubernetes run.sh writes each line once per pod of its name.
   const lines =
     balancing === "round-robin"
-      ? [...servers.map((server) => `server ${server} ${benched};`), ...servers.map((server) => `server ${server} max_fails=0 backup;`)]
+      ? [
+          ...servers.map((server) => `server ${server} ${benched};`),
+          ...servers.map((server) => `server ${server} max_fails=0 backup;`),
+        ]
       : servers.map((server, i) =>
-          i === 0 && servers.length > 1 ? `server ${server} ${benched};` : `server ${server} max_fails=0${i === 0 ? "" : " backup"};`,
+          i === 0 && servers.length > 1
+            ? `server ${server} ${benched};`
+            : `server ${server} max_fails=0${i === 0 ? "" : " backup"};`,
         );
   return [
     `    upstream ${service} {`,
@@ -279,7 +300,12 @@ function renderErrorPages(): string[] {
   const pages: [caught: number, answered: number, code: string, message: string][] = [
     [400, 400, "invalid_input", "the request is malformed (a bad %-escape in the path, or bad headers)"],
     // A client asking for one of these pages directly (they are internal).
-    [404, 404, "not_found", `no such path: the gateway serves /orders/, /stock/ and /payment/, and ${PAGES.dashboard}, ${PAGES.docs} and ${PAGES.openApi}`],
+    [
+      404,
+      404,
+      "not_found",
+      `no such path: the gateway serves /orders/, /stock/ and /payment/, and ${PAGES.dashboard}, ${PAGES.docs} and ${PAGES.openApi}`,
+    ],
     [405, 405, "method_not_allowed", `the API is served with ${SERVED_METHODS.join(", ")} only`],
     [413, 413, "payload_too_large", `request bodies are limited to ${CLIENT_MAX_BODY_SIZE}`],
     [414, 414, "uri_too_long", "the path is longer than any id allows"],
@@ -293,7 +319,8 @@ function renderErrorPages(): string[] {
   // Pages by path, not named locations: nginx refuses a named location to a request whose line it
   // could not parse (it answered 500). `internal` keeps clients from asking for a page directly.
   // A 405 names the methods that are served (RFC 9110, 15.5.6).
-  const extra = (answered: number) => (answered === 405 ? ` add_header Allow "${SERVED_METHODS.join(", ")}" always;` : "");
+  const extra = (answered: number) =>
+    answered === 405 ? ` add_header Allow "${SERVED_METHODS.join(", ")}" always;` : "";
   return pages.flatMap(([caught, answered, code, message]) => [
     `        error_page ${caught} ${caught === answered ? "" : `=${answered} `}${ERROR_PAGES}${caught};`,
     `        location = ${ERROR_PAGES}${caught} { internal;${extra(answered)} return ${answered} '${errorJson(code, message)}'; }`,
@@ -370,7 +397,9 @@ function errorJson(error: string, message: string): string {
 
 /** The committed renderings: compose's gateway image, and Kubernetes' gateway ConfigMap (deploy/k8s/). */
 if (import.meta.main) {
-  const { composeGatewayOptions, kubernetesGatewayOptions, KUBERNETES_GATEWAY_CONFIG } = await import("../scripts/lib/topology");
+  const { composeGatewayOptions, kubernetesGatewayOptions, KUBERNETES_GATEWAY_CONFIG } = await import(
+    "../scripts/lib/topology"
+  );
   const renderings = [
     [new URL("./nginx.compose.conf", import.meta.url).pathname, composeGatewayOptions()],
     [KUBERNETES_GATEWAY_CONFIG, kubernetesGatewayOptions()],

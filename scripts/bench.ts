@@ -60,7 +60,8 @@ async function main(): Promise<number> {
   }
 
   const stacks: RunningStack[] = [];
-  const stopStacks = () => Promise.all(stacks.map((stack) => stack.stop().catch((err) => log(`[stack] stop failed: ${err}`))));
+  const stopStacks = () =>
+    Promise.all(stacks.map((stack) => stack.stop().catch((err) => log(`[stack] stop failed: ${err}`))));
   const interrupt = new AbortController();
   const onSignal = () => {
     if (interrupt.signal.aborted) {

@@ -10,7 +10,15 @@
  * The project is `checkout` (COMPOSE_PROJECT_NAME moves it); CHECKOUT_GATEWAY_PORT moves the gateway
  * off 8000. Extra arguments of `down` go to compose's own `down`.
  */
-import { composeArgs, composeServices, ContainerSetupError, prepareContainers, run, sayOnStderr, waitForHealthy } from "./lib/containers";
+import {
+  composeArgs,
+  composeServices,
+  ContainerSetupError,
+  prepareContainers,
+  run,
+  sayOnStderr,
+  waitForHealthy,
+} from "./lib/containers";
 
 const PROJECT = process.env.COMPOSE_PROJECT_NAME || "checkout";
 /** A Redis opens its port only after replaying its log, which grows with the data (as for the local stack). */
@@ -21,7 +29,10 @@ async function up(): Promise<number> {
   const started = performance.now();
   const context = await prepareContainers();
   sayOnStderr(`${context.command.join(" ")} up --build (project ${PROJECT})`);
-  const result = await run(composeArgs(context, PROJECT, ["up", "--detach", "--build"]), { env: context.env, echo: true });
+  const result = await run(composeArgs(context, PROJECT, ["up", "--detach", "--build"]), {
+    env: context.env,
+    echo: true,
+  });
   if (result.code !== 0) {
     console.error(`compose:up: compose up failed (exit ${result.code})`);
     return 1;

@@ -25,7 +25,12 @@ const CLIENTS = 64;
 const orders = Number(process.argv[2] ?? ENTITIES);
 
 const stateDir = mkdtempSync(join(tmpdir(), "recovery-time-"));
-const stack = await startStack({ replicas: 1, portOffset: await findFreePortOffset(1), stateDir, output: memoryOutput() });
+const stack = await startStack({
+  replicas: 1,
+  portOffset: await findFreePortOffset(1),
+  stateDir,
+  output: memoryOutput(),
+});
 const session = createSession(CLIENTS);
 const api = new Api(stack.gatewayUrl, session);
 try {
@@ -39,14 +44,17 @@ try {
     durationMs: 60 * 60_000,
     session,
   });
-  console.log(`checked out ${load.counts["2xx"]} of ${orders} orders in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `checked out ${load.counts["2xx"]} of ${orders} orders in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
 } finally {
   session.close();
   await stack.stop();
 }
 
 const sizeMiB = (service: (typeof SERVICES)[number]) =>
-  logFiles(stack.logDir, service).reduce((sum, f) => sum + (statSync(f, { throwIfNoEntry: false })?.size ?? 0), 0) / 2 ** 20;
+  logFiles(stack.logDir, service).reduce((sum, f) => sum + (statSync(f, { throwIfNoEntry: false })?.size ?? 0), 0) /
+  2 ** 20;
 
 for (const phase of ["log", "snapshot"] as const) {
   for (const service of SERVICES) {
@@ -54,7 +62,9 @@ for (const phase of ["log", "snapshot"] as const) {
     const redis = await startRedis();
     const client = new Redis({ port: redis.port });
     const mib = sizeMiB(service);
-    await recover(service, client, stack.logDir, (line) => console.log(`${phase === "log" ? "from the log:     " : "from the snapshot:"} ${line} (${mib.toFixed(1)} MiB)`));
+    await recover(service, client, stack.logDir, (line) =>
+      console.log(`${phase === "log" ? "from the log:     " : "from the snapshot:"} ${line} (${mib.toFixed(1)} MiB)`),
+    );
     client.disconnect();
     await redis.stop();
   }

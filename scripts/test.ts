@@ -64,7 +64,10 @@ function discover(): Phase[] {
   const isKubernetes = (path: string) => path.includes("/test/kubernetes/");
   const onTestStack = (path: string) => readFileSync(join(REPO_ROOT, path), "utf8").includes("startTestStack(");
   return [
-    { name: "unit and integration", files: files.filter((f) => !isE2e(f) && !isKill(f) && !isContainers(f) && !isKubernetes(f)) },
+    {
+      name: "unit and integration",
+      files: files.filter((f) => !isE2e(f) && !isKill(f) && !isContainers(f) && !isKubernetes(f)),
+    },
     { name: "end-to-end", files: files.filter(isE2e) },
     { name: "kill", files: files.filter(isKill) },
     {
@@ -102,7 +105,13 @@ type RunResult = { passed: number; failed: number; exitCode: number };
 
 async function run(phase: Phase, extraArgs: string[]): Promise<RunResult> {
   // "./" makes bun take each argument as a path, not as a substring filter over all test files.
-  const command = [process.execPath, "test", `--timeout=${TEST_TIMEOUT_MS}`, ...extraArgs, ...phase.files.map((f) => `./${f}`)];
+  const command = [
+    process.execPath,
+    "test",
+    `--timeout=${TEST_TIMEOUT_MS}`,
+    ...extraArgs,
+    ...phase.files.map((f) => `./${f}`),
+  ];
   const env: Record<string, string | undefined> = { ...process.env, ...phase.env };
   // Tests drive 1000 checkouts at once (the benchmark's consistency shape); Bun's fetch allows 256 in
   // flight per process unless told otherwise, and reads the setting only at start-up.
@@ -148,10 +157,14 @@ async function prepare(phase: Phase): Promise<boolean> {
 async function main(): Promise<number> {
   const extraArgs = process.argv.slice(2);
   // With a test name filter, a run in which no test matches has nothing to report, not a failure.
-  if (extraArgs.some((arg) => arg.startsWith("-t") || arg.startsWith("--test-name-pattern"))) extraArgs.push("--pass-with-no-tests");
+  if (extraArgs.some((arg) => arg.startsWith("-t") || arg.startsWith("--test-name-pattern")))
+    extraArgs.push("--pass-with-no-tests");
   let passed = 0;
   let failed = 0;
-  const named = process.env[PHASES_ENV]?.split(",").map((name) => name.trim()).filter(Boolean);
+  const named = process.env[PHASES_ENV]
+    ?.split(",")
+    .map((name) => name.trim())
+    .filter(Boolean);
   const phases = discover().filter((phase) => !named || named.includes(phase.name));
   if (named && phases.length === 0) {
     console.error(`[test] ${PHASES_ENV}=${process.env[PHASES_ENV]} names no phase`);
@@ -171,11 +184,15 @@ async function main(): Promise<number> {
       continue;
     }
     console.error(`\n[test] ${phase.name}: ${phase.files.length} file(s)`);
-    const result = phase.prepare && !(await prepare(phase)) ? { passed: 0, failed: 1, exitCode: 1 } : await run(phase, extraArgs);
+    const result =
+      phase.prepare && !(await prepare(phase)) ? { passed: 0, failed: 1, exitCode: 1 } : await run(phase, extraArgs);
     passed += result.passed;
     failed += result.failed;
     if (result.exitCode !== 0 || result.failed > 0) {
-      const skipped = phases.slice(i + 1).filter((p) => p.files.length > 0).map((p) => p.name);
+      const skipped = phases
+        .slice(i + 1)
+        .filter((p) => p.files.length > 0)
+        .map((p) => p.name);
       if (skipped.length > 0) console.error(`[test] ${phase.name} failed; not running: ${skipped.join(", ")}`);
       break;
     }

@@ -24,13 +24,20 @@ const WARMUP_S = 3;
 const seconds = Number(process.argv[2] ?? 10);
 
 const stateDir = mkdtempSync(join(tmpdir(), "transaction-rate-"));
-const stack = await startStack({ replicas: { stock: 2, order: 1, payment: 1 }, portOffset: await findFreePortOffset(2), stateDir, output: memoryOutput() });
+const stack = await startStack({
+  replicas: { stock: 2, order: 1, payment: 1 },
+  portOffset: await findFreePortOffset(2),
+  stateDir,
+  output: memoryOutput(),
+});
 const session = createSession(CLIENTS);
 const api = new Api(stack.gatewayUrl, session);
 try {
   await api.post(`/stock/batch_init/${ITEMS}/1000000/1`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
-  const adds = (n: number) => Array.from({ length: n }, () => `${stack.gatewayUrl}/stock/add/${Math.floor(Math.random() * ITEMS)}/1`);
-  const load = (durationS: number) => runLoad({ urls: adds(200_000), clients: CLIENTS, durationMs: durationS * 1000, session });
+  const adds = (n: number) =>
+    Array.from({ length: n }, () => `${stack.gatewayUrl}/stock/add/${Math.floor(Math.random() * ITEMS)}/1`);
+  const load = (durationS: number) =>
+    runLoad({ urls: adds(200_000), clients: CLIENTS, durationMs: durationS * 1000, session });
   await load(WARMUP_S);
   const measured = await load(seconds);
   const cpu = measured.cpu ? `, ${(measured.cpu.msPerCheckout).toFixed(2)} ms of the machine's CPU each` : "";

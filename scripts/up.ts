@@ -10,7 +10,13 @@ import { CLI_ENV, formatSummary, parseStackArgs, UsageError, USAGE, type StackCl
 import { assertNoRunningStack, readStackRecord, stopRecordedStack } from "./lib/pidfile";
 import { requirePrograms } from "./lib/prerequisites";
 import { identify, isSameProcess, waitUntil } from "./lib/procfs";
-import { defaultStateDir, startStack, REDIS_HEALTH_TIMEOUT_MS, SERVICE_HEALTH_TIMEOUT_MS, type Stack } from "./lib/stack";
+import {
+  defaultStateDir,
+  startStack,
+  REDIS_HEALTH_TIMEOUT_MS,
+  SERVICE_HEALTH_TIMEOUT_MS,
+  type Stack,
+} from "./lib/stack";
 
 /** How often a detaching `up` looks whether the background supervisor is ready. */
 const DETACH_POLL_INTERVAL_MS = 200;
@@ -42,7 +48,12 @@ async function main(): Promise<number> {
 async function supervise(options: StackCliOptions): Promise<number> {
   let stack: Stack;
   try {
-    stack = await startStack({ replicas: options.replicas, balancing: options.balancing, portOffset: options.portOffset, stateDir: options.stateDir });
+    stack = await startStack({
+      replicas: options.replicas,
+      balancing: options.balancing,
+      portOffset: options.portOffset,
+      stateDir: options.stateDir,
+    });
   } catch (error) {
     console.error(`\nup: the stack did not start:\n${(error as Error).message}`);
     return 1;
@@ -95,10 +106,14 @@ async function detach(options: StackCliOptions): Promise<number> {
     [
       process.execPath,
       import.meta.path,
-      "--replicas", String(options.replicas),
-      "--balancing", options.balancing,
-      "--port-offset", String(options.portOffset),
-      "--state-dir", options.stateDir,
+      "--replicas",
+      String(options.replicas),
+      "--balancing",
+      options.balancing,
+      "--port-offset",
+      String(options.portOffset),
+      "--state-dir",
+      options.stateDir,
     ],
     // Its own session: closing this terminal or Ctrl-C here does not reach it.
     { detached: true, env, stdin: "ignore", stdout: out, stderr: out },

@@ -16,7 +16,9 @@ export type BatchEntry = {
   decide: (snapshot: Snapshot) => Decision<unknown>;
 };
 
-export type EntryOutcome = { ok: true; result: unknown; seq: number; line: string | null } | { ok: false; error: unknown };
+export type EntryOutcome =
+  | { ok: true; result: unknown; seq: number; line: string | null }
+  | { ok: false; error: unknown };
 
 /** A key's new state, its JSON (as in the log line) and the number of the change that wrote it. */
 export type BatchWrite = JsonWrite & { hash: Hash; seq: number };
@@ -36,7 +38,12 @@ export function watchedKeys(entries: readonly BatchEntry[]): string[] {
  * Runs the decisions in order; entry i takes sequence number firstSeq + i. A decision sees exactly
  * its watched keys, as the reads found them plus the writes of earlier entries of the batch.
  */
-export function planBatch(entries: readonly BatchEntry[], read: ReadonlyMap<string, Hash | null>, firstSeq: number, at: string): BatchPlan {
+export function planBatch(
+  entries: readonly BatchEntry[],
+  read: ReadonlyMap<string, Hash | null>,
+  firstSeq: number,
+  at: string,
+): BatchPlan {
   const current = new Map(read);
   const outcomes: EntryOutcome[] = [];
   const writes: BatchPlan["writes"] = [];
@@ -50,7 +57,8 @@ export function planBatch(entries: readonly BatchEntry[], read: ReadonlyMap<stri
       outcomes.push({ ok: false, error });
       return;
     }
-    const changed: Writes | undefined = decision.writes && Object.keys(decision.writes).length > 0 ? decision.writes : undefined;
+    const changed: Writes | undefined =
+      decision.writes && Object.keys(decision.writes).length > 0 ? decision.writes : undefined;
     if (!changed) {
       outcomes.push({ ok: true, result: decision.result, seq, line: null });
       return;

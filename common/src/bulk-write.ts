@@ -54,17 +54,26 @@ async function writeChunk(
   let entry: string;
   try {
     const chunkKeys = chunk.map(([key]) => key);
-    const reading = conn.pipeline().unwatch().watch(...chunkKeys).incrby(keys.seq, chunk.length);
+    const reading = conn
+      .pipeline()
+      .unwatch()
+      .watch(...chunkKeys)
+      .incrby(keys.seq, chunk.length);
     // The states a chunk replaces, for the running totals (totals.ts); only where there are totals.
     if (measured(service)) reading.mget(...chunkKeys);
     const reserved = throwOnReplyError(await reading.exec());
-    const before = new Map(chunkKeys.map((key, i) => [key, parseStored((reserved[3] as Array<string | null> | undefined)?.[i])] as const));
+    const before = new Map(
+      chunkKeys.map((key, i) => [key, parseStored((reserved[3] as Array<string | null> | undefined)?.[i])] as const),
+    );
     const firstSeq = Number(reserved[2]) - chunk.length + 1;
     const at = new Date().toISOString();
     const tx = conn.multi();
     const writes = chunk.map(([key, hash], i) => ({ key, hash, seq: firstSeq + i, json: JSON.stringify(hash) }));
     addWrites(service, tx, writes);
-    addTotals(tx, totalsDelta(service, writes, before, () => op));
+    addTotals(
+      tx,
+      totalsDelta(service, writes, before, () => op),
+    );
     // One stream entry for the whole chunk.
     addLines(tx, writes.map((write) => formatLine(write.seq, at, op, [write])).join(""));
     const committed = await tx.exec();

@@ -47,7 +47,8 @@ export async function compact(logDir: string, service: ServiceName): Promise<Com
   // A temporary file of this compaction's own, so that two at once (their lock lost with its Redis)
   // never write into one file; those that compactions which died left behind are removed first.
   for (const name of readdirSync(dirname(snapshot))) {
-    if (name.startsWith(`${basename(snapshot)}.`) && name.endsWith(".tmp")) rmSync(join(dirname(snapshot), name), { force: true });
+    if (name.startsWith(`${basename(snapshot)}.`) && name.endsWith(".tmp"))
+      rmSync(join(dirname(snapshot), name), { force: true });
   }
   const temporary = `${snapshot}.${process.pid}.tmp`;
   const file = await open(temporary, "w");

@@ -56,7 +56,10 @@ export class CompactionUpkeep {
 
   private async fold(token: string): Promise<void> {
     try {
-      const child = Bun.spawn(["bun", join(import.meta.dir, "compact.ts"), this.service, this.logDir], { stdout: "inherit", stderr: "inherit" });
+      const child = Bun.spawn(["bun", join(import.meta.dir, "compact.ts"), this.service, this.logDir], {
+        stdout: "inherit",
+        stderr: "inherit",
+      });
       // Upkeep gives way to requests: at the services' priority, folding the order log of 150 000
       // orders took a core for seconds and cut checkout throughput by up to half meanwhile. A lower
       // priority makes it take longer on a busy machine instead (the lock outlasts it).
@@ -73,7 +76,9 @@ export class CompactionUpkeep {
 
   /** Deletes the compaction lock if it still holds `token`, in an optimistic transaction. */
   private async releaseLock(token: string): Promise<void> {
-    const [, holder] = throwOnReplyError(await this.redis.pipeline().watch(keys.compactionLock).get(keys.compactionLock).exec());
+    const [, holder] = throwOnReplyError(
+      await this.redis.pipeline().watch(keys.compactionLock).get(keys.compactionLock).exec(),
+    );
     if (holder === token) await this.redis.multi().del(keys.compactionLock).exec();
     else await this.redis.unwatch();
   }

@@ -42,7 +42,12 @@ export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
 const port = z.coerce.number().int().min(1).max(65535);
 const urlList = z
   .string()
-  .transform((s) => s.split(",").map((u) => u.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(",")
+      .map((u) => u.trim())
+      .filter(Boolean),
+  )
   .pipe(z.array(z.url()).min(1));
 
 /** The shortest internal secret accepted: 32 characters, e.g. `openssl rand -hex 32` gives 64. */
@@ -124,7 +129,11 @@ export const DEFAULT_STEP_RECORD_RETENTION_S = 24 * 60 * 60;
  */
 export function minStepRecordRetentionMs(timing: Timing = TIMING): number {
   return (
-    timing.forwardStepDeadlineMs + timing.peerCallTimeoutMs + timing.transactionBudgetMs + timing.checkoutAnswerDeadlineMs + 2 * timing.maxClockSkewMs
+    timing.forwardStepDeadlineMs +
+    timing.peerCallTimeoutMs +
+    timing.transactionBudgetMs +
+    timing.checkoutAnswerDeadlineMs +
+    2 * timing.maxClockSkewMs
   );
 }
 
@@ -171,7 +180,10 @@ const envSchema = z.object({
   STEP_RECORD_RETENTION_S: z.coerce
     .number()
     .int()
-    .min(Math.ceil(minStepRecordRetentionMs() / 1000), `must be at least ${Math.ceil(minStepRecordRetentionMs() / 1000)} s: the longest a saga's steps may take (retention.ts)`)
+    .min(
+      Math.ceil(minStepRecordRetentionMs() / 1000),
+      `must be at least ${Math.ceil(minStepRecordRetentionMs() / 1000)} s: the longest a saga's steps may take (retention.ts)`,
+    )
     .default(DEFAULT_STEP_RECORD_RETENTION_S),
   ...faultEnv,
 });
@@ -231,7 +243,11 @@ const writerEnvSchema = z.object({
   REDIS_HOST: z.string().min(1).default("127.0.0.1"),
   REDIS_PORT: port.optional(),
   /** The log is compacted into the snapshot once it grows past this many bytes. */
-  LOG_COMPACT_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+  LOG_COMPACT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(64 * 1024 * 1024),
   ...faultEnv,
   /** Test-only: crash points armed one at a time, each by a SIGUSR2 (faults.ts). */
   FAULT_POINT_ON_SIGNAL: z.string().optional(),
@@ -250,10 +266,15 @@ export type WriterConfig = {
 };
 
 /** The log writer's configuration (log-writer.ts): its service from the command line, the rest from the environment. */
-export function loadWriterConfig(service: string | undefined, env: Record<string, string | undefined> = process.env): WriterConfig {
+export function loadWriterConfig(
+  service: string | undefined,
+  env: Record<string, string | undefined> = process.env,
+): WriterConfig {
   const parsed = writerEnvSchema.safeParse(env);
   if (!SERVICES.includes(service as ServiceName) || !parsed.success) {
-    console.error(`usage: log-writer.ts <${SERVICES.join("|")}>${parsed.success ? "" : `\ninvalid environment:\n${z.prettifyError(parsed.error)}`}`);
+    console.error(
+      `usage: log-writer.ts <${SERVICES.join("|")}>${parsed.success ? "" : `\ninvalid environment:\n${z.prettifyError(parsed.error)}`}`,
+    );
     process.exit(2);
   }
   const e = parsed.data;
@@ -273,7 +294,8 @@ export function loadWriterConfig(service: string | undefined, env: Record<string
 
 /** The internal secret from the variable or from its file, or what is wrong with them. */
 export function readInternalSecret(value: string | undefined, file: string | undefined): string | { problem: string } {
-  if (value !== undefined && file !== undefined) return { problem: "set INTERNAL_SECRET or INTERNAL_SECRET_FILE, not both" };
+  if (value !== undefined && file !== undefined)
+    return { problem: "set INTERNAL_SECRET or INTERNAL_SECRET_FILE, not both" };
   let secret = value;
   if (file !== undefined) {
     try {
@@ -283,8 +305,12 @@ export function readInternalSecret(value: string | undefined, file: string | und
     }
   }
   if (secret === undefined) {
-    return { problem: "INTERNAL_SECRET (or INTERNAL_SECRET_FILE) is not set: the secret every service replica shares; bun run up and compose generate one" };
+    return {
+      problem:
+        "INTERNAL_SECRET (or INTERNAL_SECRET_FILE) is not set: the secret every service replica shares; bun run up and compose generate one",
+    };
   }
-  if (secret.length < MIN_INTERNAL_SECRET_LENGTH) return { problem: `the internal secret must be at least ${MIN_INTERNAL_SECRET_LENGTH} characters` };
+  if (secret.length < MIN_INTERNAL_SECRET_LENGTH)
+    return { problem: `the internal secret must be at least ${MIN_INTERNAL_SECRET_LENGTH} characters` };
   return secret;
 }

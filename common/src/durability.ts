@@ -42,9 +42,18 @@ export function nextStreamId([ms, seq]: StreamId): StreamId {
 
 type Waiter = { entry: StreamId; since: number; resolve: () => void; reject: (error: unknown) => void };
 
-const redisLost = () => new AppError(503, "redis_unavailable", "the database went down before this change was durable; its outcome is unknown: retry");
+const redisLost = () =>
+  new AppError(
+    503,
+    "redis_unavailable",
+    "the database went down before this change was durable; its outcome is unknown: retry",
+  );
 const writerLate = () =>
-  new AppError(503, "log_unavailable", `the service log did not take this change within ${TIMING.durableWaitMs} ms; its outcome is unknown: retry`);
+  new AppError(
+    503,
+    "log_unavailable",
+    `the service log did not take this change within ${TIMING.durableWaitMs} ms; its outcome is unknown: retry`,
+  );
 
 export class DurablePosition {
   private position: StreamId = STREAM_START;

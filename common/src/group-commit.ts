@@ -75,7 +75,13 @@ export function addWrites(service: ServiceName, tx: Queue, writes: readonly Batc
     const expiry = expiresAt(hash);
     if (expiry !== undefined) tx.pexpireat(key, expiry);
   }
-  addIndexUpdates(tx, indexUpdates(service, writes.map(({ key, hash }) => [key, hash] as const)));
+  addIndexUpdates(
+    tx,
+    indexUpdates(
+      service,
+      writes.map(({ key, hash }) => [key, hash] as const),
+    ),
+  );
 }
 
 /** The change's lines into the log stream, in the commit's MULTI: XADD answers the entry's id. */
@@ -140,7 +146,10 @@ export class GroupCommit {
         const round = conn.pipeline();
         queueMulti(round);
         addWrites(this.service, round, plan.writes);
-        addTotals(round, totalsDelta(this.service, plan.writes, read.snapshot, (seq) => batch[seq - read.firstSeq]!.op));
+        addTotals(
+          round,
+          totalsDelta(this.service, plan.writes, read.snapshot, (seq) => batch[seq - read.firstSeq]!.op),
+        );
         // Its reply's place among EXEC's replies: MULTI itself, the pipeline's first command, has none.
         const entryAt = round.length - 1;
         addLines(round, linesOf(plan));
@@ -172,7 +181,8 @@ export class GroupCommit {
         attempt = 0;
         batch = next;
         next = [];
-        if (batch.length > 0) read = parseReads(throwOnReplyError(replies!).slice(execAt + 1), nextWatched, batch.length, lossesAtCommit);
+        if (batch.length > 0)
+          read = parseReads(throwOnReplyError(replies!).slice(execAt + 1), nextWatched, batch.length, lossesAtCommit);
         else await takeAndRead();
       }
     } catch (err) {
@@ -196,7 +206,13 @@ export class GroupCommit {
     const now = Date.now();
     return batch.filter((tx) => {
       if (tx.deadline >= now) return true;
-      tx.reject(new AppError(503, "transaction_contention", `could not commit ${tx.op} within ${TIMING.transactionBudgetMs} ms of conflicts`));
+      tx.reject(
+        new AppError(
+          503,
+          "transaction_contention",
+          `could not commit ${tx.op} within ${TIMING.transactionBudgetMs} ms of conflicts`,
+        ),
+      );
       return false;
     });
   }
@@ -207,7 +223,10 @@ export class GroupCommit {
    */
   private addReads(round: ReturnType<Redis["pipeline"]>, batch: readonly Waiting[]): string[] {
     const watched = watchedKeys(batch);
-    round.unwatch().watch(...watched).mget(...watched);
+    round
+      .unwatch()
+      .watch(...watched)
+      .mget(...watched);
     // Sequence numbers are taken after the reads: a change that commits after another on the same
     // key has read it, so it holds a higher number, and replay by number is replay in commit order.
     round.incrby(keys.seq, batch.length);
@@ -228,7 +247,12 @@ export class GroupCommit {
    * comes later in the stream, and the writer appends the stream in order: the change it rests on is
    * durable by then too, whichever process committed it, or died after committing it.
    */
-  private async finishBatch(batch: Waiting[], plan: BatchPlan, entry: string | null, lossesAtCommit: number): Promise<void> {
+  private async finishBatch(
+    batch: Waiting[],
+    plan: BatchPlan,
+    entry: string | null,
+    lossesAtCommit: number,
+  ): Promise<void> {
     try {
       if (entry !== null) {
         if (faultsArmed()) for (const tx of batch) crashPoint(`${tx.op}.committed_not_logged`);

@@ -44,7 +44,11 @@ export function answerableError(err: unknown, where: string): AppError {
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  if (/ECONNREFUSED|ECONNRESET|Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|LOADING|EPIPE/i.test(message)) {
+  if (
+    /ECONNREFUSED|ECONNRESET|Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|LOADING|EPIPE/i.test(
+      message,
+    )
+  ) {
     return new AppError(503, "redis_unavailable", "the service's database is unreachable; retry later", { cause: err });
   }
   return new AppError(500, "internal_error", "unexpected error", { cause: err });
@@ -80,7 +84,8 @@ export function nonNegativeInteger(name: string, min = 0) {
 export const BATCH_INIT_MAX = 1_000_000;
 
 /** The `n` of a batch_init: how many entities it creates. */
-export const batchInitCount = () => nonNegativeInteger("n").pipe(z.number().max(BATCH_INIT_MAX, `n must be at most ${BATCH_INIT_MAX}`));
+export const batchInitCount = () =>
+  nonNegativeInteger("n").pipe(z.number().max(BATCH_INIT_MAX, `n must be at most ${BATCH_INIT_MAX}`));
 
 /** Ids are opaque strings; this bounds them so a key can never be huge or contain separators. */
 export const entityId = (name: string) =>
@@ -105,8 +110,12 @@ export function validJson<T extends z.ZodType>(schema: T) {
 }
 
 /** A validation failure as one message: each problem with the path it was found at. */
-export function describeIssues(issues: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> }>): string {
-  return issues.map((i) => `${(i.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join(".")}: ${i.message}`).join("; ");
+export function describeIssues(
+  issues: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> }>,
+): string {
+  return issues
+    .map((i) => `${(i.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join(".")}: ${i.message}`)
+    .join("; ");
 }
 
 /** Every refusal and failure: a stable code (the same in logs and tests) and a sentence for people. */
@@ -126,8 +135,14 @@ export function documented(summary: string, answer: z.ZodType, refusals = "") {
     summary,
     responses: {
       200: { description: "done", content: jsonContent(answer) },
-      "4XX": { description: `refused, nothing changed: 400 malformed input${refusals ? `; ${refusals}` : ""}`, content: jsonContent(errorBody) },
-      "5XX": { description: "the service's own infrastructure failing (its Redis unreachable); never a business outcome", content: jsonContent(errorBody) },
+      "4XX": {
+        description: `refused, nothing changed: 400 malformed input${refusals ? `; ${refusals}` : ""}`,
+        content: jsonContent(errorBody),
+      },
+      "5XX": {
+        description: "the service's own infrastructure failing (its Redis unreachable); never a business outcome",
+        content: jsonContent(errorBody),
+      },
     },
   });
 }

@@ -54,7 +54,10 @@ export function internalOnly(secret: string): MiddlewareHandler {
  */
 const opId = z
   .string()
-  .regex(/^[A-Za-z0-9_-]{1,64}:\d{1,9}(\.[A-Za-z0-9-]{1,16})?(@\d{1,15})?$/, "op_id must be <order id>:<attempt>[.<nonce>][@<start, ms since the epoch>]");
+  .regex(
+    /^[A-Za-z0-9_-]{1,64}:\d{1,9}(\.[A-Za-z0-9-]{1,16})?(@\d{1,15})?$/,
+    "op_id must be <order id>:<attempt>[.<nonce>][@<start, ms since the epoch>]",
+  );
 
 const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const count = z.number().int().min(1).max(MAX_INTEGER);
@@ -70,7 +73,12 @@ export const stepsBody = z.object({ steps: z.array(z.unknown()).min(1).max(MAX_S
 const stepOf = <A extends readonly [string, ...string[]], F extends z.ZodRawShape>(actions: A, fields: F) =>
   z.object({ action: z.enum(actions), op_id: opId, ...fields });
 
-export const stockStep = stepOf(["take", "restore"], { items: z.array(z.tuple([id, count])).min(1).max(MAX_ITEMS_PER_STEP) });
+export const stockStep = stepOf(["take", "restore"], {
+  items: z
+    .array(z.tuple([id, count]))
+    .min(1)
+    .max(MAX_ITEMS_PER_STEP),
+});
 export const paymentStep = stepOf(["charge", "refund"], { user_id: id, amount });
 
 /**
@@ -80,7 +88,9 @@ export const paymentStep = stepOf(["charge", "refund"], { user_id: id, amount })
 export type StepReply = { status: number; outcome?: StepState; error?: ErrorCode; message?: string };
 
 function replyOf(answer: StepAnswer): StepReply {
-  return answer.ok ? { status: 200, outcome: answer.outcome } : { status: answer.error.status, ...answer.error.toJSON() };
+  return answer.ok
+    ? { status: 200, outcome: answer.outcome }
+    : { status: answer.error.status, ...answer.error.toJSON() };
 }
 
 const failureReply = (err: unknown): StepReply => {
@@ -92,7 +102,12 @@ const failureReply = (err: unknown): StepReply => {
  * Validates and runs every step of a call at once, in the order sent (so they join one Redis batch, in
  * that order), and answers each on its own: a step that is not valid is answered 400 and changes nothing.
  */
-export async function answerSteps<S>(c: Context, steps: readonly unknown[], schema: z.ZodType<S>, run: (step: S) => Promise<StepAnswer>) {
+export async function answerSteps<S>(
+  c: Context,
+  steps: readonly unknown[],
+  schema: z.ZodType<S>,
+  run: (step: S) => Promise<StepAnswer>,
+) {
   const answers = await Promise.all(
     steps.map((raw) => {
       const step = schema.safeParse(raw);

@@ -99,7 +99,10 @@ export function indexUpdates(service: ServiceName, written: Iterable<readonly [s
 }
 
 /** SADD and SREM of the derived indexes' changes, one command each per set. */
-export function addIndexUpdates(tx: { sadd(set: string, ...members: string[]): unknown; srem(set: string, ...members: string[]): unknown }, updates: readonly IndexUpdate[]): void {
+export function addIndexUpdates(
+  tx: { sadd(set: string, ...members: string[]): unknown; srem(set: string, ...members: string[]): unknown },
+  updates: readonly IndexUpdate[],
+): void {
   for (const { set, add, remove } of updates) {
     if (add.length > 0) tx.sadd(set, ...add);
     if (remove.length > 0) tx.srem(set, ...remove);
@@ -110,7 +113,8 @@ export function addIndexUpdates(tx: { sadd(set: string, ...members: string[]): u
 export function indexChanges(service: ServiceName, key: string, hash: Hash): Array<[string, string, boolean]> {
   const changes: Array<[string, string, boolean]> = [];
   for (const index of DERIVED_INDEXES[service]) {
-    if (key.startsWith(index.keyPrefix)) changes.push([index.set, key.slice(index.keyPrefix.length), index.contains(hash)]);
+    if (key.startsWith(index.keyPrefix))
+      changes.push([index.set, key.slice(index.keyPrefix.length), index.contains(hash)]);
   }
   return changes;
 }

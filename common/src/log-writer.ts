@@ -63,7 +63,13 @@ export class LogWriter {
     mkdirSync(options.logDir, { recursive: true });
     this.fd = this.openLog();
     this.size = fstatSync(this.fd).size;
-    this.upkeep = new CompactionUpkeep(options.service, options.logDir, options.upkeepRedis, options.compactBytes, options.instanceId);
+    this.upkeep = new CompactionUpkeep(
+      options.service,
+      options.logDir,
+      options.upkeepRedis,
+      options.compactBytes,
+      options.instanceId,
+    );
   }
 
   /** Starts the loop from the durable position its Redis holds. */
@@ -89,7 +95,15 @@ export class LogWriter {
       if (this.upkeep.due(this.size)) await this.upkeep.start(() => this.reopen());
       let reply: StreamReply;
       try {
-        reply = (await redis.xread("COUNT", MAX_ENTRIES_PER_GROUP, "BLOCK", 0, "STREAMS", keys.logStream, formatStreamId(this.position))) as StreamReply;
+        reply = (await redis.xread(
+          "COUNT",
+          MAX_ENTRIES_PER_GROUP,
+          "BLOCK",
+          0,
+          "STREAMS",
+          keys.logStream,
+          formatStreamId(this.position),
+        )) as StreamReply;
       } catch (err) {
         if (this.stopping) return;
         throw err;
@@ -163,7 +177,9 @@ export class LogWriter {
 
 /** A connection of the writer: no reconnection, as a writer that lost its Redis ends (see main). */
 function writerConnection(socket: string | undefined, host: string, port: number): Redis {
-  const redis = socket ? new Redis({ path: socket, retryStrategy: () => null, maxRetriesPerRequest: 0 }) : new Redis({ host, port, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  const redis = socket
+    ? new Redis({ path: socket, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+    : new Redis({ host, port, retryStrategy: () => null, maxRetriesPerRequest: 0 });
   redis.on("error", () => {});
   return redis;
 }
@@ -178,7 +194,14 @@ if (import.meta.main) {
   // A writer whose connection dropped exits, and its start script starts another: Redis may have died
   // and come back with less, and the new writer starts from what that Redis holds.
   for (const conn of [redis, upkeepRedis]) conn.on("close", () => process.exit(1));
-  const writer = await LogWriter.start({ service: config.service, logDir: config.logDir, redis, upkeepRedis, compactBytes: config.compactBytes, instanceId });
+  const writer = await LogWriter.start({
+    service: config.service,
+    logDir: config.logDir,
+    redis,
+    upkeepRedis,
+    compactBytes: config.compactBytes,
+    instanceId,
+  });
   console.log(`[${instanceId}] appending the stream to ${logPath(config.logDir, config.service)}`);
   const stop = () => void writer.stop().then(() => process.exit(0));
   process.on("SIGTERM", stop);

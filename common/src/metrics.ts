@@ -18,20 +18,49 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /** Transactions per group commit, steps per call (MAX_STEPS_PER_CALL is 256). */
 const SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
-const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
+const counter = (name: string, help: string, labelNames: string[] = []) =>
+  new Counter({ name, help, labelNames, registers: [registry] });
 const histogram = (name: string, help: string, buckets: number[], labelNames: string[] = []) =>
   new Histogram({ name, help, buckets, labelNames, registers: [registry] });
 
 export const metrics = {
-  httpRequests: counter("checkout_http_requests_total", "HTTP requests answered, by route, method and status", ["route", "method", "status"]),
-  httpDuration: histogram("checkout_http_request_duration_seconds", "Time to answer an HTTP request, by route and method", LATENCY_BUCKETS, ["route", "method"]),
+  httpRequests: counter("checkout_http_requests_total", "HTTP requests answered, by route, method and status", [
+    "route",
+    "method",
+    "status",
+  ]),
+  httpDuration: histogram(
+    "checkout_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route and method",
+    LATENCY_BUCKETS,
+    ["route", "method"],
+  ),
 
-  checkouts: counter("checkout_checkouts_total", "Checkouts answered: paid, or refused with its reason", ["outcome", "reason"]),
-  checkoutsInFlight: new Gauge({ name: "checkout_checkouts_in_flight", help: "Checkout requests not yet answered", registers: [registry] }),
+  checkouts: counter("checkout_checkouts_total", "Checkouts answered: paid, or refused with its reason", [
+    "outcome",
+    "reason",
+  ]),
+  checkoutsInFlight: new Gauge({
+    name: "checkout_checkouts_in_flight",
+    help: "Checkout requests not yet answered",
+    registers: [registry],
+  }),
 
-  sagaStepsSent: counter("checkout_saga_steps_sent_total", "Saga steps and compensations sent to a participant, by step", ["step"]),
-  sagaStepRetries: counter("checkout_saga_step_retries_total", "Saga steps sent again after an unknown outcome or a refused compensation", ["step"]),
-  sagaStepTimeouts: counter("checkout_saga_steps_timed_out_total", "Forward steps whose outcome stayed unknown until the forward deadline", ["step"]),
+  sagaStepsSent: counter(
+    "checkout_saga_steps_sent_total",
+    "Saga steps and compensations sent to a participant, by step",
+    ["step"],
+  ),
+  sagaStepRetries: counter(
+    "checkout_saga_step_retries_total",
+    "Saga steps sent again after an unknown outcome or a refused compensation",
+    ["step"],
+  ),
+  sagaStepTimeouts: counter(
+    "checkout_saga_steps_timed_out_total",
+    "Forward steps whose outcome stayed unknown until the forward deadline",
+    ["step"],
+  ),
   sagaCompensations: counter("checkout_saga_compensations_total", "Compensations applied, by step", ["step"]),
   sagaTakeovers: counter("checkout_saga_takeovers_total", "Sagas taken over from a driver whose lease had run out"),
 
@@ -43,9 +72,16 @@ export const metrics = {
    * From a batch's commit until the log writer beside Redis has its lines durable (appended and
    * fdatasync'ed): what the log costs a change. Its _count is the batches that waited.
    */
-  logDurableWait: histogram("checkout_log_durable_wait_seconds", "Time from a batch's commit until its log lines are durable (the writer's append and fdatasync)", LATENCY_BUCKETS),
+  logDurableWait: histogram(
+    "checkout_log_durable_wait_seconds",
+    "Time from a batch's commit until its log lines are durable (the writer's append and fdatasync)",
+    LATENCY_BUCKETS,
+  ),
 
-  redisRoundTrips: counter("checkout_redis_round_trips_total", "Round trips to the service's Redis made by the transaction store"),
+  redisRoundTrips: counter(
+    "checkout_redis_round_trips_total",
+    "Round trips to the service's Redis made by the transaction store",
+  ),
 };
 
 let processMetricsRegistered = false;
@@ -61,7 +97,14 @@ export function collectProcessMetrics(service: string): void {
   registry.setDefaultLabels({ service });
   const startedAt = Date.now() / 1000 - process.uptime();
   const gauge = (name: string, help: string, read: () => number) =>
-    new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
   gauge("process_cpu_seconds_total", "User and system CPU time of the process, in seconds", () => {
     const { user, system } = process.cpuUsage();
     return (user + system) / 1e6;
@@ -87,13 +130,19 @@ export const requestMetrics: MiddlewareHandler = async (c, next) => {
 export const metricsText = () => registry.metrics();
 
 /** The value of a counter or gauge, summed over the label sets that `match` accepts. */
-export async function sumOf(metric: Counter | Gauge, match: (labels: Record<string, string | number>) => boolean = () => true): Promise<number> {
+export async function sumOf(
+  metric: Counter | Gauge,
+  match: (labels: Record<string, string | number>) => boolean = () => true,
+): Promise<number> {
   const { values } = await metric.get();
   return values.filter((v) => match(v.labels as Record<string, string | number>)).reduce((sum, v) => sum + v.value, 0);
 }
 
 /** The cumulative bucket counts of a histogram (upper bound → observations at or below it), over the label sets `match` accepts. */
-export async function bucketsOf(metric: Histogram, match: (labels: Record<string, string | number>) => boolean = () => true): Promise<Map<number, number>> {
+export async function bucketsOf(
+  metric: Histogram,
+  match: (labels: Record<string, string | number>) => boolean = () => true,
+): Promise<Map<number, number>> {
   const { values } = await metric.get();
   const buckets = new Map<number, number>();
   for (const v of values) {

@@ -24,4 +24,3 @@ export async function readOverview(redis: Redis): Promise<ServiceOverview> {
   const [starts, totals] = await Promise.all([redis.hgetall(keys.processStarts), readTotals(redis)]);
   return { starts: Object.fromEntries(Object.entries(starts).map(([name, count]) => [name, Number(count)])), totals };
 }
-

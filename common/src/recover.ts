@@ -37,7 +37,9 @@ export async function recover(service: ServiceName, redis: Redis, logDir: string
   // The conservation meter's running totals are not logged: counted anew from the entities (totals.ts).
   await rebuildTotals(redis, service);
   const ms = Math.round(performance.now() - started);
-  say(`[recover] ${service}: ${records} log lines, ${latest.size} keys, ${applied} applied${skipped ? `, ${skipped} torn lines skipped` : ""} in ${ms} ms`);
+  say(
+    `[recover] ${service}: ${records} log lines, ${latest.size} keys, ${applied} applied${skipped ? `, ${skipped} torn lines skipped` : ""} in ${ms} ms`,
+  );
 }
 
 /**

@@ -15,7 +15,10 @@ import { expiresAt, isExpired } from "./retention";
 export type LatestState = { seq: number; hash: Hash };
 
 /** Keys' newest states among the records (pure). */
-export function foldLatest(records: Iterable<LogRecord>, into = new Map<string, LatestState>()): Map<string, LatestState> {
+export function foldLatest(
+  records: Iterable<LogRecord>,
+  into = new Map<string, LatestState>(),
+): Map<string, LatestState> {
   for (const record of records) {
     for (const [key, hash] of Object.entries(record.writes)) {
       const known = into.get(key);
@@ -79,12 +82,20 @@ export async function applyLatest(
     if (newer.length === 0) continue;
     applied += newer.length;
     // The stored value is replaced whole, as the line holds the key's whole state, and expires when it says.
-    const write = redis.pipeline().mset(...newer.flatMap(([key, { seq, hash }]) => [key, storedValue(JSON.stringify(hash), seq)]));
+    const write = redis
+      .pipeline()
+      .mset(...newer.flatMap(([key, { seq, hash }]) => [key, storedValue(JSON.stringify(hash), seq)]));
     for (const [key, { hash }] of newer) {
       const expiry = expiresAt(hash);
       if (expiry !== undefined) write.pexpireat(key, expiry);
     }
-    addIndexUpdates(write, indexUpdates(service, newer.map(([key, { hash }]) => [key, hash] as const)));
+    addIndexUpdates(
+      write,
+      indexUpdates(
+        service,
+        newer.map(([key, { hash }]) => [key, hash] as const),
+      ),
+    );
     await write.exec();
   }
   // The allocation counter must never hand out a number the log already holds.

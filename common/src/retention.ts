@@ -91,10 +91,16 @@ export function unrecordedRefusal(clock: StepClock): AppError | null {
   if (start === null) return null;
   const { retentionMs, maxClockSkewMs } = clock.retention;
   if (start > clock.now + maxClockSkewMs) {
-    return refused("operation_expired", `operation ${clock.opId} starts in the future by more than the clocks may differ; refused while in doubt`);
+    return refused(
+      "operation_expired",
+      `operation ${clock.opId} starts in the future by more than the clocks may differ; refused while in doubt`,
+    );
   }
   if (clock.now - start > retentionMs - 2 * maxClockSkewMs) {
-    return refused("operation_expired", `operation ${clock.opId} began longer ago than its record is kept; refused, as its first outcome is no longer known`);
+    return refused(
+      "operation_expired",
+      `operation ${clock.opId} began longer ago than its record is kept; refused, as its first outcome is no longer known`,
+    );
   }
   return null;
 }

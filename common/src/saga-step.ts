@@ -49,19 +49,44 @@ export function forwardStep(
         // Its saga is still going: the record is kept for another retention.
         return { result: { ok: true, outcome: "applied", repeatOf }, writes: keep(opKey, record, clock) };
       case "refused":
-        return { result: { ok: false, error: new AppError(Number(record.status) as 404 | 409, record.reason as AppError["code"], record.message ?? ""), repeatOf } };
+        return {
+          result: {
+            ok: false,
+            error: new AppError(
+              Number(record.status) as 404 | 409,
+              record.reason as AppError["code"],
+              record.message ?? "",
+            ),
+            repeatOf,
+          },
+        };
       default:
-        return { result: { ok: false, error: refused("operation_cancelled", `operation was already ${record.state}`), repeatOf } };
+        return {
+          result: {
+            ok: false,
+            error: refused("operation_cancelled", `operation was already ${record.state}`),
+            repeatOf,
+          },
+        };
     }
   }
   const expired = unrecordedRefusal(clock);
   if (expired) return { result: { ok: false, error: expired } };
   const outcome = apply();
   if (outcome instanceof AppError) {
-    const refusal = { ...payload, state: "refused", status: String(outcome.status), reason: outcome.code, message: outcome.message };
+    const refusal = {
+      ...payload,
+      state: "refused",
+      status: String(outcome.status),
+      reason: outcome.code,
+      message: outcome.message,
+    };
     return { result: { ok: false, error: outcome }, writes: { [opKey]: stamped(refusal, clock) } };
   }
-  return { result: { ok: true, outcome: "applied" }, writes: { ...outcome, [opKey]: stamped({ ...payload, state: "applied" }, clock) } };
+  return {
+    result: { ok: true, outcome: "applied" },
+    writes: { ...outcome, [opKey]: stamped({ ...payload, state: "applied" }, clock) },
+  };
 }
 
 /**
@@ -78,7 +103,10 @@ export function compensateStep(
   if (!record) {
     const expired = unrecordedRefusal(clock);
     if (expired) return { result: { ok: false, error: expired } };
-    return { result: { ok: true, outcome: "cancelled" }, writes: { [opKey]: stamped({ ...payload, state: "cancelled" }, clock) } };
+    return {
+      result: { ok: true, outcome: "cancelled" },
+      writes: { [opKey]: stamped({ ...payload, state: "cancelled" }, clock) },
+    };
   }
   const repeatOf = versionOf(record);
   const state = record.state as StepState;
@@ -86,7 +114,10 @@ export function compensateStep(
   const fields = fieldsOf(record);
   const undone = undo(fields);
   if (undone instanceof AppError) return { result: { ok: false, error: undone }, writes: keep(opKey, record, clock) };
-  return { result: { ok: true, outcome: "compensated" }, writes: { ...undone, [opKey]: stamped({ ...fields, state: "compensated" }, clock) } };
+  return {
+    result: { ok: true, outcome: "compensated" },
+    writes: { ...undone, [opKey]: stamped({ ...fields, state: "compensated" }, clock) },
+  };
 }
 
 /** A repeated call is answered only once the line of its first outcome is durable (see Store.untilCommittedDurable). */

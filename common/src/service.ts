@@ -27,9 +27,19 @@ export const HEALTH_PATH = "/health";
  * The routes every service has besides its own: `GET /health`, and `GET /internal/overview` (its
  * processes' starts and conservation totals, for the dashboard; internal secret required).
  */
-export function addServiceRoutes(app: Hono, service: ServiceName, store: Pick<Store, "healthy" | "client">, internalSecret: string): void {
-  app.get(HEALTH_PATH, documented("Whether this service and its Redis answer", z.object({ status: z.literal("ok"), service: z.string() })), async (c) =>
-    (await store.healthy()) ? c.json({ status: "ok", service }) : c.json({ error: "redis_unavailable", message: "Redis is not reachable" }, 503),
+export function addServiceRoutes(
+  app: Hono,
+  service: ServiceName,
+  store: Pick<Store, "healthy" | "client">,
+  internalSecret: string,
+): void {
+  app.get(
+    HEALTH_PATH,
+    documented("Whether this service and its Redis answer", z.object({ status: z.literal("ok"), service: z.string() })),
+    async (c) =>
+      (await store.healthy())
+        ? c.json({ status: "ok", service })
+        : c.json({ error: "redis_unavailable", message: "Redis is not reachable" }, 503),
   );
   app.get(OVERVIEW_PATH, internalOnly(internalSecret), async (c) => c.json(await readOverview(store.client)));
 }
@@ -46,12 +56,19 @@ export async function runService(
   const parts = await build(config, store);
   addServiceRoutes(parts.app, service, store, config.internalSecret);
   await Promise.race([store.connected(), Bun.sleep(LISTEN_WITHOUT_REDIS_AFTER_MS)]);
-  const server = Bun.serve({ port: config.port, hostname: config.bindAddress, fetch: parts.app.fetch, idleTimeout: TIMING.serviceIdleTimeoutS });
+  const server = Bun.serve({
+    port: config.port,
+    hostname: config.bindAddress,
+    fetch: parts.app.fetch,
+    idleTimeout: TIMING.serviceIdleTimeoutS,
+  });
   const metricsServer = serveMetrics(config);
   await store.connected();
   await recordStart(store.client, config.instanceId).catch(() => {});
   parts.onStarted?.();
-  console.log(`[${config.instanceId}] ${service} service listening on :${server.port}, metrics on :${metricsServer.port}`);
+  console.log(
+    `[${config.instanceId}] ${service} service listening on :${server.port}, metrics on :${metricsServer.port}`,
+  );
 
   let stopping = false;
   const stop = async () => {
@@ -80,4 +97,3 @@ export function serveMetrics(config: ServiceConfig): ReturnType<typeof Bun.serve
   app.get("/metrics", async (c) => c.body(await metricsText(), 200, { "content-type": registry.contentType }));
   return Bun.serve({ port: config.metricsPort, hostname: config.bindAddress, fetch: app.fetch });
 }
-

@@ -51,7 +51,10 @@ export class Store {
 
   /** A store whose connections are still being made: commands fail (503) until `connected()`. */
   static connecting(config: ServiceConfig): Store {
-    return new Store(config.service, new ServiceConnections(config.redis.host, config.redis.port, config.redisPoolSize));
+    return new Store(
+      config.service,
+      new ServiceConnections(config.redis.host, config.redis.port, config.redisPoolSize),
+    );
   }
 
   /** Resolves once every connection to Redis is ready (Redis may still be replaying its log). */

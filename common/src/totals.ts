@@ -26,7 +26,8 @@ export type Totals = Record<TotalName, number>;
 type Measure = { keyPrefix: string; total: Exclude<TotalName, "put_in">; amount: (hash: Hash) => number };
 
 const applied = (hash: Hash) => hash.state === "applied";
-const unitsOf = (items: string | undefined) => (JSON.parse(items ?? "[]") as Array<[string, number]>).reduce((sum, [, units]) => sum + units, 0);
+const unitsOf = (items: string | undefined) =>
+  (JSON.parse(items ?? "[]") as Array<[string, number]>).reduce((sum, [, units]) => sum + units, 0);
 
 const MEASURES: Record<ServiceName, readonly Measure[]> = {
   order: [],
@@ -78,7 +79,10 @@ const TOTAL_NAMES: readonly TotalName[] = ["held", "in_steps", "put_in"];
  * HINCRBY of every total, queued in the caller's MULTI, once any of them moved: the hash then always
  * holds all three, as rebuildTotals writes it.
  */
-export function addTotals(tx: { hincrby(key: string, field: string, by: number): unknown }, delta: Partial<Totals>): void {
+export function addTotals(
+  tx: { hincrby(key: string, field: string, by: number): unknown },
+  delta: Partial<Totals>,
+): void {
   if (!TOTAL_NAMES.some((total) => (delta[total] ?? 0) !== 0)) return;
   for (const total of TOTAL_NAMES) tx.hincrby(keys.totals, total, delta[total] ?? 0);
 }

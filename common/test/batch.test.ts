@@ -26,7 +26,15 @@ describe("planBatch", () => {
   });
 
   test("gives each transaction its own sequence number and one log line with its absolute writes", () => {
-    const plan = planBatch([take("a", 1), take("b", 1)], new Map([["a", { n: "1" }], ["b", { n: "1" }]]), 7, AT);
+    const plan = planBatch(
+      [take("a", 1), take("b", 1)],
+      new Map([
+        ["a", { n: "1" }],
+        ["b", { n: "1" }],
+      ]),
+      7,
+      AT,
+    );
     const lines = plan.outcomes.map((o) => (o.ok && o.line ? parseRecord(o.line) : null));
     expect(lines).toEqual([
       { seq: 7, at: AT, op: "test.take", writes: { a: { n: "0" } } },
@@ -36,13 +44,23 @@ describe("planBatch", () => {
 
   test("a later decision sees the version an earlier one wrote", () => {
     let seen: string | undefined;
-    const peek: BatchEntry = { op: "test.peek", watched: ["k"], decide: (s) => ((seen = s.get("k")?.v), { result: null }) };
+    const peek: BatchEntry = {
+      op: "test.peek",
+      watched: ["k"],
+      decide: (s) => ((seen = s.get("k")?.v), { result: null }),
+    };
     planBatch([take("k", 1), peek], new Map([["k", { n: "1", v: "3" }]]), 20, AT);
     expect(seen).toBe("20");
   });
 
   test("a decision that throws fails alone and writes nothing", () => {
-    const broken: BatchEntry = { op: "test.broken", watched: ["k"], decide: () => { throw badInput("no"); } };
+    const broken: BatchEntry = {
+      op: "test.broken",
+      watched: ["k"],
+      decide: () => {
+        throw badInput("no");
+      },
+    };
     const plan = planBatch([broken, take("k", 1)], new Map([["k", { n: "1" }]]), 1, AT);
     expect(plan.outcomes[0]).toMatchObject({ ok: false });
     expect(plan.outcomes[1]).toMatchObject({ ok: true, result: 0, seq: 2 });
@@ -57,8 +75,20 @@ describe("planBatch", () => {
 
   test("a decision sees only its own watched keys, missing ones as null", () => {
     let snapshotKeys: string[] = [];
-    const look: BatchEntry = { op: "t", watched: ["x", "y"], decide: (s) => ((snapshotKeys = [...s.keys()]), { result: [s.get("x"), s.get("y")] }) };
-    const plan = planBatch([look], new Map([["x", { n: "1" }], ["z", { n: "2" }]]), 1, AT);
+    const look: BatchEntry = {
+      op: "t",
+      watched: ["x", "y"],
+      decide: (s) => ((snapshotKeys = [...s.keys()]), { result: [s.get("x"), s.get("y")] }),
+    };
+    const plan = planBatch(
+      [look],
+      new Map([
+        ["x", { n: "1" }],
+        ["z", { n: "2" }],
+      ]),
+      1,
+      AT,
+    );
     expect(snapshotKeys).toEqual(["x", "y"]);
     expect(plan.outcomes[0]).toMatchObject({ ok: true, result: [{ n: "1" }, null] });
   });

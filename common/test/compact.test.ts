@@ -27,7 +27,10 @@ const SMALL_COMPACT_BYTES = 16 * 1024;
 const fixture = storeOnItsOwnRedis("stock");
 
 beforeAll(async () => {
-  await fixture.store.writeMany("stock.batch_init", Array.from({ length: ITEMS }, (_, i) => [keys.item(String(i)), { stock: "1000", price: "1" }] as const));
+  await fixture.store.writeMany(
+    "stock.batch_init",
+    Array.from({ length: ITEMS }, (_, i) => [keys.item(String(i)), { stock: "1000", price: "1" }] as const),
+  );
 });
 
 /** `n` concurrent takes of one unit from random items: many log lines over few keys. */
@@ -49,7 +52,9 @@ async function expectReplayEqualsLive(): Promise<void> {
   const client = new Redis({ port: empty.port });
   try {
     await recover("stock", client, fixture.logDir, () => {});
-    expect(without(await redisState(client), keys.seq)).toEqual(without(await redisState(fixture.store.client), keys.seq));
+    expect(without(await redisState(client), keys.seq)).toEqual(
+      without(await redisState(fixture.store.client), keys.seq),
+    );
   } finally {
     client.disconnect();
     await empty.stop();
@@ -81,7 +86,11 @@ test("compaction keeps one line per key, the newest, and recovery from snapshot 
 
 test("lines committed while the writer rotates its log again and again are all in some file", async () => {
   await fixture.redis.holdWriter();
-  const writer = await startWriter(fixture.redis.port, { service: "stock", logDir: fixture.logDir, compactBytes: SMALL_COMPACT_BYTES });
+  const writer = await startWriter(fixture.redis.port, {
+    service: "stock",
+    logDir: fixture.logDir,
+    compactBytes: SMALL_COMPACT_BYTES,
+  });
   const rotations = countRotations(writer);
   try {
     for (let round = 0; round < ROUNDS; round++) {
@@ -128,7 +137,9 @@ test("recovery while a compaction runs misses no line", async () => {
   const client = new Redis({ port: empty.port });
   try {
     await Promise.all([recover("stock", client, fixture.logDir, () => {}), compactByHand()]);
-    expect(without(await redisState(client), keys.seq)).toEqual(without(await redisState(fixture.store.client), keys.seq));
+    expect(without(await redisState(client), keys.seq)).toEqual(
+      without(await redisState(fixture.store.client), keys.seq),
+    );
   } finally {
     client.disconnect();
     await empty.stop();

@@ -53,7 +53,9 @@ function nextCompactionChild(): Promise<HeldChild> {
     const child = spawn(["sh", "-c", 'kill -STOP $$ && exec "$@"', "sh", ...command], spawnOptions);
     eventually(async () => processState(child.pid) === "T").then(
       (stopped) =>
-        stopped ? held.resolve({ pid: child.pid, resume: () => process.kill(child.pid, "SIGCONT") }) : held.reject(new Error("the compaction child never stopped")),
+        stopped
+          ? held.resolve({ pid: child.pid, resume: () => process.kill(child.pid, "SIGCONT") })
+          : held.reject(new Error("the compaction child never stopped")),
       (err: unknown) => held.reject(err),
     );
     return child;
@@ -89,13 +91,20 @@ function nextLockRelease(writer: LogWriter): Promise<void> {
 test("a log that outgrows its bound is compacted by a child at a lower priority, and replays to the live state", async () => {
   for (let i = 0; i < ITEMS; i++) {
     const key = keys.item(String(i));
-    await fixture.store.transact("stock.create", [key], () => ({ result: null, writes: { [key]: { stock: String(i), price: "1" } } }));
+    await fixture.store.transact("stock.create", [key], () => ({
+      result: null,
+      writes: { [key]: { stock: String(i), price: "1" } },
+    }));
   }
 
   // The service's writer, started again with a bound the log has outgrown: it compacts at once.
   await fixture.redis.holdWriter();
   const spawned = nextCompactionChild();
-  writer = await startWriter(fixture.redis.port, { service: "stock", logDir: fixture.logDir, compactBytes: COMPACT_BYTES });
+  writer = await startWriter(fixture.redis.port, {
+    service: "stock",
+    logDir: fixture.logDir,
+    compactBytes: COMPACT_BYTES,
+  });
   const released = nextLockRelease(writer);
   const child = await spawned;
   const childNiceness = getPriority(child.pid);
@@ -110,7 +119,9 @@ test("a log that outgrows its bound is compacted by a child at a lower priority,
   const client = new Redis({ port: empty.port });
   try {
     await recover("stock", client, fixture.logDir, () => {});
-    expect(without(await redisState(client), keys.seq)).toEqual(without(await redisState(fixture.store.client), keys.seq, keys.compactionLock));
+    expect(without(await redisState(client), keys.seq)).toEqual(
+      without(await redisState(fixture.store.client), keys.seq, keys.compactionLock),
+    );
   } finally {
     client.disconnect();
     await empty.stop();
@@ -123,7 +134,10 @@ test("a compaction whose lock expired and passed to another process leaves that 
   const released = nextLockRelease(writer!);
   for (let i = 0; i < ITEMS; i++) {
     const key = keys.item(`again-${i}`);
-    await fixture.store.transact("stock.create", [key], () => ({ result: null, writes: { [key]: { stock: "1", price: "1" } } }));
+    await fixture.store.transact("stock.create", [key], () => ({
+      result: null,
+      writes: { [key]: { stock: "1", price: "1" } },
+    }));
   }
   // The writer started above compacts the grown log. While its child runs, the lock expires and
   // another writer takes it.

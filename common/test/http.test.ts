@@ -13,9 +13,12 @@ describe("nonNegativeInteger", () => {
     expect(amount.safeParse(raw)).toEqual({ success: true, data: value });
   });
 
-  test.each(["-1", "-0", "1.5", "abc", "", "9007199254740992", "99999999999999999999", "1e3", " 1", "0x10"])("rejects %p", (raw) => {
-    expect(amount.safeParse(raw).success).toBe(false);
-  });
+  test.each(["-1", "-0", "1.5", "abc", "", "9007199254740992", "99999999999999999999", "1e3", " 1", "0x10"])(
+    "rejects %p",
+    (raw) => {
+      expect(amount.safeParse(raw).success).toBe(false);
+    },
+  );
 
   test("names the parameter in its message", () => {
     const result = amount.safeParse("abc");

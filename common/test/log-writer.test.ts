@@ -31,10 +31,18 @@ async function redisWithClient(): Promise<{ server: RedisServer; client: Redis }
   return { server, client };
 }
 
-const line = (seq: number) => formatRecord({ seq, at: new Date().toISOString(), op: "stock.add", writes: { [`item:${seq}`]: { stock: String(seq), price: "1" } } });
+const line = (seq: number) =>
+  formatRecord({
+    seq,
+    at: new Date().toISOString(),
+    op: "stock.add",
+    writes: { [`item:${seq}`]: { stock: String(seq), price: "1" } },
+  });
 const commit = (client: Redis, seq: number) => client.xadd(keys.logStream, "*", "lines", line(seq));
 const loggedSeqs = (service: "stock" | "payment" | "order", dir = logDir) =>
-  existsSync(logPath(dir, service)) ? parseLog(readFileSync(logPath(dir, service), "utf8")).records.map((r) => r.seq) : [];
+  existsSync(logPath(dir, service))
+    ? parseLog(readFileSync(logPath(dir, service), "utf8")).records.map((r) => r.seq)
+    : [];
 
 describe("the log writer", () => {
   test("appends the stream in order, publishes how far the log is durable, and trims what it wrote", async () => {
@@ -80,14 +88,25 @@ describe("a log writer killed at a crash point", () => {
   const INSTANCE = "writer-stock";
   const spawnWriter = (redisPort: number, dir: string, faultPoint?: string) => {
     const child = Bun.spawn(["bun", join(REPO_ROOT, "common/src/log-writer.ts"), "stock"], {
-      env: { ...process.env, REDIS_PORT: String(redisPort), LOG_DIR: dir, FAULT_DIR: dir, ...(faultPoint ? { FAULT_POINT: faultPoint } : {}) },
+      env: {
+        ...process.env,
+        REDIS_PORT: String(redisPort),
+        LOG_DIR: dir,
+        FAULT_DIR: dir,
+        ...(faultPoint ? { FAULT_POINT: faultPoint } : {}),
+      },
       stdout: "ignore",
       stderr: "ignore",
     });
     return child;
   };
 
-  for (const point of ["writer.before_append", "writer.appended_not_synced", "writer.synced_not_published", "writer.published_not_trimmed"]) {
+  for (const point of [
+    "writer.before_append",
+    "writer.appended_not_synced",
+    "writer.synced_not_published",
+    "writer.published_not_trimmed",
+  ]) {
     test(`at ${point}: the next writer leaves every line in the log, the position published and the stream trimmed`, async () => {
       const { server, client } = await redisWithClient();
       const dir = join(server.dir, "logging");

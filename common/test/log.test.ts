@@ -8,7 +8,12 @@ const take: LogRecord = {
   op: "stock.take",
   writes: {
     "item:3": { stock: "9", price: "5" },
-    "op:a1:1": { items: '[["3",1]]', state: "refused", reason: "insufficient_stock", message: "item 3 has 0 in stock, 1 requested" },
+    "op:a1:1": {
+      items: '[["3",1]]',
+      state: "refused",
+      reason: "insufficient_stock",
+      message: "item 3 has 0 in stock, 1 requested",
+    },
   },
 };
 

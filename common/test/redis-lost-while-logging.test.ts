@@ -39,8 +39,11 @@ test("a change whose Redis died and lost its data before the log took its line i
   // Comes back empty, with its writer, which publishes the position of the next change.
   await redis.restart();
   const other = keys.item("after-the-loss");
-  expect(await eventually(async () => (await store.healthy()))).toBe(true);
-  await store.transact("stock.add", [other], () => ({ result: "added", writes: { [other]: { stock: "1", price: "1" } } }));
+  expect(await eventually(async () => await store.healthy())).toBe(true);
+  await store.transact("stock.add", [other], () => ({
+    result: "added",
+    writes: { [other]: { stock: "1", price: "1" } },
+  }));
 
   expect(await answer).toEqual({ refused: { status: 503, code: "redis_unavailable" } });
   expect(readFileSync(logPath(fixture.logDir, "stock"), "utf8")).not.toContain(key);

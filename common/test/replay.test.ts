@@ -9,7 +9,12 @@ const records: LogRecord[] = [
   { seq: 3, at, op: "stock.create", writes: { "item:b": { stock: "0", price: "7" } } },
   { seq: 5, at, op: "stock.take", writes: { "item:a": { stock: "8", price: "5" }, "op:o:1": { state: "applied" } } },
   { seq: 4, at, op: "stock.add", writes: { "item:b": { stock: "3", price: "7" } } },
-  { seq: 6, at, op: "stock.restore", writes: { "item:a": { stock: "10", price: "5" }, "op:o:1": { state: "compensated" } } },
+  {
+    seq: 6,
+    at,
+    op: "stock.restore",
+    writes: { "item:a": { stock: "10", price: "5" }, "op:o:1": { state: "compensated" } },
+  },
 ];
 
 const expected = new Map<string, LatestState>([

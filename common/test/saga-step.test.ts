@@ -18,7 +18,8 @@ let seq: number;
 
 function commit(decision: Decision<StepAnswer>): StepAnswer {
   seq++;
-  for (const [key, hash] of Object.entries(decision.writes ?? {})) db.set(key, { ...hash, [VERSION_FIELD]: String(seq) });
+  for (const [key, hash] of Object.entries(decision.writes ?? {}))
+    db.set(key, { ...hash, [VERSION_FIELD]: String(seq) });
   return decision.result;
 }
 
@@ -32,7 +33,8 @@ const undo = (): Writes => ({ [COUNTER]: { n: String(counter() - 3) } });
 const KEPT: StepClock = { opId: "order-1:1", now: 0, retention: { retentionMs: 10_000, maxClockSkewMs: 100 } };
 
 const forward = (how = apply, clock = KEPT) => commit(forwardStep(OP, record(), payload, clock, how));
-const compensate = (clock = KEPT, how: () => Writes | AppError = undo) => commit(compensateStep(OP, record(), payload, clock, how));
+const compensate = (clock = KEPT, how: () => Writes | AppError = undo) =>
+  commit(compensateStep(OP, record(), payload, clock, how));
 
 beforeEach(() => {
   db = new Map();
@@ -60,7 +62,13 @@ describe("forward step", () => {
     expect(answer.ok).toBe(false);
     if (!answer.ok) expect([answer.error.status, answer.error.code]).toEqual([409, "insufficient_stock"]);
     expect(counter()).toBe(0);
-    expect(record()).toMatchObject({ amount: "3", state: "refused", status: "409", reason: "insufficient_stock", message: "not enough" });
+    expect(record()).toMatchObject({
+      amount: "3",
+      state: "refused",
+      status: "409",
+      reason: "insufficient_stock",
+      message: "not enough",
+    });
   });
 
   test("a repeated call after a refusal gets the same refusal, even if the step could now apply", () => {
@@ -70,7 +78,11 @@ describe("forward step", () => {
     expect(decision.result.ok).toBe(false);
     if (!decision.result.ok) {
       expect(decision.result.error).toBeInstanceOf(AppError);
-      expect([decision.result.error.status, decision.result.error.code, decision.result.error.message]).toEqual([409, "insufficient_stock", "not enough"]);
+      expect([decision.result.error.status, decision.result.error.code, decision.result.error.message]).toEqual([
+        409,
+        "insufficient_stock",
+        "not enough",
+      ]);
       expect(decision.result.repeatOf).toBe(1);
     }
   });
@@ -155,7 +167,10 @@ describe("retention: an operation id that carries its attempt's start", () => {
     forward(apply, at(START + 5));
     expect(record()?.[EXPIRES_FIELD]).toBe(String(START + 5 + retention.retentionMs));
     compensate(at(START + 7));
-    expect(record()).toMatchObject({ state: "compensated", [EXPIRES_FIELD]: String(START + 7 + retention.retentionMs) });
+    expect(record()).toMatchObject({
+      state: "compensated",
+      [EXPIRES_FIELD]: String(START + 7 + retention.retentionMs),
+    });
   });
 
   test("a step, and a compensation, that find no record within the window apply as before", () => {
@@ -186,14 +201,20 @@ describe("retention: an operation id that carries its attempt's start", () => {
     forward(apply, at(START));
     expect(forward(apply, at(START + 9_000))).toEqual({ ok: true, outcome: "applied", repeatOf: 1 });
     expect(counter()).toBe(3);
-    expect(record()).toMatchObject({ state: "applied", [EXPIRES_FIELD]: String(START + 9_000 + retention.retentionMs) });
+    expect(record()).toMatchObject({
+      state: "applied",
+      [EXPIRES_FIELD]: String(START + 9_000 + retention.retentionMs),
+    });
   });
 
   test("a compensation that cannot apply yet keeps its step's record, and applies once it can", () => {
     forward(apply, at(START));
     const tooFull = () => refused("invalid_input", "would pass the maximum");
     expect(expired(compensate(at(START + 9_000), tooFull))).toEqual([409, "invalid_input"]);
-    expect(record()).toMatchObject({ state: "applied", [EXPIRES_FIELD]: String(START + 9_000 + retention.retentionMs) });
+    expect(record()).toMatchObject({
+      state: "applied",
+      [EXPIRES_FIELD]: String(START + 9_000 + retention.retentionMs),
+    });
     expect(compensate(at(START + 18_000))).toEqual({ ok: true, outcome: "compensated" });
     expect(counter()).toBe(0);
   });

@@ -67,10 +67,15 @@ const restore = (opId: string, item: string) => step(stock.url, "restore", opId,
 const { logDir } = scratch("checkout-retention-");
 
 beforeAll(async () => {
-  for (const service of ["order", "stock", "payment"] as const) redises[service] = await startRedis({ logFor: { service, logDir } });
+  for (const service of ["order", "stock", "payment"] as const)
+    redises[service] = await startRedis({ logFor: { service, logDir } });
   stock = await startService("stock", { redisPort: redises.stock!.port, retention: RETENTION });
   payment = await startService("payment", { redisPort: redises.payment!.port, retention: RETENTION });
-  order = await startService("order", { redisPort: redises.order!.port, stockUrls: [stock.url], paymentUrls: [payment.url] });
+  order = await startService("order", {
+    redisPort: redises.order!.port,
+    stockUrls: [stock.url],
+    paymentUrls: [payment.url],
+  });
 
   paid.item = (await post(`${stock.url}/item/create/${PRICE}`)).body.item_id;
   await post(`${stock.url}/add/${paid.item}/${STOCK}`);
@@ -114,7 +119,8 @@ describe("saga step records expire", () => {
       expect(Number(record?.[EXPIRES_FIELD])).toBeGreaterThan(Date.now());
       expect(await client(port).pttl(opKey)).toBeGreaterThan(0);
     }
-    const gone = async () => (await client(redises.stock!.port).exists(opKey)) + (await client(redises.payment!.port).exists(opKey)) === 0;
+    const gone = async () =>
+      (await client(redises.stock!.port).exists(opKey)) + (await client(redises.payment!.port).exists(opKey)) === 0;
     expect(await eventually(gone, EXPIRY_WAIT_MS, 100)).toBe(true);
   });
 
@@ -171,8 +177,14 @@ describe("saga step records expire", () => {
     stopRenewing = true;
     await renewing;
     await post(`${stock.url}/subtract/${compensating.item}/10`);
-    expect(await restore(compensating.opId, compensating.item)).toEqual({ status: 200, body: { outcome: "compensated" } });
-    expect(await restore(compensating.opId, compensating.item)).toEqual({ status: 200, body: { outcome: "compensated" } });
+    expect(await restore(compensating.opId, compensating.item)).toEqual({
+      status: 200,
+      body: { outcome: "compensated" },
+    });
+    expect(await restore(compensating.opId, compensating.item)).toEqual({
+      status: 200,
+      body: { outcome: "compensated" },
+    });
     expect(await stockOf(compensating.item)).toBe(compensating.stockBefore - 10 + 1);
   });
 });

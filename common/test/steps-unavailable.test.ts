@@ -21,6 +21,11 @@ test("every step of a call to a stock service without its Redis is answered 503 
   ];
   expect(await stepCall(url(""), { steps })).toEqual({
     status: 200,
-    body: { answers: [{ status: 503, ...errorBody("redis_unavailable") }, { status: 503, ...errorBody("redis_unavailable") }] },
+    body: {
+      answers: [
+        { status: 503, ...errorBody("redis_unavailable") },
+        { status: 503, ...errorBody("redis_unavailable") },
+      ],
+    },
   });
 });

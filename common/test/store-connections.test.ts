@@ -25,13 +25,18 @@ test("a change built on one whose answer a lost connection made unknown is logge
       const stock = Number(snapshot.get(k)?.stock ?? 10) - 1;
       return { result: stock, writes: { [k]: { stock: String(stock), price: "1" } } };
     });
-  const settled = (p: Promise<number>) => p.then((stock) => ({ stock }), (error) => ({ code: error.code as string }));
+  const settled = (p: Promise<number>) =>
+    p.then(
+      (stock) => ({ stock }),
+      (error) => ({ code: error.code as string }),
+    );
   expect(await subtractOne(key)).toBe(9);
 
   // A slow log: the writer is held, and the lines committed meanwhile wait in the stream.
   await redis.holdWriter();
   const admin = new Redis({ host: "127.0.0.1", port: redis.port });
-  const holds = async (stock: string) => (await store.client.get(key).catch(() => null))?.includes(`"stock":"${stock}"`) ?? false;
+  const holds = async (stock: string) =>
+    (await store.client.get(key).catch(() => null))?.includes(`"stock":"${stock}"`) ?? false;
   try {
     // A commits (9 → 8) and waits for the log.
     const a = settled(subtractOne(key));
@@ -47,7 +52,9 @@ test("a change built on one whose answer a lost connection made unknown is logge
     expect(await eventually(() => holds("7"))).toBe(true);
     await redis.resumeWriter();
     expect(await b).toEqual({ stock: 7 });
-    const logged = parseLog(readFileSync(logPath(fixture.logDir, "stock"), "utf8")).records.filter((r) => key in r.writes);
+    const logged = parseLog(readFileSync(logPath(fixture.logDir, "stock"), "utf8")).records.filter(
+      (r) => key in r.writes,
+    );
     expect(logged.map((r) => r.writes[key]!.stock)).toEqual(["9", "8", "7"]);
 
     // Redis loses its data: the log alone rebuilds it, A included.

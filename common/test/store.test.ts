@@ -95,7 +95,9 @@ describe("transact", () => {
 
   test("a decision without writes logs nothing", async () => {
     const before = logRecords().length;
-    const result = await store.transact("test.read_only", ["counter:one"], (snapshot) => ({ result: snapshot.get("counter:one")?.n }));
+    const result = await store.transact("test.read_only", ["counter:one"], (snapshot) => ({
+      result: snapshot.get("counter:one")?.n,
+    }));
     expect(result).toBe("1000");
     expect(logRecords().length).toBe(before);
   });
@@ -120,8 +122,12 @@ describe("writeMany", () => {
 });
 
 describe("a change whose process died before its answer", () => {
-  const leftByADeadProcess = (key: string, n: number) => committedNotLogged(store.client, key, { n: String(n) }, "test.unlogged");
-  const appendedSince = (count: number) => logRecords().slice(count).map((r) => [r.op, r.seq]);
+  const leftByADeadProcess = (key: string, n: number) =>
+    committedNotLogged(store.client, key, { n: String(n) }, "test.unlogged");
+  const appendedSince = (count: number) =>
+    logRecords()
+      .slice(count)
+      .map((r) => [r.op, r.seq]);
 
   test("is logged by the writer all the same", async () => {
     const seq = await leftByADeadProcess("unlogged:alone", 1);

@@ -36,7 +36,12 @@ test("a charge answered after the log writer's torn write survives Redis losing 
 
   // The writer, killed in the middle of writing a line; the next one starts.
   await redis.holdWriter();
-  const cut = formatRecord({ seq: 999_999, at: new Date().toISOString(), op: "payment.charge", writes: { "user:other": { credit: "5" } } });
+  const cut = formatRecord({
+    seq: 999_999,
+    at: new Date().toISOString(),
+    op: "payment.charge",
+    writes: { "user:other": { credit: "5" } },
+  });
   appendFileSync(logPath(logDir, "payment"), cut.slice(0, cut.length / 2));
   await redis.resumeWriter();
 

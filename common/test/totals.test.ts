@@ -15,34 +15,64 @@ const write = (key: string, hash: Record<string, string>, seq = 1) => ({ key, ha
 describe("totalsDelta", () => {
   test("a take moves units from the items held to the step's record: nothing to put_in", () => {
     const before = new Map<string, Hash>([["item:a", { stock: "10", price: "2" }]]);
-    const delta = totalsDelta("stock", [write("item:a", { stock: "7", price: "2" }), write("op:o:1.x", { items: '[["a",3]]', state: "applied" })], before, () => "stock.take");
+    const delta = totalsDelta(
+      "stock",
+      [write("item:a", { stock: "7", price: "2" }), write("op:o:1.x", { items: '[["a",3]]', state: "applied" })],
+      before,
+      () => "stock.take",
+    );
     expect(delta).toEqual({ held: -3, in_steps: 3 });
   });
 
   test("a restore moves them back", () => {
-    const before = new Map<string, Hash>([["item:a", { stock: "7", price: "2" }], ["op:o:1.x", { items: '[["a",3]]', state: "applied" }]]);
-    const delta = totalsDelta("stock", [write("item:a", { stock: "10", price: "2" }), write("op:o:1.x", { items: '[["a",3]]', state: "compensated" })], before, () => "stock.restore");
+    const before = new Map<string, Hash>([
+      ["item:a", { stock: "7", price: "2" }],
+      ["op:o:1.x", { items: '[["a",3]]', state: "applied" }],
+    ]);
+    const delta = totalsDelta(
+      "stock",
+      [write("item:a", { stock: "10", price: "2" }), write("op:o:1.x", { items: '[["a",3]]', state: "compensated" })],
+      before,
+      () => "stock.restore",
+    );
     expect(delta).toEqual({ held: 3, in_steps: -3 });
   });
 
   test("a take that took twice what its record says parts the two sides", () => {
     const before = new Map<string, Hash>([["item:a", { stock: "10", price: "2" }]]);
-    const delta = totalsDelta("stock", [write("item:a", { stock: "4", price: "2" }), write("op:o:1.x", { items: '[["a",3]]', state: "applied" })], before, () => "stock.take");
+    const delta = totalsDelta(
+      "stock",
+      [write("item:a", { stock: "4", price: "2" }), write("op:o:1.x", { items: '[["a",3]]', state: "applied" })],
+      before,
+      () => "stock.take",
+    );
     expect((delta.held ?? 0) + (delta.in_steps ?? 0)).toBe(-3);
   });
 
   test("every other change is a flow in or out, counted in put_in", () => {
     const before = new Map([["user:u", { credit: "5" }]]);
-    expect(totalsDelta("payment", [write("user:u", { credit: "9" })], before, () => "payment.add_funds")).toEqual({ held: 4, put_in: 4 });
-    expect(totalsDelta("payment", [write("user:n", { credit: "0" })], new Map(), () => "payment.create_user")).toEqual({});
+    expect(totalsDelta("payment", [write("user:u", { credit: "9" })], before, () => "payment.add_funds")).toEqual({
+      held: 4,
+      put_in: 4,
+    });
+    expect(totalsDelta("payment", [write("user:n", { credit: "0" })], new Map(), () => "payment.create_user")).toEqual(
+      {},
+    );
   });
 
   test("a key written twice in one batch counts from its state before the batch, through each write", () => {
     const before = new Map([["user:u", { credit: "10" }]]);
-    const ops = new Map([[1, "payment.charge"], [2, "payment.add_funds"]]);
+    const ops = new Map([
+      [1, "payment.charge"],
+      [2, "payment.add_funds"],
+    ]);
     const delta = totalsDelta(
       "payment",
-      [write("user:u", { credit: "4" }, 1), write("op:o:1.x", { user_id: "u", amount: "6", state: "applied" }, 1), write("user:u", { credit: "5" }, 2)],
+      [
+        write("user:u", { credit: "4" }, 1),
+        write("op:o:1.x", { user_id: "u", amount: "6", state: "applied" }, 1),
+        write("user:u", { credit: "5" }, 2),
+      ],
       before,
       (seq) => ops.get(seq)!,
     );
@@ -66,7 +96,8 @@ describe("the running totals of a stock service", () => {
       if (type !== "string") continue;
       const hash = JSON.parse(String(value)) as Record<string, string>;
       if (key.startsWith("item:")) held += Number(hash.stock);
-      if (key.startsWith("op:") && hash.state === "applied") inSteps += (JSON.parse(hash.items!) as Array<[string, number]>).reduce((sum, [, n]) => sum + n, 0);
+      if (key.startsWith("op:") && hash.state === "applied")
+        inSteps += (JSON.parse(hash.items!) as Array<[string, number]>).reduce((sum, [, n]) => sum + n, 0);
     }
     return { held, in_steps: inSteps };
   }
@@ -78,8 +109,18 @@ describe("the running totals of a stock service", () => {
     await post(url(`/subtract/${id}/2`));
     await post(url("/batch_init/5/7/1"));
     await post(url("/batch_init/5/4/1"));
-    await step(url(""), "take", "o1:1.a", { items: [[id, 5], ["0", 1]] });
-    await step(url(""), "take", "o1:1.a", { items: [[id, 5], ["0", 1]] });
+    await step(url(""), "take", "o1:1.a", {
+      items: [
+        [id, 5],
+        ["0", 1],
+      ],
+    });
+    await step(url(""), "take", "o1:1.a", {
+      items: [
+        [id, 5],
+        ["0", 1],
+      ],
+    });
     await step(url(""), "take", "o2:1.a", { items: [[id, 1]] });
     await step(url(""), "restore", "o2:1.a", { items: [[id, 1]] });
     await step(url(""), "take", "o3:1.a", { items: [[id, 1000]] });

@@ -31,12 +31,24 @@ const { logDir, redises, services } = scratch("checkout-unlogged-");
 async function startArmedStock(redisPort: number): Promise<{ url: string; exited: Promise<number | null> }> {
   const port = await freePort();
   const child = Bun.spawn(["bun", join(REPO_ROOT, "stock/src/main.ts")], {
-    env: { ...process.env, PORT: String(port), REDIS_PORT: String(redisPort), FAULT_DIR: logDir, INSTANCE_ID: INSTANCE, FAULT_POINT: FAULT, INTERNAL_SECRET: TEST_INTERNAL_SECRET },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      REDIS_PORT: String(redisPort),
+      FAULT_DIR: logDir,
+      INSTANCE_ID: INSTANCE,
+      FAULT_POINT: FAULT,
+      INTERNAL_SECRET: TEST_INTERNAL_SECRET,
+    },
     stdout: "ignore",
     stderr: "ignore",
   });
   const url = `http://127.0.0.1:${port}`;
-  const up = await eventually(async () => (await get(`${url}/health`).catch(() => ({ status: 0 }))).status === 200, 15_000, 50);
+  const up = await eventually(
+    async () => (await get(`${url}/health`).catch(() => ({ status: 0 }))).status === 200,
+    15_000,
+    50,
+  );
   if (!up) child.kill("SIGKILL");
   expect(up).toBe(true);
   return { url, exited: child.exited };

@@ -46,7 +46,16 @@ export type Order = {
 
 const NO_DRIVERS: ReadonlySet<string> = new Set();
 
-const NO_SAGA: SagaRecord = { status: "none", attempt: 0, opId: "", step: -1, error: null, owner: "", leaseUntil: 0, startedAt: 0 };
+const NO_SAGA: SagaRecord = {
+  status: "none",
+  attempt: 0,
+  opId: "",
+  step: -1,
+  error: null,
+  owner: "",
+  leaseUntil: 0,
+  startedAt: 0,
+};
 
 /**
  * Stored as six fields: the order's own four, the saga's status on its own (the unfinished-sagas index
@@ -70,7 +79,9 @@ export const orderCodec: Codec<Order> = {
     items: JSON.parse(h.items ?? "[]") as Array<[string, number]>,
     totalCost: Number(h.total_cost),
     paid: h.paid === "true",
-    saga: h.saga ? { status: (h.saga_status ?? "none") as SagaStatus, ...(JSON.parse(h.saga) as Omit<SagaRecord, "status">) } : NO_SAGA,
+    saga: h.saga
+      ? { status: (h.saga_status ?? "none") as SagaStatus, ...(JSON.parse(h.saga) as Omit<SagaRecord, "status">) }
+      : NO_SAGA,
   }),
 };
 
@@ -88,13 +99,21 @@ const unknownOrder = (id: string) => notFound("unknown_order", `order ${id} does
 
 // ---- pure rules ----
 
-export function withItem(order: Order | null, orderId: string, itemId: string, quantity: number, price: number): Order | AppError {
+export function withItem(
+  order: Order | null,
+  orderId: string,
+  itemId: string,
+  quantity: number,
+  price: number,
+): Order | AppError {
   if (!order) return unknownOrder(orderId);
   if (order.paid) return refused("order_already_paid", `order ${orderId} is paid; items can no longer be added`);
   if (isUnfinished(order.saga)) return refused("checkout_in_progress", `order ${orderId} is being checked out`);
-  if (order.items.length >= MAX_ITEMS_PER_STEP) return refused("order_too_large", `order ${orderId} already holds ${MAX_ITEMS_PER_STEP} lines`);
+  if (order.items.length >= MAX_ITEMS_PER_STEP)
+    return refused("order_too_large", `order ${orderId} already holds ${MAX_ITEMS_PER_STEP} lines`);
   const totalCost = order.totalCost + quantity * price;
-  if (!Number.isSafeInteger(totalCost) || totalCost > MAX_INTEGER) return badInput(`total cost of order ${orderId} would exceed ${MAX_INTEGER}`);
+  if (!Number.isSafeInteger(totalCost) || totalCost > MAX_INTEGER)
+    return badInput(`total cost of order ${orderId} would exceed ${MAX_INTEGER}`);
   return { ...order, items: [...order.items, [itemId, quantity]], totalCost };
 }
 
@@ -142,7 +161,16 @@ export function startCheckout(
   const attempt = saga.attempt + 1;
   const started: Order = {
     ...order,
-    saga: { status: "running", attempt, opId: operationId(orderId, attempt, nonce, now), step: 0, error: null, owner: me, leaseUntil: now + leaseMs, startedAt: now },
+    saga: {
+      status: "running",
+      attempt,
+      opId: operationId(orderId, attempt, nonce, now),
+      step: 0,
+      error: null,
+      owner: me,
+      leaseUntil: now + leaseMs,
+      startedAt: now,
+    },
   };
   return { result: { kind: "drive", order: started, takeover: false }, order: started };
 }
@@ -169,16 +197,28 @@ export type SagaChange = (saga: SagaRecord, order: Order) => (Partial<Order> & {
 const whileRunning = (saga: SagaRecord) => saga.status === "running";
 
 export const sagaChanges = {
-  renewLease: (now: number, leaseMs: number): SagaChange => (saga) => ({ saga: { ...saga, leaseUntil: now + leaseMs } }),
+  renewLease:
+    (now: number, leaseMs: number): SagaChange =>
+    (saga) => ({ saga: { ...saga, leaseUntil: now + leaseMs } }),
   /** Only a running saga becomes paid: once compensation is decided, a late "charged" changes nothing. */
-  paid: (): SagaChange => (saga) => (whileRunning(saga) ? { paid: true, saga: { ...saga, status: "done", owner: "", leaseUntil: 0 } } : null),
-  compensate: (fromStep: number, error: AppError, now: number, leaseMs: number): SagaChange => (saga) =>
-    whileRunning(saga)
-      ? {
-          saga: { ...saga, status: "compensating", step: fromStep, error: { status: error.status, code: error.code, message: error.message }, leaseUntil: now + leaseMs },
-        }
-      : null,
-  failed: (): SagaChange => (saga) => (saga.status === "compensating" ? { saga: { ...saga, status: "failed", owner: "", leaseUntil: 0 } } : null),
+  paid: (): SagaChange => (saga) =>
+    whileRunning(saga) ? { paid: true, saga: { ...saga, status: "done", owner: "", leaseUntil: 0 } } : null,
+  compensate:
+    (fromStep: number, error: AppError, now: number, leaseMs: number): SagaChange =>
+    (saga) =>
+      whileRunning(saga)
+        ? {
+            saga: {
+              ...saga,
+              status: "compensating",
+              step: fromStep,
+              error: { status: error.status, code: error.code, message: error.message },
+              leaseUntil: now + leaseMs,
+            },
+          }
+        : null,
+  failed: (): SagaChange => (saga) =>
+    saga.status === "compensating" ? { saga: { ...saga, status: "failed", owner: "", leaseUntil: 0 } } : null,
 };
 
 // ---- state changes ----
@@ -189,7 +229,8 @@ function orderOrNotFound(id: string, hash: Hash | null): Order {
 }
 
 export function createOrders(store: Store, instanceId: string, leaseMs: number) {
-  const change = (op: string, id: string, rule: (order: Order | null) => Order | AppError) => store.change(op, keys.order(id), orderCodec, rule);
+  const change = (op: string, id: string, rule: (order: Order | null) => Order | AppError) =>
+    store.change(op, keys.order(id), orderCodec, rule);
   /** Whether the driver's liveness key has expired (false for nobody, and for this process). */
   const isGone = async (driver: string): Promise<boolean> =>
     driver !== "" && driver !== instanceId && (await store.client.exists(keys.driverAlive(driver))) === 0;
@@ -199,7 +240,16 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     const key = keys.order(id);
     return store.transact("order.checkout", [key], (snapshot) => {
       const hash = snapshot.get(key);
-      const { result, order } = startCheckout(hash ? orderCodec.decode(hash) : null, id, instanceId, Date.now(), leaseMs, nonce, goneDrivers, resume);
+      const { result, order } = startCheckout(
+        hash ? orderCodec.decode(hash) : null,
+        id,
+        instanceId,
+        Date.now(),
+        leaseMs,
+        nonce,
+        goneDrivers,
+        resume,
+      );
       return order ? { result, writes: { [key]: orderCodec.encode(order) } } : { result };
     });
   };
@@ -219,10 +269,23 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     addItem: (orderId: string, itemId: string, quantity: number, price: number) =>
       change("order.add_item", orderId, (order) => withItem(order, orderId, itemId, quantity, price)),
 
-    async batchInit(count: number, itemCount: number, userCount: number, itemPrice: number, random = Math.random): Promise<void> {
+    async batchInit(
+      count: number,
+      itemCount: number,
+      userCount: number,
+      itemPrice: number,
+      random = Math.random,
+    ): Promise<void> {
       const pick = (n: number) => String(Math.floor(random() * n));
       const entries = Array.from({ length: count }, (_, i) => {
-        const order = newOrder(pick(userCount), [[pick(itemCount), 1], [pick(itemCount), 1]], 2 * itemPrice);
+        const order = newOrder(
+          pick(userCount),
+          [
+            [pick(itemCount), 1],
+            [pick(itemCount), 1],
+          ],
+          2 * itemPrice,
+        );
         return [keys.order(String(i)), orderCodec.encode(order)] as const;
       });
       await store.writeMany("order.batch_init", entries);
@@ -239,7 +302,7 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
         // The driver's liveness is read outside the claim: should it come back in between, both drive
         // the saga for a moment, which its operation id makes safe (and the claim's WATCH still
         // refuses a saga that changed hands meanwhile).
-        if (await isGone(start.driver)) (start = await claim(id, nonce, new Set([start.driver]), resume));
+        if (await isGone(start.driver)) start = await claim(id, nonce, new Set([start.driver]), resume);
       }
       if (start instanceof AppError) throw start;
       // A 200 for a payment another request recorded: its line must be in the log before the answer.
@@ -263,7 +326,12 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
 
     /** Whether this process may take the saga over, provided it does not drive it already (see isOrphaned). */
     isOrphaned: async (saga: SagaRecord): Promise<boolean> =>
-      isOrphaned(saga, instanceId, Date.now(), isUnfinished(saga) && saga.leaseUntil > Date.now() && (await isGone(saga.owner))),
+      isOrphaned(
+        saga,
+        instanceId,
+        Date.now(),
+        isUnfinished(saga) && saga.leaseUntil > Date.now() && (await isGone(saga.owner)),
+      ),
 
     /** Refreshes this process's liveness key (keys.driverAlive) for `ttlMs`: its sagas are its own while it lives. */
     async stillAlive(ttlMs: number): Promise<void> {

@@ -82,12 +82,17 @@ export class Slots {
  */
 function answerOf(peer: string, status: number, json: Partial<StepReply> & Record<string, unknown>): PeerAnswer {
   if (status >= 200 && status < 300) return { kind: "ok", body: json };
-  if (status === 401) return { kind: "unknown", reason: `${peer} refused the internal secret: INTERNAL_SECRET differs between replicas` };
+  if (status === 401)
+    return { kind: "unknown", reason: `${peer} refused the internal secret: INTERNAL_SECRET differs between replicas` };
   // The participant no longer knows the step's first outcome (its record may have expired): it did not
   // decide it, so the saga must not take it for a refusal (retention.ts).
-  if (json.error === "operation_expired") return { kind: "unknown", reason: `${peer}: ${json.message ?? "operation expired"}` };
+  if (json.error === "operation_expired")
+    return { kind: "unknown", reason: `${peer}: ${json.message ?? "operation expired"}` };
   if (status >= 400 && status < 500) {
-    return { kind: "refused", error: new AppError(status as ErrorStatus, (json.error ?? "not_found") as ErrorCode, String(json.message ?? "")) };
+    return {
+      kind: "refused",
+      error: new AppError(status as ErrorStatus, (json.error ?? "not_found") as ErrorCode, String(json.message ?? "")),
+    };
   }
   return { kind: "unknown", reason: `${peer} answered ${status}: ${json.message ?? ""}` };
 }
@@ -153,7 +158,9 @@ class Replica {
   markDown(why: string): void {
     if (this.down) return;
     this.down = true;
-    console.error(`[peers] ${this.peer} at ${this.baseUrl} unreachable (${why}); calls go to its other replicas until it takes connections`);
+    console.error(
+      `[peers] ${this.peer} at ${this.baseUrl} unreachable (${why}); calls go to its other replicas until it takes connections`,
+    );
     void this.untilReachable();
   }
 
@@ -230,7 +237,10 @@ export class Peer {
       batch.forEach((queued, i) => queued.answer(answerOf(this.name, Number(answers[i]?.status), answers[i] ?? {})));
       return;
     }
-    const whole = this.answerOfCall(reply, `${this.name} answered a call of ${batch.length} steps without their answers`);
+    const whole = this.answerOfCall(
+      reply,
+      `${this.name} answered a call of ${batch.length} steps without their answers`,
+    );
     for (const queued of batch) queued.answer(whole);
   }
 
@@ -273,7 +283,9 @@ export class Peer {
         // Abandoned early if, the answer being late, no connection to the replica can be made.
         const unreachable = new AbortController();
         const watchdog = setTimeout(() => {
-          void replica.reachable().then((ok) => ok || unreachable.abort(new Error(`no connection within ${this.connectTimeoutMs} ms`)));
+          void replica
+            .reachable()
+            .then((ok) => ok || unreachable.abort(new Error(`no connection within ${this.connectTimeoutMs} ms`)));
         }, this.connectTimeoutMs);
         replica.inFlight++;
         try {
@@ -284,7 +296,10 @@ export class Peer {
             signal: AbortSignal.any([AbortSignal.timeout(this.timeoutMs), unreachable.signal]),
           });
           // A 5xx is the peer's own infrastructure failing; its replicas share that, so stop here too.
-          return { status: response.status, json: (await response.json().catch(() => ({}))) as Record<string, unknown> };
+          return {
+            status: response.status,
+            json: (await response.json().catch(() => ({}))) as Record<string, unknown>,
+          };
         } catch (err) {
           const why = err instanceof Error ? err.message : String(err);
           reason = `${this.name} at ${replica.baseUrl}: ${why}`;

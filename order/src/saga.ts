@@ -67,7 +67,10 @@ const failedCheckout = (error: { code: AppError["code"]; message: string }): Che
 class SagaTakenOver extends Error {}
 
 const stillUndoing = (orderId: string) =>
-  failedCheckout({ code: "checkout_in_progress", message: `order ${orderId}'s previous checkout is still undoing its steps; retry later` });
+  failedCheckout({
+    code: "checkout_in_progress",
+    message: `order ${orderId}'s previous checkout is still undoing its steps; retry later`,
+  });
 
 /** Waiting for another driver's saga: first poll after FIRST ms, then doubling up to CAP. */
 const POLL_FIRST_MS = 5;
@@ -136,7 +139,10 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
    * nothing was done for it, and the order is still being checked out.
    */
   async function afterUndone(orderId: string, ended: Promise<void>): Promise<CheckoutOutcome> {
-    const inTime = await Promise.race([ended.then(() => true), Bun.sleep(timing.checkoutAnswerDeadlineMs).then(() => false)]);
+    const inTime = await Promise.race([
+      ended.then(() => true),
+      Bun.sleep(timing.checkoutAnswerDeadlineMs).then(() => false),
+    ]);
     return inTime ? checkout(orderId) : stillUndoing(orderId);
   }
 
@@ -148,7 +154,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
   ): Promise<void> {
     const start = await untilReachable(() => orders.startCheckout(orderId, resume));
     if (start.kind === "paid") return decide({ paid: true });
-    if (start.kind === "ended") return decide(failedCheckout({ code: "checkout_in_progress", message: "the attempt resumed had ended" }));
+    if (start.kind === "ended")
+      return decide(failedCheckout({ code: "checkout_in_progress", message: "the attempt resumed had ended" }));
     if (start.kind === "wait") return claimed(start.opId, start.decided);
     claimed(start.order.saga.opId);
     if (start.takeover) metrics.sagaTakeovers.inc();
@@ -168,7 +175,8 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     };
     const keepLease = async () => {
       if (order.saga.leaseUntil - Date.now() < timing.sagaLeaseMs / 2) {
-        if (!(await record("order.saga_lease", sagaChanges.renewLease(Date.now(), timing.sagaLeaseMs)))) throw new SagaTakenOver();
+        if (!(await record("order.saga_lease", sagaChanges.renewLease(Date.now(), timing.sagaLeaseMs))))
+          throw new SagaTakenOver();
       }
     };
 
@@ -181,7 +189,14 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
         const step = steps[k]!;
         // Nothing is recorded between steps (see above); the lease is kept as between retries.
         if (k > 0) await keepLease();
-        const answer = await sendUntil(orderId, step.name, step.forward, (a) => a.kind !== "unknown", keepLease, deadline);
+        const answer = await sendUntil(
+          orderId,
+          step.name,
+          step.forward,
+          (a) => a.kind !== "unknown",
+          keepLease,
+          deadline,
+        );
         if (answer.kind === "ok") {
           crashPoint(`after_${step.name}`);
           continue;
@@ -191,9 +206,18 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
         // the steps after it: a driver this one took over from may have sent them, and they may still
         // be in flight. So every step is undone; undoing one that never ran fences it instead.
         if (answer.kind === "unknown") metrics.sagaStepTimeouts.inc({ step: step.name });
-        const error = answer.kind === "refused" ? answer.error : new AppError(409, "peer_unavailable", `${step.name}: ${answer.reason}`);
+        const error =
+          answer.kind === "refused"
+            ? answer.error
+            : new AppError(409, "peer_unavailable", `${step.name}: ${answer.reason}`);
         const undoFrom = answer.kind === "refused" ? k - 1 : steps.length - 1;
-        if (!(await record("order.saga_compensate", sagaChanges.compensate(undoFrom, error, Date.now(), timing.sagaLeaseMs)))) return;
+        if (
+          !(await record(
+            "order.saga_compensate",
+            sagaChanges.compensate(undoFrom, error, Date.now(), timing.sagaLeaseMs),
+          ))
+        )
+          return;
         break;
       }
       if (order.saga.status === "running") {
@@ -231,9 +255,16 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
       if (Date.now() > sendBy) return { kind: "unknown", reason: "the forward steps' deadline has passed" };
       (attempt === 0 ? metrics.sagaStepsSent : metrics.sagaStepRetries).inc({ step });
       const answer = await call();
-      if (answer.kind !== "ok") lastStepErrors.set(orderId, `${step}: ${answer.kind === "refused" ? `${answer.error.code}: ${answer.error.message}` : answer.reason}`);
+      if (answer.kind !== "ok")
+        lastStepErrors.set(
+          orderId,
+          `${step}: ${answer.kind === "refused" ? `${answer.error.code}: ${answer.error.message}` : answer.reason}`,
+        );
       if (final(answer)) return answer;
-      if (answer.kind === "refused") console.error(`[saga] ${orderId} ${step}: refused (${answer.error.code}: ${answer.error.message}); sending it again`);
+      if (answer.kind === "refused")
+        console.error(
+          `[saga] ${orderId} ${step}: refused (${answer.error.code}: ${answer.error.message}); sending it again`,
+        );
       await Bun.sleep(backoff(attempt, RETRY_FIRST_MS, RETRY_CAP_MS));
       await keepLease();
     }
@@ -266,7 +297,9 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     for (let poll = 0; ; poll++) {
       const local = driving.get(orderId);
       if (local) return afterDecision ? checkout(orderId) : local.outcome;
-      const order = await orders.findLogged(orderId).catch((err) => (err instanceof AppError && err.status === 404 ? Promise.reject(err) : null));
+      const order = await orders
+        .findLogged(orderId)
+        .catch((err) => (err instanceof AppError && err.status === 404 ? Promise.reject(err) : null));
       if (order) {
         const saga = order.saga;
         if (order.paid) return { paid: true };
@@ -274,13 +307,21 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
           if (saga.opId !== opId || !isUnfinished(saga)) return checkout(orderId);
         } else if (saga.opId !== opId || !isUnfinished(saga) || saga.status === "compensating") {
           // Not paid and no longer running: this attempt failed (a newer one may have started since).
-          return failedCheckout(saga.opId === opId && saga.error ? saga.error : { code: "checkout_in_progress", message: "this checkout attempt failed; a newer one has started" });
+          return failedCheckout(
+            saga.opId === opId && saga.error
+              ? saga.error
+              : { code: "checkout_in_progress", message: "this checkout attempt failed; a newer one has started" },
+          );
         }
         if (await orders.isOrphaned(saga)) return checkout(orderId);
       }
       if (Date.now() > deadline) {
         if (afterDecision) return stillUndoing(orderId);
-        throw new AppError(503, "peer_unavailable", `the outcome of checkout ${orderId} is not known yet; retry the checkout to learn it`);
+        throw new AppError(
+          503,
+          "peer_unavailable",
+          `the outcome of checkout ${orderId} is not known yet; retry the checkout to learn it`,
+        );
       }
       await Bun.sleep(backoff(poll, POLL_FIRST_MS, POLL_CAP_MS));
     }

@@ -24,7 +24,11 @@ export type SagaInFlight = {
 
 export type SagasInFlight = { counts: Record<string, number>; total: number; listed: number; sagas: SagaInFlight[] };
 
-export function sagasInFlight(orders: ReadonlyArray<readonly [string, Order]>, now: number, lastStepError: (orderId: string) => string | undefined): SagasInFlight {
+export function sagasInFlight(
+  orders: ReadonlyArray<readonly [string, Order]>,
+  now: number,
+  lastStepError: (orderId: string) => string | undefined,
+): SagasInFlight {
   const unfinished = orders.filter(([, o]) => o.saga.status === "running" || o.saga.status === "compensating");
   const counts: Record<string, number> = { running: 0, compensating: 0 };
   for (const [, o] of unfinished) counts[o.saga.status] = (counts[o.saga.status] ?? 0) + 1;

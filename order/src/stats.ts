@@ -33,9 +33,14 @@ const conservation = z
 export const statsBody = z.object({
   at: z.string(),
   checkouts: z.object({ paid_per_s: z.number(), refused_per_s: z.number(), in_flight: z.number() }),
-  latency_ms: z.object({ p50: z.number(), p99: z.number() }).nullable().describe("checkout latency over the last interval; null when none was answered"),
+  latency_ms: z
+    .object({ p50: z.number(), p99: z.number() })
+    .nullable()
+    .describe("checkout latency over the last interval; null when none was answered"),
   sagas_in_flight: z.number().int(),
-  processes: z.array(z.object({ name: z.string(), service: z.enum(["order", "stock", "payment"]), restarts: z.number().int() })),
+  processes: z.array(
+    z.object({ name: z.string(), service: z.enum(["order", "stock", "payment"]), restarts: z.number().int() }),
+  ),
   conservation: z.object({ stock: conservation, payment: conservation }),
 });
 
@@ -69,11 +74,17 @@ export function quantileOf(buckets: ReadonlyMap<number, number>, q: number): num
 }
 
 /** `later − earlier`, bucket by bucket. */
-export function bucketDelta(later: ReadonlyMap<number, number>, earlier: ReadonlyMap<number, number>): Map<number, number> {
+export function bucketDelta(
+  later: ReadonlyMap<number, number>,
+  earlier: ReadonlyMap<number, number>,
+): Map<number, number> {
   return new Map([...later].map(([bound, count]) => [bound, count - (earlier.get(bound) ?? 0)]));
 }
 
-export const conservationOf = (totals: Totals): Conservation => ({ ...totals, holds: totals.held + totals.in_steps === totals.put_in });
+export const conservationOf = (totals: Totals): Conservation => ({
+  ...totals,
+  holds: totals.held + totals.in_steps === totals.put_in,
+});
 
 export function createStats(orders: OrderStore, peers: Peers, redis: Redis) {
   let previous: Sample | undefined;
@@ -100,11 +111,24 @@ export function createStats(orders: OrderStore, peers: Peers, redis: Redis) {
     const window = bucketDelta(now.latency, before.latency);
     const p50 = quantileOf(window, 0.5);
     const p99 = quantileOf(window, 0.99);
-    const [sagas, own, stock, payment] = await Promise.all([orders.unfinishedCount(), readOverview(redis), overviewOf(peers.stock), overviewOf(peers.payment)]);
-    const overviews: Array<[ServiceName, ServiceOverview | null]> = [["order", own], ["stock", stock], ["payment", payment]];
+    const [sagas, own, stock, payment] = await Promise.all([
+      orders.unfinishedCount(),
+      readOverview(redis),
+      overviewOf(peers.stock),
+      overviewOf(peers.payment),
+    ]);
+    const overviews: Array<[ServiceName, ServiceOverview | null]> = [
+      ["order", own],
+      ["stock", stock],
+      ["payment", payment],
+    ];
     return {
       at: new Date().toISOString(),
-      checkouts: { paid_per_s: perSecond(now.paid, before.paid), refused_per_s: perSecond(now.refused, before.refused), in_flight: await sumOf(metrics.checkoutsInFlight) },
+      checkouts: {
+        paid_per_s: perSecond(now.paid, before.paid),
+        refused_per_s: perSecond(now.refused, before.refused),
+        in_flight: await sumOf(metrics.checkoutsInFlight),
+      },
       latency_ms: p50 === null || p99 === null ? null : { p50: p50 * 1000, p99: p99 * 1000 },
       sagas_in_flight: sagas,
       processes: overviews.flatMap(([service, overview]) =>
@@ -112,7 +136,10 @@ export function createStats(orders: OrderStore, peers: Peers, redis: Redis) {
           .sort(([a], [b]) => a.localeCompare(b))
           .map(([name, starts]) => ({ name, service, restarts: Math.max(0, starts - 1) })),
       ),
-      conservation: { stock: stock && conservationOf(stock.totals), payment: payment && conservationOf(payment.totals) },
+      conservation: {
+        stock: stock && conservationOf(stock.totals),
+        payment: payment && conservationOf(payment.totals),
+      },
     };
   }
 

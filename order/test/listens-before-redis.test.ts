@@ -26,10 +26,22 @@ const TCP_TABLES = ["/proc/net/tcp", "/proc/net/tcp6"];
 const { logDir, redises, services, processes } = scratch("checkout-listens-");
 
 /** The real order service (order/src/main.ts) as a process of its own. */
-async function spawnOrder(redisPort: number, peers: { stock: string; payment: string }): Promise<{ url: string; child: ReturnType<typeof Bun.spawn> }> {
+async function spawnOrder(
+  redisPort: number,
+  peers: { stock: string; payment: string },
+): Promise<{ url: string; child: ReturnType<typeof Bun.spawn> }> {
   const port = await freePort();
   const child = Bun.spawn(["bun", join(REPO_ROOT, "order/src/main.ts")], {
-    env: { ...process.env, PORT: String(port), REDIS_PORT: String(redisPort), FAULT_DIR: logDir, INSTANCE_ID: `order-${port}`, STOCK_URLS: peers.stock, PAYMENT_URLS: peers.payment, INTERNAL_SECRET: TEST_INTERNAL_SECRET },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      REDIS_PORT: String(redisPort),
+      FAULT_DIR: logDir,
+      INSTANCE_ID: `order-${port}`,
+      STOCK_URLS: peers.stock,
+      PAYMENT_URLS: peers.payment,
+      INTERNAL_SECRET: TEST_INTERNAL_SECRET,
+    },
     stdout: "ignore",
     stderr: "ignore",
   });
@@ -43,7 +55,10 @@ const answers = async (url: string) => (await get(`${url}/health`).catch(() => (
  * A checkout sent on a socket of the test's own, so that its client port is known: `written` resolves
  * with that port once the request is handed to the kernel, `answer` with the status and JSON body.
  */
-function checkoutOnOwnSocket(baseUrl: string, orderId: string): { written: Promise<number>; answer: Promise<{ status: number; body: unknown }> } {
+function checkoutOnOwnSocket(
+  baseUrl: string,
+  orderId: string,
+): { written: Promise<number>; answer: Promise<{ status: number; body: unknown }> } {
   const { hostname, port } = new URL(baseUrl);
   const socket = connect({ host: hostname, port: Number(port) });
   const request = `POST /checkout/${orderId} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
@@ -91,7 +106,11 @@ function readByServer(clientPort: number, serverPort: number): boolean {
 }
 
 test("an order process whose Redis is down listens anyway, and a checkout sent to it is answered once Redis is back", async () => {
-  const [forOrder, forStock, forPayment] = await Promise.all([startRedis({ logFor: { service: "order" } }), startRedis({ logFor: { service: "stock" } }), startRedis({ logFor: { service: "payment" } })]);
+  const [forOrder, forStock, forPayment] = await Promise.all([
+    startRedis({ logFor: { service: "order" } }),
+    startRedis({ logFor: { service: "stock" } }),
+    startRedis({ logFor: { service: "payment" } }),
+  ]);
   redises.push(forOrder, forStock, forPayment);
   const stock = await startService("stock", { redisPort: forStock.port });
   const payment = await startService("payment", { redisPort: forPayment.port });

@@ -22,7 +22,11 @@ let payment: RunningService;
 let order: RunningService;
 
 beforeAll(async () => {
-  const [forStock, forPayment, forOrder] = await Promise.all([startRedis({ logFor: { service: "stock" } }), startRedis({ logFor: { service: "payment" } }), startRedis({ logFor: { service: "order" } })]);
+  const [forStock, forPayment, forOrder] = await Promise.all([
+    startRedis({ logFor: { service: "stock" } }),
+    startRedis({ logFor: { service: "payment" } }),
+    startRedis({ logFor: { service: "order" } }),
+  ]);
   redises.push(forStock, forPayment, forOrder);
   stock = await startService("stock", { redisPort: forStock.port });
   payment = await startService("payment", { redisPort: forPayment.port });
@@ -50,7 +54,8 @@ async function newUser(credit: number): Promise<string> {
 
 async function newOrder(userId: string, lines: Array<[string, number]> = []): Promise<string> {
   const { body } = await post(`${order.url}/create/${userId}`);
-  for (const [item, quantity] of lines) expect((await post(`${order.url}/addItem/${body.order_id}/${item}/${quantity}`)).status).toBe(200);
+  for (const [item, quantity] of lines)
+    expect((await post(`${order.url}/addItem/${body.order_id}/${item}/${quantity}`)).status).toBe(200);
   return body.order_id;
 }
 
@@ -59,7 +64,8 @@ const creditOf = async (id: string): Promise<number> => (await get(`${payment.ur
 const find = async (id: string) => (await get(`${order.url}/find/${id}`)).body;
 const checkout = (id: string) => post(`${order.url}/checkout/${id}`);
 /** Compensations may still be running when the 409 goes out; they finish shortly after. */
-const stockBecomes = (id: string, units: number) => eventually(async () => (await stockOf(id)) === units, COMPENSATION_TIMEOUT_MS);
+const stockBecomes = (id: string, units: number) =>
+  eventually(async () => (await stockOf(id)) === units, COMPENSATION_TIMEOUT_MS);
 
 describe("orders", () => {
   test("create makes an unpaid order without items for the user", async () => {
@@ -78,27 +84,54 @@ describe("orders", () => {
   test("addItem appends [item, quantity] and adds quantity × price to the total", async () => {
     const [a, b] = [await newItem(5, 0), await newItem(7, 0)];
     const id = await newOrder("user-1");
-    expect(await post(`${order.url}/addItem/${id}/${a}/2`)).toEqual({ status: 200, body: { order_id: id, total_cost: 10 } });
-    expect(await post(`${order.url}/addItem/${id}/${b}/1`)).toEqual({ status: 200, body: { order_id: id, total_cost: 17 } });
-    expect(await post(`${order.url}/addItem/${id}/${a}/1`)).toEqual({ status: 200, body: { order_id: id, total_cost: 22 } });
-    expect(await find(id)).toEqual({ order_id: id, paid: false, items: [[a, 2], [b, 1], [a, 1]], user_id: "user-1", total_cost: 22 });
+    expect(await post(`${order.url}/addItem/${id}/${a}/2`)).toEqual({
+      status: 200,
+      body: { order_id: id, total_cost: 10 },
+    });
+    expect(await post(`${order.url}/addItem/${id}/${b}/1`)).toEqual({
+      status: 200,
+      body: { order_id: id, total_cost: 17 },
+    });
+    expect(await post(`${order.url}/addItem/${id}/${a}/1`)).toEqual({
+      status: 200,
+      body: { order_id: id, total_cost: 22 },
+    });
+    expect(await find(id)).toEqual({
+      order_id: id,
+      paid: false,
+      items: [
+        [a, 2],
+        [b, 1],
+        [a, 1],
+      ],
+      user_id: "user-1",
+      total_cost: 22,
+    });
   });
 
   test("addItem of an unknown item is 404 unknown_item and changes nothing", async () => {
     const id = await newOrder("user-1");
-    expect(await post(`${order.url}/addItem/${id}/no-such-item/1`)).toEqual({ status: 404, body: errorBody("unknown_item") });
+    expect(await post(`${order.url}/addItem/${id}/no-such-item/1`)).toEqual({
+      status: 404,
+      body: errorBody("unknown_item"),
+    });
     expect(await find(id)).toMatchObject({ items: [], total_cost: 0 });
   });
 
   test("addItem to an unknown order is 404 unknown_order", async () => {
     const a = await newItem(5, 0);
-    expect(await post(`${order.url}/addItem/no-such-order/${a}/1`)).toEqual({ status: 404, body: errorBody("unknown_order") });
+    expect(await post(`${order.url}/addItem/no-such-order/${a}/1`)).toEqual({
+      status: 404,
+      body: errorBody("unknown_order"),
+    });
   });
 
   test("100 concurrent addItems to one order all count", async () => {
     const [a, b] = [await newItem(3, 0), await newItem(4, 0)];
     const id = await newOrder("user-1");
-    const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => post(`${order.url}/addItem/${id}/${i % 2 ? a : b}/1`)));
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => post(`${order.url}/addItem/${id}/${i % 2 ? a : b}/1`)),
+    );
     expect(answers.every((x) => x.status === 200)).toBe(true);
     const found = await find(id);
     expect(found.items.length).toBe(100);
@@ -109,7 +142,16 @@ describe("orders", () => {
     expect(await post(`${order.url}/batch_init/20/5/4/3`)).toEqual({ status: 200, body: { msg: expect.any(String) } });
     for (let i = 0; i < 20; i++) {
       const found = await find(String(i));
-      expect(found).toEqual({ order_id: String(i), paid: false, items: [[expect.any(String), 1], [expect.any(String), 1]], user_id: expect.any(String), total_cost: 6 });
+      expect(found).toEqual({
+        order_id: String(i),
+        paid: false,
+        items: [
+          [expect.any(String), 1],
+          [expect.any(String), 1],
+        ],
+        user_id: expect.any(String),
+        total_cost: 6,
+      });
       expect(Number(found.user_id)).toBeLessThan(4);
       for (const [item] of found.items) expect(["0", "1", "2", "3", "4"]).toContain(item);
     }
@@ -121,7 +163,11 @@ describe("checkout", () => {
   test("takes the stock, charges the total, marks the order paid and answers 200", async () => {
     const [a, b] = [await newItem(5, 10), await newItem(7, 10)];
     const user = await newUser(100);
-    const id = await newOrder(user, [[a, 2], [b, 1], [a, 1]]);
+    const id = await newOrder(user, [
+      [a, 2],
+      [b, 1],
+      [a, 1],
+    ]);
     expect(await checkout(id)).toEqual({ status: 200, body: { order_id: id, paid: true } });
     expect([await stockOf(a), await stockOf(b)]).toEqual([7, 9]);
     expect(await creditOf(user)).toBe(100 - 22);
@@ -149,14 +195,20 @@ describe("checkout", () => {
     const a = await newItem(5, 10);
     const id = await newOrder(await newUser(100), [[a, 1]]);
     await checkout(id);
-    expect(await post(`${order.url}/addItem/${id}/${a}/1`)).toEqual({ status: 409, body: errorBody("order_already_paid") });
+    expect(await post(`${order.url}/addItem/${id}/${a}/1`)).toEqual({
+      status: 409,
+      body: errorBody("order_already_paid"),
+    });
     expect(await find(id)).toMatchObject({ items: [[a, 1]], total_cost: 5, paid: true });
   });
 
   test("refused for stock is 409 insufficient_stock, takes no stock and charges nothing", async () => {
     const [a, b] = [await newItem(5, 10), await newItem(7, 1)];
     const user = await newUser(100);
-    const id = await newOrder(user, [[a, 1], [b, 2]]);
+    const id = await newOrder(user, [
+      [a, 1],
+      [b, 2],
+    ]);
     expect(await checkout(id)).toEqual({ status: 409, body: errorBody("insufficient_stock") });
     expect([await stockOf(a), await stockOf(b)]).toEqual([10, 1]);
     expect(await creditOf(user)).toBe(100);
@@ -187,7 +239,10 @@ describe("checkout", () => {
     const id = await newOrder(user);
     // An order written by batch_init can name items that were never created.
     const stored = parseStored(await order.store.client.get(keys.order(id)))!;
-    await order.store.client.set(keys.order(id), JSON.stringify({ ...stored, items: JSON.stringify([["no-such-item", 1]]), total_cost: "5" }));
+    await order.store.client.set(
+      keys.order(id),
+      JSON.stringify({ ...stored, items: JSON.stringify([["no-such-item", 1]]), total_cost: "5" }),
+    );
     expect(await checkout(id)).toEqual({ status: 409, body: errorBody("unknown_item") });
     expect(await creditOf(user)).toBe(100);
   });
@@ -219,7 +274,12 @@ describe("checkout", () => {
     const id = await newOrder(user, [[a, 1]]);
     expect((await checkout(id)).status).toBe(409);
     expect(await stockBecomes(a, 10)).toBe(true);
-    expect(await eventually(async () => (await order.store.read(keys.order(id)))?.saga_status === "failed", COMPENSATION_TIMEOUT_MS)).toBe(true);
+    expect(
+      await eventually(
+        async () => (await order.store.read(keys.order(id)))?.saga_status === "failed",
+        COMPENSATION_TIMEOUT_MS,
+      ),
+    ).toBe(true);
     await post(`${payment.url}/add_funds/${user}/1`);
     expect(await checkout(id)).toEqual({ status: 200, body: { order_id: id, paid: true } });
     expect(await creditOf(user)).toBe(0);
@@ -286,7 +346,10 @@ describe("invalid input", () => {
   test("addItem whose total would pass 2^53-1 is 400 and changes nothing", async () => {
     const a = await newItem(2 ** 40, 0);
     const id = await newOrder("user-1", [[a, 1]]);
-    expect(await post(`${order.url}/addItem/${id}/${a}/${2 ** 20}`)).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await post(`${order.url}/addItem/${id}/${a}/${2 ** 20}`)).toEqual({
+      status: 400,
+      body: errorBody("invalid_input"),
+    });
     expect(await find(id)).toMatchObject({ items: [[a, 1]], total_cost: 2 ** 40 });
   });
 });

@@ -18,7 +18,12 @@ type Replica = { url: string; calls: Call[]; stop: () => Promise<void> };
  * A replica that answers every step with `reply(step)`, or the whole call with `status` when it is
  * not 200; each call is held until `hold` resolves.
  */
-type ReplicaOptions = { status?: number; reply?: (step: Record<string, unknown>) => StepReply; hold?: () => Promise<void>; port?: number };
+type ReplicaOptions = {
+  status?: number;
+  reply?: (step: Record<string, unknown>) => StepReply;
+  hold?: () => Promise<void>;
+  port?: number;
+};
 
 function replica(options: ReplicaOptions = {}): Replica {
   const calls: Call[] = [];
@@ -30,7 +35,8 @@ function replica(options: ReplicaOptions = {}): Replica {
       const steps = request.method === "POST" ? ((await request.json()) as { steps: Call["steps"] }).steps : [];
       calls.push({ path: new URL(request.url).pathname, steps });
       await options.hold?.();
-      if (options.status && options.status !== 200) return Response.json({ error: "redis_unavailable", message: "no" }, { status: options.status });
+      if (options.status && options.status !== 200)
+        return Response.json({ error: "redis_unavailable", message: "no" }, { status: options.status });
       return Response.json({ answers: steps.map(reply) });
     },
   });
@@ -54,8 +60,20 @@ afterEach(async () => {
 const CALL_TIMEOUT_MS = 30_000;
 
 const peerAt = (urls: string[], stepCallsInFlight = 2) =>
-  new Peer("stock", urls, new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), TEST_INTERNAL_SECRET, 8, CALL_TIMEOUT_MS, stepCallsInFlight);
-const peerOf = (replicas: Replica[], stepCallsInFlight = 2) => peerAt(replicas.map((r) => r.url), stepCallsInFlight);
+  new Peer(
+    "stock",
+    urls,
+    new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }),
+    TEST_INTERNAL_SECRET,
+    8,
+    CALL_TIMEOUT_MS,
+    stepCallsInFlight,
+  );
+const peerOf = (replicas: Replica[], stepCallsInFlight = 2) =>
+  peerAt(
+    replicas.map((r) => r.url),
+    stepCallsInFlight,
+  );
 const take = (peer: Peer, op = "o:1.x") => peer.step("take", op, { items: [["i", 1]] });
 
 test("every call goes to the active replica while it answers", async () => {
@@ -92,7 +110,14 @@ test("a replica that could not be reached is passed over until it takes connecti
 test("a replica that answers late is not marked down: it takes connections, it is only slow", async () => {
   const release = Promise.withResolvers<void>();
   const [slow, standby] = [start({ hold: () => release.promise }), start()];
-  const peer = new Peer("stock", [slow.url, standby.url], new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), TEST_INTERNAL_SECRET, 8, 500);
+  const peer = new Peer(
+    "stock",
+    [slow.url, standby.url],
+    new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }),
+    TEST_INTERNAL_SECRET,
+    8,
+    500,
+  );
   // Past its connect timeout the call asks for a connection, gets one, and waits on until its own timeout.
   expect((await take(peer)).kind).toBe("ok");
   release.resolve();
@@ -112,7 +137,9 @@ test("a refusal or a 5xx from the active replica is the answer: the standby is n
 });
 
 test("a step refused as operation_expired is unknown: the participant no longer knows its first outcome", async () => {
-  const active = start({ reply: (): StepReply => ({ status: 409, error: "operation_expired", message: "record may have expired" }) });
+  const active = start({
+    reply: (): StepReply => ({ status: 409, error: "operation_expired", message: "record may have expired" }),
+  });
   expect((await take(peerOf([active]))).kind).toBe("unknown");
 });
 
@@ -157,7 +184,18 @@ test("a call answered without one answer per step leaves every step's outcome un
 });
 
 const roundRobinOf = (replicas: Replica[]) =>
-  new Peer("stock", replicas.map((r) => r.url), new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }), TEST_INTERNAL_SECRET, 8, CALL_TIMEOUT_MS, 1, undefined, undefined, "round-robin");
+  new Peer(
+    "stock",
+    replicas.map((r) => r.url),
+    new Bun.FetchSession({ keepAlive: { maxIdleSockets: 8 } }),
+    TEST_INTERNAL_SECRET,
+    8,
+    CALL_TIMEOUT_MS,
+    1,
+    undefined,
+    undefined,
+    "round-robin",
+  );
 
 test("round robin: calls one after the other go to each replica in turn", async () => {
   const [a, b] = [start(), start()];
@@ -193,7 +231,9 @@ test("a lone URL (a Kubernetes Service) is tried again when a call to it fails: 
       },
       data(socket) {
         if (connections === 1) return void socket.end();
-        socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+        socket.end(
+          `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+        );
       },
     },
   });

@@ -33,7 +33,12 @@ const logDir = mkdtempSync(join(tmpdir(), "checkout-repeated-"));
 
 beforeAll(async () => {
   redis = await startRedis({ logFor: { service: "order", logDir } });
-  order = await startService("order", { redisPort: redis.port, stockUrls: [UNUSED_PEER], paymentUrls: [UNUSED_PEER], sweeps: false });
+  order = await startService("order", {
+    redisPort: redis.port,
+    stockUrls: [UNUSED_PEER],
+    paymentUrls: [UNUSED_PEER],
+    sweeps: false,
+  });
 });
 
 afterAll(async () => {
@@ -42,9 +47,13 @@ afterAll(async () => {
   rmSync(logDir, { recursive: true, force: true });
 });
 
-const loggedSeqs = () => (existsSync(logPath(logDir, "order")) ? parseLog(readFileSync(logPath(logDir, "order"), "utf8")).records.map((r) => r.seq) : []);
+const loggedSeqs = () =>
+  existsSync(logPath(logDir, "order"))
+    ? parseLog(readFileSync(logPath(logDir, "order"), "utf8")).records.map((r) => r.seq)
+    : [];
 /** The request has read the record and waits for the log to hold it. */
-const untilWaitingForTheLog = async () => expect(await eventually(async () => waitingForTheLog(order.store) > 0, READ_TIMEOUT_MS)).toBe(true);
+const untilWaitingForTheLog = async () =>
+  expect(await eventually(async () => waitingForTheLog(order.store) > 0, READ_TIMEOUT_MS)).toBe(true);
 
 const saga = (fields: Partial<SagaRecord>): SagaRecord => ({
   status: "running",
@@ -59,10 +68,15 @@ const saga = (fields: Partial<SagaRecord>): SagaRecord => ({
 });
 
 /** What another order process leaves when it dies between EXEC and its log line. */
-const committedElsewhere = (id: string, state: Order, op: string) => committedNotLogged(order.store.client, keys.order(id), orderCodec.encode(state), op);
+const committedElsewhere = (id: string, state: Order, op: string) =>
+  committedNotLogged(order.store.client, keys.order(id), orderCodec.encode(state), op);
 
 test("'already paid' is answered once the payment's record is in the log", async () => {
-  const paid: Order = { ...newOrder("u1", [["i1", 1]], 5), paid: true, saga: saga({ status: "done", opId: "paid-elsewhere:1.a", owner: "", leaseUntil: 0 }) };
+  const paid: Order = {
+    ...newOrder("u1", [["i1", 1]], 5),
+    paid: true,
+    saga: saga({ status: "done", opId: "paid-elsewhere:1.a", owner: "", leaseUntil: 0 }),
+  };
   await redis.holdWriter();
   const seq = await committedElsewhere("paid-elsewhere", paid, "order.saga_paid");
   const answer = post(`${order.url}/checkout/paid-elsewhere`);
@@ -88,7 +102,10 @@ test("a failure decided by the process driving the saga is answered once its rec
   // It waits for the saga's outcome, reading the record again and again. Only now is it decided.
   await redis.holdWriter();
   const error = { status: 409 as const, code: "insufficient_credit" as const, message: "user u2 has 0, needs 5" };
-  const compensating: Order = { ...running, saga: saga({ opId: "failed-elsewhere:1.a", status: "compensating", step: 0, error }) };
+  const compensating: Order = {
+    ...running,
+    saga: saga({ opId: "failed-elsewhere:1.a", status: "compensating", step: 0, error }),
+  };
   const seq = await committedElsewhere("failed-elsewhere", compensating, "order.saga_compensate");
   // It reads the decision, and waits for the log to hold it.
   await untilWaitingForTheLog();

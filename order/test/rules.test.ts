@@ -3,7 +3,17 @@ import { AppError } from "@checkout/common/errors";
 import { expectAppError } from "../../common/test/support/errors";
 import { MAX_INTEGER } from "@checkout/common/http";
 import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
-import { isOrphaned, newOrder, orderCodec, ownsSaga, sagaChanges, startCheckout, withItem, type Order, type SagaRecord } from "../src/orders";
+import {
+  isOrphaned,
+  newOrder,
+  orderCodec,
+  ownsSaga,
+  sagaChanges,
+  startCheckout,
+  withItem,
+  type Order,
+  type SagaRecord,
+} from "../src/orders";
 
 const ME = "order-1";
 const OTHER = "order-2";
@@ -12,30 +22,46 @@ const LEASE = 3_000;
 const NONCE = "n0nce";
 const OP = `o:1.${NONCE}`;
 
-
 const withSaga = (saga: Partial<SagaRecord>, order = newOrder("u1", [["a", 1]], 5)): Order => ({
   ...order,
   saga: { ...order.saga, ...saga },
 });
 
-const running = (owner: string, leaseUntil: number) => withSaga({ status: "running", attempt: 1, opId: OP, step: 0, owner, leaseUntil });
+const running = (owner: string, leaseUntil: number) =>
+  withSaga({ status: "running", attempt: 1, opId: OP, step: 0, owner, leaseUntil });
 
 describe("withItem", () => {
   test("appends the item and adds quantity × price to the total", () => {
     const order = withItem(newOrder("u1", [["a", 1]], 5), "o", "b", 3, 7);
-    expect(order).toEqual({ ...newOrder("u1"), items: [["a", 1], ["b", 3]], totalCost: 26 });
+    expect(order).toEqual({
+      ...newOrder("u1"),
+      items: [
+        ["a", 1],
+        ["b", 3],
+      ],
+      totalCost: 26,
+    });
   });
 
   test("keeps a repeated item as a separate line", () => {
     const order = withItem(newOrder("u1", [["a", 1]], 5), "o", "a", 2, 5) as Order;
-    expect(order.items).toEqual([["a", 1], ["a", 2]]);
+    expect(order.items).toEqual([
+      ["a", 1],
+      ["a", 2],
+    ]);
     expect(order.totalCost).toBe(15);
   });
 
   test("beyond the lines one stock step carries is refused as order_too_large", () => {
-    const full = newOrder("u1", Array.from({ length: MAX_ITEMS_PER_STEP }, (_, i) => [`item-${i}`, 1] as [string, number]), MAX_ITEMS_PER_STEP);
+    const full = newOrder(
+      "u1",
+      Array.from({ length: MAX_ITEMS_PER_STEP }, (_, i) => [`item-${i}`, 1] as [string, number]),
+      MAX_ITEMS_PER_STEP,
+    );
     expectAppError(withItem(full, "o", "a", 1, 1), 409, "order_too_large");
-    expect((withItem({ ...full, items: full.items.slice(1) }, "o", "a", 1, 1) as Order).items).toHaveLength(MAX_ITEMS_PER_STEP);
+    expect((withItem({ ...full, items: full.items.slice(1) }, "o", "a", 1, 1) as Order).items).toHaveLength(
+      MAX_ITEMS_PER_STEP,
+    );
   });
 
   test("to an unknown order is unknown_order", () => {
@@ -51,7 +77,11 @@ describe("withItem", () => {
   });
 
   test("to an order whose checkout is compensating is refused as checkout_in_progress", () => {
-    expectAppError(withItem(withSaga({ status: "compensating", attempt: 1 }), "o", "a", 1, 1), 409, "checkout_in_progress");
+    expectAppError(
+      withItem(withSaga({ status: "compensating", attempt: 1 }), "o", "a", 1, 1),
+      409,
+      "checkout_in_progress",
+    );
   });
 
   test("to an order whose checkout failed is allowed", () => {
@@ -77,14 +107,30 @@ describe("startCheckout", () => {
   });
 
   test("of a paid order answers paid and writes nothing", () => {
-    const decision = startCheckout({ ...newOrder("u1"), paid: true, saga: { ...newOrder("u1").saga, status: "done", attempt: 1 } }, "o", ME, NOW, LEASE, NONCE);
+    const decision = startCheckout(
+      { ...newOrder("u1"), paid: true, saga: { ...newOrder("u1").saga, status: "done", attempt: 1 } },
+      "o",
+      ME,
+      NOW,
+      LEASE,
+      NONCE,
+    );
     expect(decision.result).toEqual({ kind: "paid" });
     expect(decision.order).toBeUndefined();
   });
 
   test("of a new order starts attempt 1 at step 0, running, leased to me, its operation id saying when it began", () => {
     const decision = startCheckout(newOrder("u1"), "o", ME, NOW, LEASE, NONCE);
-    const saga: SagaRecord = { status: "running", attempt: 1, opId: `${OP}@${NOW}`, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE, startedAt: NOW };
+    const saga: SagaRecord = {
+      status: "running",
+      attempt: 1,
+      opId: `${OP}@${NOW}`,
+      step: 0,
+      error: null,
+      owner: ME,
+      leaseUntil: NOW + LEASE,
+      startedAt: NOW,
+    };
     expect(decision.result).toEqual({ kind: "drive", order: { ...newOrder("u1"), saga }, takeover: false });
     expect(decision.order?.saga).toEqual(saga);
   });
@@ -96,22 +142,52 @@ describe("startCheckout", () => {
   });
 
   test("resuming an attempt that has ended (a sweep that looked just before) starts no new one and writes nothing", () => {
-    const failed = withSaga({ status: "failed", attempt: 1, opId: OP, step: -1, error: { status: 409, code: "insufficient_stock", message: "no" } });
+    const failed = withSaga({
+      status: "failed",
+      attempt: 1,
+      opId: OP,
+      step: -1,
+      error: { status: 409, code: "insufficient_stock", message: "no" },
+    });
     expect(startCheckout(failed, "o", ME, NOW, LEASE, NONCE, undefined, OP)).toEqual({ result: { kind: "ended" } });
     // Nor one that a newer attempt replaced.
-    const newer = withSaga({ status: "running", attempt: 2, opId: `o:2.${NONCE}`, step: 0, owner: OTHER, leaseUntil: NOW - 1 });
+    const newer = withSaga({
+      status: "running",
+      attempt: 2,
+      opId: `o:2.${NONCE}`,
+      step: 0,
+      owner: OTHER,
+      leaseUntil: NOW - 1,
+    });
     expect(startCheckout(newer, "o", ME, NOW, LEASE, NONCE, undefined, OP)).toEqual({ result: { kind: "ended" } });
   });
 
   test("resuming an orphaned attempt takes it over where it stands", () => {
     const decision = startCheckout(running(OTHER, NOW - 1), "o", ME, NOW, LEASE, NONCE, undefined, OP);
-    expect(decision.result).toMatchObject({ kind: "drive", order: { saga: { opId: OP, owner: ME, leaseUntil: NOW + LEASE } } });
+    expect(decision.result).toMatchObject({
+      kind: "drive",
+      order: { saga: { opId: OP, owner: ME, leaseUntil: NOW + LEASE } },
+    });
   });
 
   test("of a failed order starts the next attempt and forgets the old error", () => {
-    const failed = withSaga({ status: "failed", attempt: 3, step: -1, error: { status: 409, code: "insufficient_stock", message: "no" } });
+    const failed = withSaga({
+      status: "failed",
+      attempt: 3,
+      step: -1,
+      error: { status: 409, code: "insufficient_stock", message: "no" },
+    });
     const decision = startCheckout(failed, "o", ME, NOW, LEASE, NONCE);
-    expect(decision.order?.saga).toEqual({ status: "running", attempt: 4, opId: `o:4.${NONCE}@${NOW}`, step: 0, error: null, owner: ME, leaseUntil: NOW + LEASE, startedAt: NOW });
+    expect(decision.order?.saga).toEqual({
+      status: "running",
+      attempt: 4,
+      opId: `o:4.${NONCE}@${NOW}`,
+      step: 0,
+      error: null,
+      owner: ME,
+      leaseUntil: NOW + LEASE,
+      startedAt: NOW,
+    });
   });
 
   test("of an order whose saga another process holds a live lease on says to wait for that attempt", () => {
@@ -122,16 +198,39 @@ describe("startCheckout", () => {
 
   test("of an order whose saga another process holds a live lease on, that process being gone, takes the saga over", () => {
     const decision = startCheckout(running(OTHER, NOW + LEASE), "o", ME, NOW, LEASE, NONCE, new Set([OTHER]));
-    expect(decision.result).toMatchObject({ kind: "drive", order: { saga: { opId: OP, owner: ME, leaseUntil: NOW + LEASE } } });
+    expect(decision.result).toMatchObject({
+      kind: "drive",
+      order: { saga: { opId: OP, owner: ME, leaseUntil: NOW + LEASE } },
+    });
   });
 
   test("of an order whose saga another process is compensating says to wait for that attempt's end, its failure being decided", () => {
-    const compensating = withSaga({ status: "compensating", attempt: 1, opId: OP, step: 0, owner: OTHER, leaseUntil: NOW + 1, error: { status: 409, code: "insufficient_credit", message: "no" } });
-    expect(startCheckout(compensating, "o", ME, NOW, LEASE, NONCE).result).toEqual({ kind: "wait", opId: OP, decided: true, driver: OTHER });
+    const compensating = withSaga({
+      status: "compensating",
+      attempt: 1,
+      opId: OP,
+      step: 0,
+      owner: OTHER,
+      leaseUntil: NOW + 1,
+      error: { status: 409, code: "insufficient_credit", message: "no" },
+    });
+    expect(startCheckout(compensating, "o", ME, NOW, LEASE, NONCE).result).toEqual({
+      kind: "wait",
+      opId: OP,
+      decided: true,
+      driver: OTHER,
+    });
   });
 
   test("of an order whose saga lease has expired takes the saga over where it stands, and says it is a takeover", () => {
-    const stuck = withSaga({ status: "compensating", attempt: 2, step: 0, owner: OTHER, leaseUntil: NOW - 1, error: { status: 409, code: "insufficient_credit", message: "no" } });
+    const stuck = withSaga({
+      status: "compensating",
+      attempt: 2,
+      step: 0,
+      owner: OTHER,
+      leaseUntil: NOW - 1,
+      error: { status: 409, code: "insufficient_credit", message: "no" },
+    });
     const decision = startCheckout(stuck, "o", ME, NOW, LEASE, NONCE);
     const claimed = { ...stuck, saga: { ...stuck.saga, owner: ME, leaseUntil: NOW + LEASE } };
     expect(decision.result).toEqual({ kind: "drive", order: claimed, takeover: true });
@@ -145,7 +244,11 @@ describe("startCheckout", () => {
   test("of an order whose saga I hold drives it on with a renewed lease", () => {
     const mine = running(ME, NOW + 1);
     const decision = startCheckout(mine, "o", ME, NOW, LEASE, NONCE);
-    expect(decision.result).toEqual({ kind: "drive", order: { ...mine, saga: { ...mine.saga, leaseUntil: NOW + LEASE } }, takeover: false });
+    expect(decision.result).toEqual({
+      kind: "drive",
+      order: { ...mine, saga: { ...mine.saga, leaseUntil: NOW + LEASE } },
+      takeover: false,
+    });
   });
 });
 
@@ -164,7 +267,8 @@ describe("isOrphaned", () => {
   });
 
   test("never holds for a finished saga or an order never checked out", () => {
-    for (const status of ["done", "failed"] as const) expect(isOrphaned(withSaga({ status, owner: "", leaseUntil: 0 }).saga, ME, NOW, true)).toBe(false);
+    for (const status of ["done", "failed"] as const)
+      expect(isOrphaned(withSaga({ status, owner: "", leaseUntil: 0 }).saga, ME, NOW, true)).toBe(false);
     expect(isOrphaned(newOrder("u1").saga, ME, NOW, true)).toBe(false);
   });
 });
@@ -201,7 +305,10 @@ describe("sagaChanges", () => {
   const apply = (change: ReturnType<typeof sagaChanges.paid>) => ({ ...order, ...change(order.saga, order) });
 
   test("renewLease only renews the lease", () => {
-    expect(apply(sagaChanges.renewLease(NOW + 10, LEASE))).toEqual({ ...order, saga: { ...order.saga, leaseUntil: NOW + 10 + LEASE } });
+    expect(apply(sagaChanges.renewLease(NOW + 10, LEASE))).toEqual({
+      ...order,
+      saga: { ...order.saga, leaseUntil: NOW + 10 + LEASE },
+    });
   });
 
   test("paid marks the order paid and the saga done, releasing the lease", () => {
@@ -224,9 +331,23 @@ describe("sagaChanges", () => {
   });
 
   test("paid and compensate apply only to a running saga: a late 'charged' never marks a compensating order paid", () => {
-    const compensating = withSaga({ status: "compensating", attempt: 1, opId: OP, step: 0, owner: ME, leaseUntil: NOW });
+    const compensating = withSaga({
+      status: "compensating",
+      attempt: 1,
+      opId: OP,
+      step: 0,
+      owner: ME,
+      leaseUntil: NOW,
+    });
     expect(sagaChanges.paid()(compensating.saga, compensating)).toBeNull();
-    expect(sagaChanges.compensate(0, new AppError(409, "insufficient_credit", "no"), NOW, LEASE)(compensating.saga, compensating)).toBeNull();
+    expect(
+      sagaChanges.compensate(
+        0,
+        new AppError(409, "insufficient_credit", "no"),
+        NOW,
+        LEASE,
+      )(compensating.saga, compensating),
+    ).toBeNull();
   });
 
   test("failed finishes the saga, keeps its error, and releases the lease", () => {
@@ -240,7 +361,14 @@ describe("sagaChanges", () => {
 
 describe("orderCodec", () => {
   test("decodes what it encodes", () => {
-    const order = withSaga({ status: "compensating", attempt: 2, step: 1, owner: ME, leaseUntil: NOW, error: { status: 409, code: "insufficient_credit", message: "no" } });
+    const order = withSaga({
+      status: "compensating",
+      attempt: 2,
+      step: 1,
+      owner: ME,
+      leaseUntil: NOW,
+      error: { status: 409, code: "insufficient_credit", message: "no" },
+    });
     expect(orderCodec.decode(orderCodec.encode(order))).toEqual(order);
   });
 });

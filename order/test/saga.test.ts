@@ -39,7 +39,11 @@ let orderStore: Store;
 let real: Peers;
 
 beforeAll(async () => {
-  const [forStock, forPayment, forOrder] = await Promise.all([startRedis({ logFor: { service: "stock" } }), startRedis({ logFor: { service: "payment" } }), startRedis({ logFor: { service: "order" } })]);
+  const [forStock, forPayment, forOrder] = await Promise.all([
+    startRedis({ logFor: { service: "stock" } }),
+    startRedis({ logFor: { service: "payment" } }),
+    startRedis({ logFor: { service: "order" } }),
+  ]);
   redises.push(forStock, forPayment, forOrder);
   stock = await startService("stock", { redisPort: forStock.port });
   payment = await startService("payment", { redisPort: forPayment.port });
@@ -71,7 +75,11 @@ const ITEM_PRICE = 5;
 const ITEM_UNITS = 10;
 
 /** An order of `quantity` units of a new item, by a new user with `credit`, made through `orders`. */
-async function newOrder(orders: OrderStore, quantity: number, credit: number): Promise<{ id: string; item: string; user: string }> {
+async function newOrder(
+  orders: OrderStore,
+  quantity: number,
+  credit: number,
+): Promise<{ id: string; item: string; user: string }> {
   const item = await newItem(ITEM_PRICE, ITEM_UNITS);
   const user = await newUser(credit);
   const id = await orders.create(user);
@@ -82,11 +90,13 @@ async function newOrder(orders: OrderStore, quantity: number, credit: number): P
 const stockOf = async (id: string): Promise<number> => (await get(`${stock.url}/find/${id}`)).body.stock;
 const creditOf = async (id: string): Promise<number> => (await get(`${payment.url}/find_user/${id}`)).body.credit;
 const sagaStatus = async (orderId: string) => (await orderStore.read(keys.order(orderId)))?.saga_status;
-const sagaFinished = (orderId: string) => eventually(async () => ["done", "failed"].includes((await sagaStatus(orderId)) ?? ""), SETTLE_TIMEOUT_MS);
+const sagaFinished = (orderId: string) =>
+  eventually(async () => ["done", "failed"].includes((await sagaStatus(orderId)) ?? ""), SETTLE_TIMEOUT_MS);
 /** Whether `checkout` drives no saga any more (its stalled drivers have stopped). */
 const drivesNothing = (checkout: Checkout) => eventually(async () => checkout.inFlight() === 0, SETTLE_TIMEOUT_MS);
 /** Whether the lease recorded for the order's saga has run out, so that another driver may take it over. */
-const leaseRanOut = (orders: OrderStore, orderId: string) => eventually(async () => (await orders.find(orderId)).saga.leaseUntil < Date.now(), SETTLE_TIMEOUT_MS);
+const leaseRanOut = (orders: OrderStore, orderId: string) =>
+  eventually(async () => (await orders.find(orderId)).saga.leaseUntil < Date.now(), SETTLE_TIMEOUT_MS);
 
 /** A peer whose saga steps go through `route` first (to count, delay or drop them). */
 function scripted(peer: Peer, route: (action: string, send: () => Promise<PeerAnswer>) => Promise<PeerAnswer>): Peer {
@@ -164,11 +174,15 @@ describe("checkout saga", () => {
       }
       return send();
     });
-    const checkout = createCheckout(orders, { stock: real.stock, payment: flakyPayment }, {
-      ...TIMING,
-      // createCheckout's `timing` is typed as TIMING's literal values, so another value needs a cast.
-      forwardStepDeadlineMs: FORWARD_DEADLINE_MS as typeof TIMING.forwardStepDeadlineMs,
-    });
+    const checkout = createCheckout(
+      orders,
+      { stock: real.stock, payment: flakyPayment },
+      {
+        ...TIMING,
+        // createCheckout's `timing` is typed as TIMING's literal values, so another value needs a cast.
+        forwardStepDeadlineMs: FORWARD_DEADLINE_MS as typeof TIMING.forwardStepDeadlineMs,
+      },
+    );
 
     const outcomes = await Promise.all([checkout.checkout(id), checkout.checkout(id)]);
     expect(await sagaFinished(id)).toBe(true);
@@ -208,7 +222,10 @@ describe("checkout saga", () => {
   test("a sweep's claim of an attempt that failed after the sweep saw it orphaned starts no new attempt, even one that would now be paid", async () => {
     const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
     const { id, item: a, user } = await newOrder(orders, 1, 4);
-    expect(await createCheckout(orders, real).checkout(id)).toMatchObject({ paid: false, error: { code: "insufficient_credit" } });
+    expect(await createCheckout(orders, real).checkout(id)).toMatchObject({
+      paid: false,
+      error: { code: "insufficient_credit" },
+    });
     expect(await sagaFinished(id)).toBe(true);
     // What the sweep read: the attempt, still unfinished then. Since then it failed, and money came in.
     const seenBySweep = (await orders.find(id)).saga.opId;
@@ -236,7 +253,11 @@ describe("checkout saga", () => {
     expect(await leaseRanOut(first, id)).toBe(true);
     const sent: string[] = [];
     const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
-    const takeover = createCheckout(createOrders(orderStore, "driver-that-takes-over", LEASE_MS), { stock: counting(real.stock), payment: counting(real.payment) }, timing);
+    const takeover = createCheckout(
+      createOrders(orderStore, "driver-that-takes-over", LEASE_MS),
+      { stock: counting(real.stock), payment: counting(real.payment) },
+      timing,
+    );
     expect(await takeover.checkout(id)).toEqual({ paid: true });
     expect(sent).toEqual(["take", "charge"]);
     expect([await stockOf(a), await creditOf(user)]).toEqual([8, 90]);
@@ -306,14 +327,19 @@ describe("checkout saga", () => {
     let refunds = 0;
     const payment = scripted(real.payment, async (action, send) => {
       if (action === "charge") return (await send(), { kind: "unknown", reason: "scripted: the answer was lost" });
-      if (action === "refund" && ++refunds <= 2) return { kind: "refused", error: new AppError(400, "invalid_input", "scripted: would exceed") };
+      if (action === "refund" && ++refunds <= 2)
+        return { kind: "refused", error: new AppError(400, "invalid_input", "scripted: would exceed") };
       return send();
     });
     const checkout = createCheckout(orders, { stock: real.stock, payment }, timing);
     expect(await checkout.checkout(id)).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
     expect(await sagaFinished(id)).toBe(true);
     expect(await sagaStatus(id)).toBe("failed");
-    expect({ refunds, stock: await stockOf(a), credit: await creditOf(user) }).toEqual({ refunds: 3, stock: ITEM_UNITS, credit: 100 });
+    expect({ refunds, stock: await stockOf(a), credit: await creditOf(user) }).toEqual({
+      refunds: 3,
+      stock: ITEM_UNITS,
+      credit: 100,
+    });
   });
 
   test("a checkout that comes while the previous attempt cannot finish undoing answers 409 checkout_in_progress at the answer deadline", async () => {
@@ -329,7 +355,8 @@ describe("checkout saga", () => {
     let refusing = true;
     const payment = scripted(real.payment, async (action, send) => {
       if (action === "charge") return (await send(), { kind: "unknown", reason: "scripted: the answer was lost" });
-      if (action === "refund" && refusing) return { kind: "refused", error: new AppError(400, "invalid_input", "scripted: would exceed") };
+      if (action === "refund" && refusing)
+        return { kind: "refused", error: new AppError(400, "invalid_input", "scripted: would exceed") };
       return send();
     });
     const checkout = createCheckout(orders, { stock: real.stock, payment }, timing);
@@ -343,7 +370,11 @@ describe("checkout saga", () => {
 
   test("a driver that took a saga over and never learns a step's outcome undoes every step: a later step still in flight from the stalled driver is fenced", async () => {
     const LEASE_MS = 100;
-    const timing = { ...TIMING, sagaLeaseMs: LEASE_MS as typeof TIMING.sagaLeaseMs, forwardStepDeadlineMs: 200 as typeof TIMING.forwardStepDeadlineMs };
+    const timing = {
+      ...TIMING,
+      sagaLeaseMs: LEASE_MS as typeof TIMING.sagaLeaseMs,
+      forwardStepDeadlineMs: 200 as typeof TIMING.forwardStepDeadlineMs,
+    };
     const first = createOrders(orderStore, "driver-that-stalls", LEASE_MS);
     const { id, item: a, user } = await newOrder(first, 2, 100);
 
@@ -362,8 +393,14 @@ describe("checkout saga", () => {
     expect(await leaseRanOut(first, id)).toBe(true);
 
     // The second driver cannot reach stock for its take until its deadline passes.
-    const unreachableStock = scripted(real.stock, async (action, send) => (action === "take" ? { kind: "unknown", reason: "scripted: stock down" } : send()));
-    const takeover = createCheckout(createOrders(orderStore, "driver-that-takes-over", LEASE_MS), { stock: unreachableStock, payment: real.payment }, timing);
+    const unreachableStock = scripted(real.stock, async (action, send) =>
+      action === "take" ? { kind: "unknown", reason: "scripted: stock down" } : send(),
+    );
+    const takeover = createCheckout(
+      createOrders(orderStore, "driver-that-takes-over", LEASE_MS),
+      { stock: unreachableStock, payment: real.payment },
+      timing,
+    );
     expect(await takeover.checkout(id)).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
     expect(await sagaFinished(id)).toBe(true);
 
@@ -378,7 +415,11 @@ describe("checkout saga", () => {
   test("a driver that takes a saga over once its attempt's forward deadline has passed sends no forward step and undoes every step", async () => {
     const LEASE_MS = 100;
     const FORWARD_MS = 300;
-    const timing = { ...TIMING, sagaLeaseMs: LEASE_MS as typeof TIMING.sagaLeaseMs, forwardStepDeadlineMs: FORWARD_MS as typeof TIMING.forwardStepDeadlineMs };
+    const timing = {
+      ...TIMING,
+      sagaLeaseMs: LEASE_MS as typeof TIMING.sagaLeaseMs,
+      forwardStepDeadlineMs: FORWARD_MS as typeof TIMING.forwardStepDeadlineMs,
+    };
     const first = createOrders(orderStore, "driver-that-stalls", LEASE_MS);
     const { id, item: a, user } = await newOrder(first, 2, 100);
     const { checkout: stalling, answered: stalledAnswer, release } = await stalledAtCharge(first, id, timing);
@@ -390,7 +431,11 @@ describe("checkout saga", () => {
     // retention rests on it (common/src/config.ts, minStepRecordRetentionMs).
     const sent: string[] = [];
     const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
-    const takeover = createCheckout(createOrders(orderStore, "driver-that-takes-over", LEASE_MS), { stock: counting(real.stock), payment: counting(real.payment) }, timing);
+    const takeover = createCheckout(
+      createOrders(orderStore, "driver-that-takes-over", LEASE_MS),
+      { stock: counting(real.stock), payment: counting(real.payment) },
+      timing,
+    );
     expect(await takeover.checkout(id)).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
     expect(await sagaFinished(id)).toBe(true);
     expect(sent).toEqual(["refund", "restore"]);

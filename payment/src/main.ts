@@ -3,4 +3,6 @@ import { runService } from "@checkout/common/service";
 import { paymentApp } from "./app";
 import { createPayment } from "./payment";
 
-await runService("payment", (config, store) => ({ app: paymentApp(createPayment(store, stepRetention(config)), config.internalSecret) }));
+await runService("payment", (config, store) => ({
+  app: paymentApp(createPayment(store, stepRetention(config)), config.internalSecret),
+}));

@@ -29,7 +29,8 @@ export function credited(user: User | null, id: string, amount: number): User | 
 
 export function charged(user: User | null, id: string, amount: number): User | AppError {
   if (!user) return unknownUser(id);
-  if (user.credit < amount) return refused("insufficient_credit", `user ${id} has credit ${user.credit}, ${amount} requested`);
+  if (user.credit < amount)
+    return refused("insufficient_credit", `user ${id} has credit ${user.credit}, ${amount} requested`);
   return { credit: user.credit - amount };
 }
 
@@ -40,7 +41,8 @@ function userWrite(id: string, next: User | AppError): Writes | AppError {
 // ---- state changes ----
 
 export function createPayment(store: Store, retention: StepRetention) {
-  const userIn = (hash: Parameters<Codec<User>["decode"]>[0] | null | undefined) => (hash ? userCodec.decode(hash) : null);
+  const userIn = (hash: Parameters<Codec<User>["decode"]>[0] | null | undefined) =>
+    hash ? userCodec.decode(hash) : null;
 
   return {
     async create(): Promise<string> {
@@ -55,12 +57,17 @@ export function createPayment(store: Store, retention: StepRetention) {
       return userCodec.decode(hash);
     },
 
-    addFunds: (id: string, amount: number) => store.change("payment.add_funds", keys.user(id), userCodec, (u) => credited(u, id, amount)),
-    pay: (id: string, amount: number) => store.change("payment.pay", keys.user(id), userCodec, (u) => charged(u, id, amount)),
+    addFunds: (id: string, amount: number) =>
+      store.change("payment.add_funds", keys.user(id), userCodec, (u) => credited(u, id, amount)),
+    pay: (id: string, amount: number) =>
+      store.change("payment.pay", keys.user(id), userCodec, (u) => charged(u, id, amount)),
 
     async batchInit(count: number, credit: number): Promise<void> {
       const hash = userCodec.encode({ credit });
-      await store.writeMany("payment.batch_init", Array.from({ length: count }, (_, i) => [keys.user(String(i)), hash] as const));
+      await store.writeMany(
+        "payment.batch_init",
+        Array.from({ length: count }, (_, i) => [keys.user(String(i)), hash] as const),
+      );
     },
 
     /** Saga step: charges an order's total once per operation id. */
@@ -71,7 +78,9 @@ export function createPayment(store: Store, retention: StepRetention) {
       return settled(
         store,
         await store.transact("payment.charge", [opKey, userKey], (snapshot) =>
-          forwardStep(opKey, snapshot.get(opKey) ?? null, payload, { opId, now: Date.now(), retention }, () => userWrite(userId, charged(userIn(snapshot.get(userKey)), userId, amount))),
+          forwardStep(opKey, snapshot.get(opKey) ?? null, payload, { opId, now: Date.now(), retention }, () =>
+            userWrite(userId, charged(userIn(snapshot.get(userKey)), userId, amount)),
+          ),
         ),
       );
     },
@@ -84,12 +93,18 @@ export function createPayment(store: Store, retention: StepRetention) {
       return settled(
         store,
         await store.transact("payment.refund", [opKey, userKey], (snapshot) =>
-          compensateStep(opKey, snapshot.get(opKey) ?? null, payload, { opId, now: Date.now(), retention }, (applied) => {
-            if (applied.user_id !== userId || applied.amount !== payload.amount) {
-              throw badInput(`operation ${opId} charged another user or amount than the refund names`);
-            }
-            return userWrite(userId, credited(userIn(snapshot.get(userKey)), userId, amount));
-          }),
+          compensateStep(
+            opKey,
+            snapshot.get(opKey) ?? null,
+            payload,
+            { opId, now: Date.now(), retention },
+            (applied) => {
+              if (applied.user_id !== userId || applied.amount !== payload.amount) {
+                throw badInput(`operation ${opId} charged another user or amount than the refund names`);
+              }
+              return userWrite(userId, credited(userIn(snapshot.get(userKey)), userId, amount));
+            },
+          ),
         ),
       );
     },

@@ -27,7 +27,10 @@ describe("public endpoints", () => {
   test("create_user makes a user with credit 0", async () => {
     const created = await post(url("/create_user"));
     expect(created).toEqual({ status: 200, body: { user_id: expect.any(String) } });
-    expect(await get(url(`/find_user/${created.body.user_id}`))).toEqual({ status: 200, body: { user_id: created.body.user_id, credit: 0 } });
+    expect(await get(url(`/find_user/${created.body.user_id}`))).toEqual({
+      status: 200,
+      body: { user_id: created.body.user_id, credit: 0 },
+    });
   });
 
   test("find_user of an unknown user is 404 unknown_user", async () => {
@@ -75,7 +78,8 @@ describe("public endpoints", () => {
 
   test("batch_init creates users '0' … 'n-1' with the given credit", async () => {
     expect(await post(url("/batch_init/3/50"))).toEqual({ status: 200, body: { msg: expect.any(String) } });
-    for (const id of ["0", "1", "2"]) expect(await get(url(`/find_user/${id}`))).toEqual({ status: 200, body: { user_id: id, credit: 50 } });
+    for (const id of ["0", "1", "2"])
+      expect(await get(url(`/find_user/${id}`))).toEqual({ status: 200, body: { user_id: id, credit: 50 } });
     expect((await get(url("/find_user/3"))).status).toBe(404);
   });
 
@@ -137,11 +141,14 @@ describe("invalid input", () => {
     ["take", "o:1", { user_id: "0", amount: 1 }],
   ];
 
-  test.each(badSteps)("a %s step for %s with %j is answered 400 invalid_input and changes nothing", async (action, opId, fields) => {
-    const before = await state();
-    expect(await step(url(""), action, opId, fields)).toEqual({ status: 400, body: errorBody("invalid_input") });
-    expect(await state()).toEqual(before);
-  });
+  test.each(badSteps)(
+    "a %s step for %s with %j is answered 400 invalid_input and changes nothing",
+    async (action, opId, fields) => {
+      const before = await state();
+      expect(await step(url(""), action, opId, fields)).toEqual({ status: 400, body: errorBody("invalid_input") });
+      expect(await state()).toEqual(before);
+    },
+  );
 
   test.each([[{ steps: [] }], [{}]])("a call with %j is 400 invalid_input and changes nothing", async (body) => {
     const before = await state();
@@ -162,7 +169,10 @@ describe("saga steps answer only the order service", () => {
     const u = await newUser(10);
     const before = await state();
     const body = { steps: [{ action: "charge", op_id: "intruder:1", user_id: u, amount: 4 }] };
-    expect(await call("POST", url(STEPS_PATH), body, headers)).toEqual({ status: 401, body: errorBody("unauthorized") });
+    expect(await call("POST", url(STEPS_PATH), body, headers)).toEqual({
+      status: 401,
+      body: errorBody("unauthorized"),
+    });
     expect(await state()).toEqual(before);
     expect(await creditOf(u)).toBe(10);
   });

@@ -3,7 +3,6 @@ import { MAX_INTEGER } from "@checkout/common/http";
 import { expectAppError } from "../../common/test/support/errors";
 import { charged, credited } from "../src/payment";
 
-
 describe("charged", () => {
   test("takes the amount off the credit", () => {
     expect(charged({ credit: 10 }, "u", 4)).toEqual({ credit: 6 });

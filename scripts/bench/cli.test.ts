@@ -30,8 +30,15 @@ describe("parseCli", () => {
   });
 
   test("--shape soak runs for four retentions by default, with the shortest retention allowed", () => {
-    expect(parseCli(["--shape", "soak"])).toMatchObject({ shapes: ["soak"], seconds: SOAK.defaultSeconds, retentionS: SOAK.defaultRetentionS });
-    expect(parseCli(["--shape", "soak", "--retention", "86400", "--seconds", "60"])).toMatchObject({ seconds: 60, retentionS: 86400 });
+    expect(parseCli(["--shape", "soak"])).toMatchObject({
+      shapes: ["soak"],
+      seconds: SOAK.defaultSeconds,
+      retentionS: SOAK.defaultRetentionS,
+    });
+    expect(parseCli(["--shape", "soak", "--retention", "86400", "--seconds", "60"])).toMatchObject({
+      seconds: 60,
+      retentionS: 86400,
+    });
     expect(SOAK.defaultRetentionS * 1000).toBeGreaterThanOrEqual(minStepRecordRetentionMs());
   });
 
@@ -41,7 +48,10 @@ describe("parseCli", () => {
   });
 
   test("--balancing chooses the started stacks' balancing; --compare-balancing starts its own stacks", () => {
-    expect(parseCli(["--start-stack", "--balancing", "round-robin"])).toMatchObject({ balancing: "round-robin", compareBalancing: false });
+    expect(parseCli(["--start-stack", "--balancing", "round-robin"])).toMatchObject({
+      balancing: "round-robin",
+      compareBalancing: false,
+    });
     expect(parseCli(["--compare-balancing"])).toMatchObject({ compareBalancing: true, startStack: true });
   });
 

@@ -104,7 +104,8 @@ export function loopbackUrl(name: string, raw: string): string {
   if (url.protocol !== "http:") throw new UsageError(`--${name} must be an http:// URL`);
   const host = url.hostname;
   const loopback = host === "localhost" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-  if (!loopback) throw new UsageError(`--${name} must point at a loopback address (127.0.0.0/8, ::1, localhost), got ${host}`);
+  if (!loopback)
+    throw new UsageError(`--${name} must point at a loopback address (127.0.0.0/8, ::1, localhost), got ${host}`);
   return url.origin;
 }
 
@@ -142,9 +143,11 @@ export function parseCli(argv: readonly string[]): BenchOptions {
   const compareBalancing = parsed["compare-balancing"] ?? false;
   const startStack = (parsed["start-stack"] ?? false) || compareBalancing;
   const soak = shape === "soak";
-  if (soak && parsed.url !== undefined) throw new UsageError("--shape soak starts a stack of its own, with its retention: --url does not apply");
+  if (soak && parsed.url !== undefined)
+    throw new UsageError("--shape soak starts a stack of its own, with its retention: --url does not apply");
   if (!soak && parsed.retention !== undefined) throw new UsageError("--retention is for --shape soak");
-  if (startStack && parsed.url !== undefined) throw new UsageError("--start-stack (or --compare-balancing) and --url exclude each other");
+  if (startStack && parsed.url !== undefined)
+    throw new UsageError("--start-stack (or --compare-balancing) and --url exclude each other");
   let balancing: Balancing;
   try {
     balancing = balancingOf("--balancing", parsed.balancing ?? DEFAULT_BALANCING);

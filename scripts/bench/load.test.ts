@@ -24,7 +24,8 @@ const server = Bun.serve({
   async fetch(req) {
     const path = new URL(req.url).pathname;
     seen.push(path);
-    if (path.startsWith("/refuse/")) return Response.json({ error: "insufficient_stock", message: "no" }, { status: 409 });
+    if (path.startsWith("/refuse/"))
+      return Response.json({ error: "insufficient_stock", message: "no" }, { status: 409 });
     if (path.startsWith("/held/")) {
       onHeld(performance.now());
       await heldRequests.promise;
@@ -70,11 +71,21 @@ describe("runLoad", () => {
   test("fails when the load never reaches the fault's answer, and rethrows a fault that failed", async () => {
     const urls = [`${base}/ok/short-1`, `${base}/ok/short-2`];
     const inject = async () => {};
-    await expect(runLoad({ urls, clients: 1, durationMs: AMPLE_DURATION_MS, session, fault: { afterAnswers: 3, inject } })).rejects.toThrow("only 2 came back");
+    await expect(
+      runLoad({ urls, clients: 1, durationMs: AMPLE_DURATION_MS, session, fault: { afterAnswers: 3, inject } }),
+    ).rejects.toThrow("only 2 came back");
     const failing = async () => {
       throw new Error("the kill failed");
     };
-    await expect(runLoad({ urls, clients: 1, durationMs: AMPLE_DURATION_MS, session, fault: { afterAnswers: 1, inject: failing } })).rejects.toThrow("the kill failed");
+    await expect(
+      runLoad({
+        urls,
+        clients: 1,
+        durationMs: AMPLE_DURATION_MS,
+        session,
+        fault: { afterAnswers: 1, inject: failing },
+      }),
+    ).rejects.toThrow("the kill failed");
   });
 
   test("sends every URL exactly once and records each answer at its URL's index", async () => {
@@ -118,7 +129,13 @@ describe("runLoad", () => {
   });
 
   test("a request that outlives the timeout is aborted and counted as a timeout", async () => {
-    const result = await runLoad({ urls: [`${base}/hang`, `${base}/ok/1`], clients: 1, durationMs: AMPLE_DURATION_MS, session, requestTimeoutMs: STUCK_REQUEST_TIMEOUT_MS });
+    const result = await runLoad({
+      urls: [`${base}/hang`, `${base}/ok/1`],
+      clients: 1,
+      durationMs: AMPLE_DURATION_MS,
+      session,
+      requestTimeoutMs: STUCK_REQUEST_TIMEOUT_MS,
+    });
 
     expect(result.statuses[0]).toBe(NETWORK_ERROR);
     expect(result.statuses[1]).toBe(200);

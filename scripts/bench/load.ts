@@ -237,7 +237,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     }
   }, WATCHDOG_INTERVAL_MS);
   const reporter = options.onProgress
-    ? setInterval(() => options.onProgress!({ elapsedMs: performance.now() - startedAt, answered, counts }), PROGRESS_INTERVAL_MS)
+    ? setInterval(
+        () => options.onProgress!({ elapsedMs: performance.now() - startedAt, answered, counts }),
+        PROGRESS_INTERVAL_MS,
+      )
     : undefined;
 
   try {
@@ -249,12 +252,17 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     if (reporter) clearInterval(reporter);
   }
   if (options.fault && !faultAt) {
-    throw new Error(`the fault was to be injected after ${options.fault.afterAnswers} answers, but only ${answered} came back`);
+    throw new Error(
+      `the fault was to be injected after ${options.fault.afterAnswers} answers, but only ${answered} came back`,
+    );
   }
 
   const ticksAfter = await readCpuTicks();
   const elapsedMs = Math.max(lastAnswerAt - startedAt, 1);
-  const cpu = ticksBefore && ticksAfter ? machineCpu(ticksBefore, ticksAfter, performance.now() - startedAt, decided(counts)) : undefined;
+  const cpu =
+    ticksBefore && ticksAfter
+      ? machineCpu(ticksBefore, ticksAfter, performance.now() - startedAt, decided(counts))
+      : undefined;
   return {
     statuses,
     histogram,

@@ -17,7 +17,10 @@ describe("machine cpu", () => {
 
   test("CPU time per checkout is the busy share of all cores over the window, divided among the checkouts", () => {
     // Half of 2 cores for 10 s is 10 s of CPU; over 5000 checkouts, 2 ms each.
-    expect(machineCpu({ busy: 0, total: 0 }, { busy: 500, total: 1000 }, 10_000, 5000, 2)).toEqual({ busyShare: 0.5, msPerCheckout: 2 });
+    expect(machineCpu({ busy: 0, total: 0 }, { busy: 500, total: 1000 }, 10_000, 5000, 2)).toEqual({
+      busyShare: 0.5,
+      msPerCheckout: 2,
+    });
     expect(machineCpu({ busy: 0, total: 0 }, { busy: 500, total: 1000 }, 10_000, 0, 2)).toBeUndefined();
   });
 

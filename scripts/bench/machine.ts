@@ -33,7 +33,13 @@ export async function readCpuTicks(): Promise<CpuTicks | null> {
 }
 
 /** The window's busy share, and CPU time per checkout: busy share × cores × seconds ÷ checkouts. */
-export function machineCpu(before: CpuTicks, after: CpuTicks, elapsedMs: number, checkouts: number, cores = availableParallelism()): MachineCpu | undefined {
+export function machineCpu(
+  before: CpuTicks,
+  after: CpuTicks,
+  elapsedMs: number,
+  checkouts: number,
+  cores = availableParallelism(),
+): MachineCpu | undefined {
   const total = after.total - before.total;
   if (total <= 0 || checkouts <= 0) return undefined;
   const busyShare = (after.busy - before.busy) / total;
@@ -45,7 +51,9 @@ export function machineCpu(before: CpuTicks, after: CpuTicks, elapsedMs: number,
  * checkout by each window's checkouts. Undefined when a window has no figure: a partial one would be
  * read as the whole.
  */
-export function mergeCpu(parts: ReadonlyArray<{ cpu: MachineCpu | undefined; elapsedMs: number; checkouts: number }>): MachineCpu | undefined {
+export function mergeCpu(
+  parts: ReadonlyArray<{ cpu: MachineCpu | undefined; elapsedMs: number; checkouts: number }>,
+): MachineCpu | undefined {
   let busyTime = 0;
   let elapsedMs = 0;
   let cpuMs = 0;

@@ -32,7 +32,18 @@ const window = (answered2xx: number, elapsedMs: number, latencyMs: number, cpu?:
   const histogram = createHistogram();
   for (let i = 0; i < answered2xx; i++) recordMs(histogram, latencyMs);
   const counts = { ...emptyCounts(), "2xx": answered2xx };
-  return { statuses: new Int16Array(0), histogram, counts, elapsedMs, sent: answered2xx, answered: answered2xx, throughput: answered2xx / (elapsedMs / 1000), failureCodes: {}, exhausted: false, cpu };
+  return {
+    statuses: new Int16Array(0),
+    histogram,
+    counts,
+    elapsedMs,
+    sent: answered2xx,
+    answered: answered2xx,
+    throughput: answered2xx / (elapsedMs / 1000),
+    failureCodes: {},
+    exhausted: false,
+    cpu,
+  };
 };
 
 describe("windows merged into one load", () => {
@@ -45,10 +56,12 @@ describe("windows merged into one load", () => {
   });
 
   test("CPU per checkout is weighted by checkouts, the busy share by time; a window without a figure gives none", () => {
-    expect(mergeCpu([
-      { cpu: { busyShare: 1, msPerCheckout: 2 }, elapsedMs: 1_000, checkouts: 100 },
-      { cpu: { busyShare: 0.5, msPerCheckout: 1 }, elapsedMs: 3_000, checkouts: 300 },
-    ])).toEqual({ busyShare: 0.625, msPerCheckout: 1.25 });
+    expect(
+      mergeCpu([
+        { cpu: { busyShare: 1, msPerCheckout: 2 }, elapsedMs: 1_000, checkouts: 100 },
+        { cpu: { busyShare: 0.5, msPerCheckout: 1 }, elapsedMs: 3_000, checkouts: 300 },
+      ]),
+    ).toEqual({ busyShare: 0.625, msPerCheckout: 1.25 });
     expect(mergeCpu([{ cpu: undefined, elapsedMs: 1_000, checkouts: 100 }])).toBeUndefined();
   });
 });
@@ -65,9 +78,21 @@ describe("two shapes measured in turns", () => {
     const SECONDS = 0.8;
     // Far more than the clients can send in the windows' time (CLIENTS × SECONDS / ANSWER_DELAY_MS): no window runs dry.
     const ORDERS = 100_000;
-    const ctx = (baseUrl: string): ShapeContext => ({ baseUrl, clients: CLIENTS, seconds: SECONDS, warmupSeconds: 0, orders: 0, log: () => {} });
+    const ctx = (baseUrl: string): ShapeContext => ({
+      baseUrl,
+      clients: CLIENTS,
+      seconds: SECONDS,
+      warmupSeconds: 0,
+      orders: 0,
+      log: () => {},
+    });
     const prepared = (shape: "skeleton" | "uniform", baseUrl: string): PreparedShape => {
-      const windows = checkoutWindows(shape, baseUrl, Array.from({ length: ORDERS }, (_, i) => `${shape}-${i}`), CLIENTS);
+      const windows = checkoutWindows(
+        shape,
+        baseUrl,
+        Array.from({ length: ORDERS }, (_, i) => `${shape}-${i}`),
+        CLIENTS,
+      );
       return {
         shape,
         windows,
@@ -76,7 +101,10 @@ describe("two shapes measured in turns", () => {
       };
     };
     const a = ctx(gateways.a.url.origin);
-    const results = await measurePaired([prepared("skeleton", a.baseUrl), prepared("uniform", gateways.b.url.origin)], a);
+    const results = await measurePaired(
+      [prepared("skeleton", a.baseUrl), prepared("uniform", gateways.b.url.origin)],
+      a,
+    );
 
     // Runs of one gateway's arrivals, in order: the windows, merged where two of a shape follow each other.
     const runs: string[] = [];
@@ -84,7 +112,10 @@ describe("two shapes measured in turns", () => {
     expect(runs).toEqual(["a", "b", "a", "b", "a"]);
     const uniformIds = arrivals.filter((x) => x.gateway === "b").map((x) => x.orderId);
     expect(new Set(uniformIds).size).toBe(uniformIds.length);
-    expect(results.map((r) => r.counts["2xx"])).toEqual([arrivals.filter((x) => x.gateway === "a").length, uniformIds.length]);
+    expect(results.map((r) => r.counts["2xx"])).toEqual([
+      arrivals.filter((x) => x.gateway === "a").length,
+      uniformIds.length,
+    ]);
     expect(results[1]!.notes.at(-1)).toContain(`${WINDOWS_PER_SHAPE} windows of 0.2 s, in turns with skeleton`);
   });
 });
@@ -100,7 +131,9 @@ describe("checkout windows", () => {
       expect(sentOrderIds.sort()).toEqual(["1", "2", "3"]);
       expect(arrivals).toHaveLength(3);
       expect(load.exhausted).toBe(true);
-      expect(shapeResult("uniform", 2, 2 * AMPLE_WINDOW_SECONDS, load, { ok: true, details: [] }, []).notes[0]).toContain("all 3 prepared checkouts were sent");
+      expect(
+        shapeResult("uniform", 2, 2 * AMPLE_WINDOW_SECONDS, load, { ok: true, details: [] }, []).notes[0],
+      ).toContain("all 3 prepared checkouts were sent");
     } finally {
       windows.close();
     }

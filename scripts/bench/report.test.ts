@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { emptyCounts } from "./load";
-import { formatFractions, formatResult, progressPrinter, withSkeletonFractions, type ShapeOutcome, type ShapeResult } from "./report";
+import {
+  formatFractions,
+  formatResult,
+  progressPrinter,
+  withSkeletonFractions,
+  type ShapeOutcome,
+  type ShapeResult,
+} from "./report";
 
 function result(shape: ShapeResult["shape"], throughput: number, ok = true): ShapeResult {
   return {
@@ -19,8 +26,16 @@ function result(shape: ShapeResult["shape"], throughput: number, ok = true): Sha
 
 describe("skeleton fractions", () => {
   test("every real shape is reported as a fraction of the skeleton measured in the same run", () => {
-    const outcomes = withSkeletonFractions([result("skeleton", 2000), result("uniform", 500), { shape: "hot", error: "down" }]);
-    expect(outcomes.map((o) => ("skeletonFraction" in o ? o.skeletonFraction : undefined))).toEqual([undefined, 0.25, undefined]);
+    const outcomes = withSkeletonFractions([
+      result("skeleton", 2000),
+      result("uniform", 500),
+      { shape: "hot", error: "down" },
+    ]);
+    expect(outcomes.map((o) => ("skeletonFraction" in o ? o.skeletonFraction : undefined))).toEqual([
+      undefined,
+      0.25,
+      undefined,
+    ]);
     expect(formatFractions(outcomes)).toBe("as a fraction of the skeleton: uniform 25.0 %");
   });
 
@@ -52,7 +67,11 @@ describe("progressPrinter", () => {
     const writes: string[] = [];
     return { writes, stream: { isTTY, write: (s: string) => writes.push(s) } as unknown as NodeJS.WriteStream };
   }
-  const tick = (answered: number, elapsedMs: number) => ({ answered, elapsedMs, counts: { ...emptyCounts(), "2xx": answered } });
+  const tick = (answered: number, elapsedMs: number) => ({
+    answered,
+    elapsedMs,
+    counts: { ...emptyCounts(), "2xx": answered },
+  });
 
   test("a log gets a whole line every other second, so CI output stays readable", () => {
     const { writes, stream } = fakeStream(false);

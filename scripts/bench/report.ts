@@ -70,7 +70,10 @@ export function formatResult(r: ShapeResult): string {
     `  answers      2xx ${r.counts["2xx"]}  4xx ${r.counts["4xx"]}  5xx ${r.counts["5xx"]}  network ${r.counts.network}` +
       (r.counts.other ? `  other ${r.counts.other}` : ""),
   ];
-  if (r.cpu) lines.push(`  machine cpu  ${fixed(r.cpu.msPerCheckout, 2)} ms per checkout, ${fixed(r.cpu.busyShare * 100, 0)} % busy (all processes)`);
+  if (r.cpu)
+    lines.push(
+      `  machine cpu  ${fixed(r.cpu.msPerCheckout, 2)} ms per checkout, ${fixed(r.cpu.busyShare * 100, 0)} % busy (all processes)`,
+    );
   const codes = Object.entries(r.failureCodes).sort((a, b) => b[1] - a[1]);
   if (codes.length > 0) lines.push(`  failures     ${codes.map(([code, n]) => `${code} ${n}`).join("  ")}`);
   for (const note of r.notes) lines.push(`  note         ${note}`);
@@ -98,7 +101,9 @@ export function withSkeletonFractions(outcomes: readonly ShapeOutcome[]): ShapeO
 
 /** One line comparing the shapes with the skeleton, or undefined when no skeleton was measured. */
 export function formatFractions(outcomes: readonly ShapeOutcome[]): string | undefined {
-  const compared = outcomes.filter((o): o is ShapeResult & { skeletonFraction: number } => !isFailure(o) && o.skeletonFraction !== undefined);
+  const compared = outcomes.filter(
+    (o): o is ShapeResult & { skeletonFraction: number } => !isFailure(o) && o.skeletonFraction !== undefined,
+  );
   if (compared.length === 0) return undefined;
   return `as a fraction of the skeleton: ${compared.map((r) => `${r.shape} ${fixed(r.skeletonFraction * 100)} %`).join(", ")}`;
 }

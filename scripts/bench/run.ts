@@ -6,7 +6,14 @@
 import { ApiError } from "./client";
 import type { BenchOptions } from "./cli";
 import { ALL_SHAPES } from "./cli";
-import { formatResult, isFailure, withSkeletonFractions, type ShapeName, type ShapeOutcome, type ShapeResult } from "./report";
+import {
+  formatResult,
+  isFailure,
+  withSkeletonFractions,
+  type ShapeName,
+  type ShapeOutcome,
+  type ShapeResult,
+} from "./report";
 import { runHot } from "./shapes/hot";
 import type { PreparedShape, ShapeContext } from "./shapes/measure";
 import { runMixed } from "./shapes/mixed";
@@ -106,7 +113,8 @@ export async function runShapes(options: BenchOptions, env: RunEnvironment): Pro
       skeleton = await skeletonSystem();
       const uniformContext = context(await realSystem());
       const uniform = await prepareUniform(uniformContext);
-      for (const result of await measurePaired([prepareSkeleton(context(skeleton.baseUrl)), uniform], uniformContext)) report(result);
+      for (const result of await measurePaired([prepareSkeleton(context(skeleton.baseUrl)), uniform], uniformContext))
+        report(result);
     } catch (err) {
       if (!signal.aborted) outcomes.push(failed("skeleton", err), failed("uniform", err));
     } finally {
@@ -131,7 +139,9 @@ export async function runShapes(options: BenchOptions, env: RunEnvironment): Pro
   }
   if (options.shapes.includes("soak") && !signal.aborted) {
     try {
-      const stack = await startPrivateStack("real", options.replicas, log, options.balancing, { STEP_RECORD_RETENTION_S: String(options.retentionS) });
+      const stack = await startPrivateStack("real", options.replicas, log, options.balancing, {
+        STEP_RECORD_RETENTION_S: String(options.retentionS),
+      });
       stacks.push(stack);
       report(await runSoak(context(stack.gatewayUrl), stack, options.retentionS));
     } catch (err) {
@@ -145,7 +155,11 @@ export async function runShapes(options: BenchOptions, env: RunEnvironment): Pro
  * Uniform on two private stacks, active/standby and round robin, measured in turns (shapes/paired.ts),
  * so that their ratio compares like with like; each result notes its balancing and that ratio.
  */
-async function compareBalancing(options: BenchOptions, context: (baseUrl: string) => ShapeContext, env: RunEnvironment): Promise<ShapeResult[]> {
+async function compareBalancing(
+  options: BenchOptions,
+  context: (baseUrl: string) => ShapeContext,
+  env: RunEnvironment,
+): Promise<ShapeResult[]> {
   const balancings = ["active-standby", "round-robin"] as const;
   const prepared: PreparedShape[] = [];
   try {
@@ -160,7 +174,10 @@ async function compareBalancing(options: BenchOptions, context: (baseUrl: string
   }
   const [standby, roundRobin] = await measurePaired([prepared[0]!, prepared[1]!], context(""));
   const ratio = `round-robin ÷ active-standby: ${((100 * roundRobin!.throughput) / standby!.throughput).toFixed(1)} % of the throughput`;
-  return [standby!, roundRobin!].map((result, i) => ({ ...result, notes: [`${balancings[i]} (${ratio})`, ...result.notes] }));
+  return [standby!, roundRobin!].map((result, i) => ({
+    ...result,
+    notes: [`${balancings[i]} (${ratio})`, ...result.notes],
+  }));
 }
 
 /** A shape that could not run outweighs a violation: its invariants were never checked. */

@@ -12,7 +12,11 @@ import { startStack } from "../lib/stack";
 export type StackKind = "real" | "skeleton";
 
 /** What the benchmark needs of a stack it started. `stop` may be called more than once. */
-export type RunningStack = { readonly gatewayUrl: string; readonly redisPorts: Readonly<Record<ServiceName, number>>; stop(): Promise<void> };
+export type RunningStack = {
+  readonly gatewayUrl: string;
+  readonly redisPorts: Readonly<Record<ServiceName, number>>;
+  stop(): Promise<void>;
+};
 
 const SKELETON_DIR = resolve(import.meta.dir, "skeleton");
 export const SKELETON_ENTRYPOINTS = {
@@ -30,12 +34,18 @@ const OUTPUT_FILE_NAME = "stack-output.log";
  * use bounded. A folder whose stack still runs (another benchmark) is never touched.
  */
 function freshStateDir(kind: StackKind, balancing: Balancing): string {
-  const dir = resolve(REPO_ROOT, ".state", balancing === DEFAULT_BALANCING ? `bench-${kind}` : `bench-${kind}-${balancing}`);
+  const dir = resolve(
+    REPO_ROOT,
+    ".state",
+    balancing === DEFAULT_BALANCING ? `bench-${kind}` : `bench-${kind}-${balancing}`,
+  );
   const previous = readStackRecord(dir);
   if (previous) {
     const live = liveParts(previous);
     if (live.supervisor || live.processes.length > 0) {
-      throw new Error(`a benchmark's ${kind} stack is still running from ${dir}; stop it (bun run down --state-dir ${dir}) or wait for it`);
+      throw new Error(
+        `a benchmark's ${kind} stack is still running from ${dir}; stop it (bun run down --state-dir ${dir}) or wait for it`,
+      );
     }
   }
   rmSync(dir, { recursive: true, force: true });
@@ -55,7 +65,9 @@ export async function startPrivateStack(
   const stateDir = freshStateDir(kind, balancing);
   const outputFile = resolve(stateDir, OUTPUT_FILE_NAME);
   const output = createWriteStream(outputFile, { flags: "a" });
-  log(`[stack] starting a private ${kind} stack, ${replicas} replica(s) of each service, ${balancing} (port offset ${portOffset}; output in ${outputFile})`);
+  log(
+    `[stack] starting a private ${kind} stack, ${replicas} replica(s) of each service, ${balancing} (port offset ${portOffset}; output in ${outputFile})`,
+  );
   const stack = await startStack({
     replicas,
     balancing,

@@ -33,7 +33,11 @@ export async function readOrders(api: Api, orderIds: readonly string[]): Promise
   return orders;
 }
 
-function collect<T>(ids: readonly string[], found: readonly (T | undefined)[], value: (t: T) => number): Map<string, number> {
+function collect<T>(
+  ids: readonly string[],
+  found: readonly (T | undefined)[],
+  value: (t: T) => number,
+): Map<string, number> {
   const map = new Map<string, number>();
   found.forEach((entity, i) => {
     if (entity !== undefined) map.set(ids[i] as string, value(entity));

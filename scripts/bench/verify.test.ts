@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { NETWORK_ERROR } from "./load";
-import { checkInvariants, MAX_LISTED_PER_RULE, paidUnitsByItem, withExpectations, type OrderState, type StateSnapshot } from "./verify";
+import {
+  checkInvariants,
+  MAX_LISTED_PER_RULE,
+  paidUnitsByItem,
+  withExpectations,
+  type OrderState,
+  type StateSnapshot,
+} from "./verify";
 
 const order = (orderId: string, userId: string, items: [string, number][], paid: boolean, price = 1): OrderState => ({
   orderId,
@@ -13,12 +20,39 @@ const order = (orderId: string, userId: string, items: [string, number][], paid:
 /** Two items with stock 10, two users with credit 10; o1 (paid) took 2 of A and 1 of B from u1; o2 was refused. */
 function consistentState(): StateSnapshot {
   return {
-    initialStock: new Map([["A", 10], ["B", 10]]),
-    currentStock: new Map([["A", 8], ["B", 9]]),
-    initialCredit: new Map([["u1", 10], ["u2", 10]]),
-    currentCredit: new Map([["u1", 7], ["u2", 10]]),
-    orders: [order("o1", "u1", [["A", 1], ["B", 1], ["A", 1]], true), order("o2", "u2", [["A", 20]], false)],
-    answers: new Map([["o1", 200], ["o2", 409]]),
+    initialStock: new Map([
+      ["A", 10],
+      ["B", 10],
+    ]),
+    currentStock: new Map([
+      ["A", 8],
+      ["B", 9],
+    ]),
+    initialCredit: new Map([
+      ["u1", 10],
+      ["u2", 10],
+    ]),
+    currentCredit: new Map([
+      ["u1", 7],
+      ["u2", 10],
+    ]),
+    orders: [
+      order(
+        "o1",
+        "u1",
+        [
+          ["A", 1],
+          ["B", 1],
+          ["A", 1],
+        ],
+        true,
+      ),
+      order("o2", "u2", [["A", 20]], false),
+    ],
+    answers: new Map([
+      ["o1", 200],
+      ["o2", 409],
+    ]),
   };
 }
 
@@ -33,7 +67,10 @@ describe("checkInvariants", () => {
 
   test("stock that vanished without a paid order is reported with the item and the amount", () => {
     const s = consistentState();
-    s.currentStock = new Map([["A", 7], ["B", 9]]);
+    s.currentStock = new Map([
+      ["A", 7],
+      ["B", 9],
+    ]);
     const report = checkInvariants(s);
     expect(report.ok).toBe(false);
     expect(report.details).toEqual(["stock: item A: initial 10 ≠ current 7 + 2 units in paid orders (lost 1)"]);
@@ -41,7 +78,10 @@ describe("checkInvariants", () => {
 
   test("a refund given twice shows as credit created, per user and in total", () => {
     const s = consistentState();
-    s.currentCredit = new Map([["u1", 7], ["u2", 11]]);
+    s.currentCredit = new Map([
+      ["u1", 7],
+      ["u2", 11],
+    ]);
     const report = checkInvariants(s);
     expect(report.ok).toBe(false);
     expect(report.details).toContain("credit: user u2: initial 10 ≠ current 11 + 0 charged for paid orders");
@@ -50,19 +90,28 @@ describe("checkInvariants", () => {
 
   test("a 2xx for an order that is not paid is a violation", () => {
     const s = consistentState();
-    s.answers = new Map([["o1", 200], ["o2", 200]]);
+    s.answers = new Map([
+      ["o1", 200],
+      ["o2", 200],
+    ]);
     expect(checkInvariants(s).details).toEqual(["answer: order o2 answered 200 but is not paid"]);
   });
 
   test("a 4xx for an order that is paid is a violation", () => {
     const s = consistentState();
-    s.answers = new Map([["o1", 409], ["o2", 409]]);
+    s.answers = new Map([
+      ["o1", 409],
+      ["o2", 409],
+    ]);
     expect(checkInvariants(s).details).toEqual(["answer: order o1 answered 409 but is paid"]);
   });
 
   test("a checkout without a business answer may have gone either way", () => {
     const s = consistentState();
-    s.answers = new Map([["o1", NETWORK_ERROR], ["o2", 503]]);
+    s.answers = new Map([
+      ["o1", NETWORK_ERROR],
+      ["o2", 503],
+    ]);
     expect(checkInvariants(s).ok).toBe(true);
   });
 

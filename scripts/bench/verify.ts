@@ -123,7 +123,8 @@ export function checkInvariants(s: StateSnapshot): InvariantReport {
     }
   }
   for (const userId of charged.keys()) {
-    if (!s.initialCredit.has(userId)) tracking.fail(`a paid order belongs to user ${userId}, whom the run does not track`);
+    if (!s.initialCredit.has(userId))
+      tracking.fail(`a paid order belongs to user ${userId}, whom the run does not track`);
   }
   const initialTotal = sum(s.initialCredit.values());
   const currentTotal = sum(s.currentCredit.values());

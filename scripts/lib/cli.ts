@@ -12,7 +12,13 @@ import { MAX_REPLICAS } from "./topology";
  */
 export const DEFAULT_REPLICAS = 2;
 
-export type StackCliOptions = { replicas: number; balancing: Balancing; portOffset: number; stateDir: string; detach: boolean };
+export type StackCliOptions = {
+  replicas: number;
+  balancing: Balancing;
+  portOffset: number;
+  stateDir: string;
+  detach: boolean;
+};
 
 /** Flag → environment variable that sets it when the flag is absent. */
 export const CLI_ENV = {
@@ -45,12 +51,23 @@ export function parseStackArgs(argv: string[], env: Record<string, string | unde
     throw new UsageError((error as Error).message);
   }
   if (values.help) throw new UsageError("");
-  const replicas = integer("--replicas", values.replicas ?? env[CLI_ENV.replicas] ?? String(DEFAULT_REPLICAS), 1, MAX_REPLICAS);
+  const replicas = integer(
+    "--replicas",
+    values.replicas ?? env[CLI_ENV.replicas] ?? String(DEFAULT_REPLICAS),
+    1,
+    MAX_REPLICAS,
+  );
   const balancing = balancingOf("--balancing", values.balancing ?? env[CLI_ENV.balancing] ?? DEFAULT_BALANCING);
   const portOffset = integer("--port-offset", values["port-offset"] ?? env[CLI_ENV.portOffset] ?? "0", -6000, 57_000);
   const stateDirArg = values["state-dir"] ?? env[CLI_ENV.stateDir];
   const detach = values.detach ?? ["1", "true", "yes"].includes((env[CLI_ENV.detach] ?? "").toLowerCase());
-  return { replicas, balancing, portOffset, stateDir: stateDirArg ? resolve(stateDirArg) : defaultStateDir(portOffset), detach };
+  return {
+    replicas,
+    balancing,
+    portOffset,
+    stateDir: stateDirArg ? resolve(stateDirArg) : defaultStateDir(portOffset),
+    detach,
+  };
 }
 
 /** One of BALANCINGS, or a UsageError naming them. */
@@ -61,7 +78,8 @@ export function balancingOf(flag: string, text: string): Balancing {
 
 function integer(flag: string, text: string, min: number, max: number): number {
   const n = Number(text);
-  if (!/^-?\d+$/.test(text.trim()) || n < min || n > max) throw new UsageError(`${flag} must be an integer in [${min}, ${max}], got "${text}"`);
+  if (!/^-?\d+$/.test(text.trim()) || n < min || n > max)
+    throw new UsageError(`${flag} must be an integer in [${min}, ${max}], got "${text}"`);
   return n;
 }
 
@@ -81,7 +99,12 @@ export const USAGE = `Usage:
 type SummaryRow = Pick<ProcessInfo, "name" | "role" | "port" | "url" | "pid" | "redisServerPid">;
 
 /** Where everything is: printed by `up` once the stack is healthy. */
-export function formatSummary(stack: { gatewayUrl: string; logDir: string; stateDir: string; processes: SummaryRow[] }): string {
+export function formatSummary(stack: {
+  gatewayUrl: string;
+  logDir: string;
+  stateDir: string;
+  processes: SummaryRow[];
+}): string {
   const width = Math.max(...stack.processes.map((p) => p.name.length));
   const row = (p: SummaryRow) => {
     const name = p.name.padEnd(width);

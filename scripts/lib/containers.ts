@@ -9,7 +9,16 @@
  * and stand-ins for base images that cannot be pulled, built from Debian packages
  * (scripts/containers/). What it cannot set up, it names, in a ContainerSetupError.
  */
-import { copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../common/src/config";
@@ -36,7 +45,13 @@ export type RunResult = { code: number; stdout: string; stderr: string };
 /** Runs a command to its end. `echo` passes its output through instead of keeping it. */
 export async function run(
   command: string[],
-  options: { env?: Record<string, string | undefined>; cwd?: string; echo?: boolean; timeoutMs?: number; stdin?: string } = {},
+  options: {
+    env?: Record<string, string | undefined>;
+    cwd?: string;
+    echo?: boolean;
+    timeoutMs?: number;
+    stdin?: string;
+  } = {},
 ): Promise<RunResult> {
   let child;
   try {
@@ -76,7 +91,9 @@ const hasAptGet = () => Bun.which("apt-get") !== null;
 
 async function aptInstall(packages: string[], say: Say): Promise<void> {
   if (!isRoot() || !hasAptGet()) {
-    throw new ContainerSetupError(`missing: ${packages.join(", ")}. Install the Debian packages as root: apt-get install -y ${packages.join(" ")}`);
+    throw new ContainerSetupError(
+      `missing: ${packages.join(", ")}. Install the Debian packages as root: apt-get install -y ${packages.join(" ")}`,
+    );
   }
   say(`installing ${packages.join(", ")} with apt-get`);
   const env = { DEBIAN_FRONTEND: "noninteractive" };
@@ -100,7 +117,9 @@ export async function ensureEngine(say: Say = sayOnStderr): Promise<void> {
   if (await engineAnswers()) return;
   if (!isRoot()) {
     const why = (await run(["docker", "info"])).stderr.trim().split("\n").at(-1) ?? "";
-    throw new ContainerSetupError(`the Docker engine does not answer (${why}); start it (e.g. sudo systemctl start docker) or run this as root`);
+    throw new ContainerSetupError(
+      `the Docker engine does not answer (${why}); start it (e.g. sudo systemctl start docker) or run this as root`,
+    );
   }
   if (existsSync("/run/systemd/system")) {
     say("starting the Docker engine: systemctl start docker");
@@ -114,8 +133,12 @@ export async function ensureEngine(say: Say = sayOnStderr): Promise<void> {
   const deadline = Date.now() + ENGINE_START_TIMEOUT_MS;
   while (!(await engineAnswers())) {
     if (Date.now() > deadline) {
-      const tail = existsSync(DOCKERD_LOG) ? readFileSync(DOCKERD_LOG, "utf8").trim().split("\n").slice(-10).join("\n") : "";
-      throw new ContainerSetupError(`dockerd did not answer within ${ENGINE_START_TIMEOUT_MS / 1000} s; the end of ${DOCKERD_LOG}:\n${tail}`);
+      const tail = existsSync(DOCKERD_LOG)
+        ? readFileSync(DOCKERD_LOG, "utf8").trim().split("\n").slice(-10).join("\n")
+        : "";
+      throw new ContainerSetupError(
+        `dockerd did not answer within ${ENGINE_START_TIMEOUT_MS / 1000} s; the end of ${DOCKERD_LOG}:\n${tail}`,
+      );
     }
     await Bun.sleep(ENGINE_POLL_INTERVAL_MS);
   }
@@ -136,7 +159,12 @@ export async function findCompose(say: Say = sayOnStderr): Promise<string[]> {
 // ---- base images ----------------------------------------------------------------------------------
 
 /** The build argument each Dockerfile takes its base image from, its default, and the stand-in. */
-export type BaseImage = { arg: "BUN_IMAGE" | "REDIS_IMAGE" | "NGINX_IMAGE"; image: string; standIn: string; dockerfile: string };
+export type BaseImage = {
+  arg: "BUN_IMAGE" | "REDIS_IMAGE" | "NGINX_IMAGE";
+  image: string;
+  standIn: string;
+  dockerfile: string;
+};
 
 const STAND_INS = join(REPO_ROOT, "scripts", "containers");
 /** Debian as debootstrap builds it from Debian packages: the base of every stand-in. */
@@ -176,7 +204,9 @@ export async function ensureBaseImages(say: Say = sayOnStderr): Promise<Record<B
 async function pulled(image: string, say: Say): Promise<boolean> {
   const result = await run(["docker", "pull", "--quiet", image], { timeoutMs: PULL_TIMEOUT_MS });
   if (result.code === 0) return true;
-  say(`${image} cannot be pulled (${result.stderr.trim().split("\n").at(-1)}); using a stand-in built from Debian packages`);
+  say(
+    `${image} cannot be pulled (${result.stderr.trim().split("\n").at(-1)}); using a stand-in built from Debian packages`,
+  );
   return false;
 }
 
@@ -188,8 +218,16 @@ async function buildStandIn(base: BaseImage, say: Say): Promise<void> {
     if (base.arg === "BUN_IMAGE") copyFileSync(process.execPath, join(context, "bun"));
     say(`building ${base.standIn} (${base.dockerfile}) in place of ${base.image}`);
     await mustRun([
-      "docker", "build", "--quiet", "--tag", base.standIn, "--build-arg", `DEBIAN_IMAGE=${DEBIAN_STAND_IN}`,
-      "--file", join(STAND_INS, base.dockerfile), context,
+      "docker",
+      "build",
+      "--quiet",
+      "--tag",
+      base.standIn,
+      "--build-arg",
+      `DEBIAN_IMAGE=${DEBIAN_STAND_IN}`,
+      "--file",
+      join(STAND_INS, base.dockerfile),
+      context,
     ]);
   } finally {
     rmSync(context, { recursive: true, force: true });
@@ -208,14 +246,28 @@ async function buildDebian(say: Say): Promise<void> {
     // The same suites the host's apt uses, security updates included; no downloaded packages kept.
     writeFileSync(
       join(root, "etc/apt/sources.list"),
-      [`deb ${mirror} ${DEBIAN_SUITE} main`, `deb ${mirror} ${DEBIAN_SUITE}-updates main`, `deb ${security} ${DEBIAN_SUITE}-security main`, ""].join("\n"),
+      [
+        `deb ${mirror} ${DEBIAN_SUITE} main`,
+        `deb ${mirror} ${DEBIAN_SUITE}-updates main`,
+        `deb ${security} ${DEBIAN_SUITE}-security main`,
+        "",
+      ].join("\n"),
     );
     for (const dir of ["var/cache/apt/archives", "var/lib/apt/lists"]) {
       for (const entry of readdirSync(join(root, dir))) {
         if (entry !== "partial" && entry !== "lock") rmSync(join(root, dir, entry), { recursive: true, force: true });
       }
     }
-    await mustRun(["bash", "-o", "pipefail", "-c", `tar -C "$1" -c . | docker import - "$2"`, "import", root, DEBIAN_STAND_IN]);
+    await mustRun([
+      "bash",
+      "-o",
+      "pipefail",
+      "-c",
+      `tar -C "$1" -c . | docker import - "$2"`,
+      "import",
+      root,
+      DEBIAN_STAND_IN,
+    ]);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -286,7 +338,12 @@ export const COMPOSE_FILE = "compose.yaml";
  * A compose command for one project (`-p`: docker-compose 1.x rejects compose.yaml's `name:` key), on
  * `files` (compose.yaml unless told otherwise; later files override earlier ones).
  */
-export function composeArgs(context: ComposeContext, project: string, args: string[], files: string[] = [COMPOSE_FILE]): string[] {
+export function composeArgs(
+  context: ComposeContext,
+  project: string,
+  args: string[],
+  files: string[] = [COMPOSE_FILE],
+): string[] {
   return [...context.command, "--project-name", project, ...files.flatMap((f) => ["--file", f]), ...args];
 }
 
@@ -303,14 +360,26 @@ export type ContainerState = {
 
 /** Every container of a compose project, as the engine sees it (labels set by both compose flavours). */
 export async function projectContainers(project: string): Promise<ContainerState[]> {
-  const ids = (await mustRun(["docker", "ps", "--all", "--quiet", "--filter", `label=com.docker.compose.project=${project}`])).split("\n").filter(Boolean);
+  const ids = (
+    await mustRun(["docker", "ps", "--all", "--quiet", "--filter", `label=com.docker.compose.project=${project}`])
+  )
+    .split("\n")
+    .filter(Boolean);
   if (ids.length === 0) return [];
-  const format = '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{.State.Pid}} {{.State.StartedAt}} {{if .State.Health}}{{.State.Health.Status}}{{end}}';
+  const format =
+    '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{.State.Pid}} {{.State.StartedAt}} {{if .State.Health}}{{.State.Health.Status}}{{end}}';
   // A container removed meanwhile makes inspect fail for it alone; the others are still listed.
   const lines = (await run(["docker", "inspect", "--format", format, ...ids])).stdout.split("\n").filter(Boolean);
   return lines.map((line) => {
     const [id, service, status, pid, startedAt, health] = line.split(" ");
-    return { id: id!, service: service!, status: status!, pid: Number(pid), startedAt: startedAt!, health: health || undefined };
+    return {
+      id: id!,
+      service: service!,
+      status: status!,
+      pid: Number(pid),
+      startedAt: startedAt!,
+      health: health || undefined,
+    };
   });
 }
 
@@ -318,11 +387,18 @@ export async function projectContainers(project: string): Promise<ContainerState
  * Resolves once every one of `services` has a running container whose health check passes; fails
  * after `timeoutMs`, naming the containers that are not healthy and showing their last output.
  */
-export async function waitForHealthy(project: string, services: readonly string[], timeoutMs: number, pollMs = 250): Promise<void> {
+export async function waitForHealthy(
+  project: string,
+  services: readonly string[],
+  timeoutMs: number,
+  pollMs = 250,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const containers = await projectContainers(project);
-    const healthy = new Set(containers.filter((c) => c.status === "running" && c.health === "healthy").map((c) => c.service));
+    const healthy = new Set(
+      containers.filter((c) => c.status === "running" && c.health === "healthy").map((c) => c.service),
+    );
     const waiting = services.filter((s) => !healthy.has(s));
     if (waiting.length === 0) return;
     if (Date.now() > deadline) {
@@ -331,7 +407,11 @@ export async function waitForHealthy(project: string, services: readonly string[
           const c = containers.find((x) => x.service === service);
           if (!c) return `${service}: no container`;
           const logs = await run(["docker", "logs", "--tail", "15", c.id]);
-          const lines = `${logs.stdout}${logs.stderr}`.trim().split("\n").map((l) => `  | ${l}`).join("\n");
+          const lines = `${logs.stdout}${logs.stderr}`
+            .trim()
+            .split("\n")
+            .map((l) => `  | ${l}`)
+            .join("\n");
           return `${service}: ${c.status}${c.health ? `, ${c.health}` : ""}\n${lines}`;
         }),
       );
@@ -343,7 +423,13 @@ export async function waitForHealthy(project: string, services: readonly string[
 
 /** The service names compose.yaml defines, in its order. */
 /** compose.yaml's long-running services, each with a health check (the one-shot secret maker left out). */
-export async function composeServices(context: ComposeContext, project: string, files: string[] = [COMPOSE_FILE]): Promise<string[]> {
-  const all = (await mustRun(composeArgs(context, project, ["config", "--services"], files), { env: context.env })).split("\n").filter(Boolean);
+export async function composeServices(
+  context: ComposeContext,
+  project: string,
+  files: string[] = [COMPOSE_FILE],
+): Promise<string[]> {
+  const all = (await mustRun(composeArgs(context, project, ["config", "--services"], files), { env: context.env }))
+    .split("\n")
+    .filter(Boolean);
   return all.filter((service) => service !== COMPOSE_SECRET_MAKER);
 }

@@ -28,7 +28,11 @@ export type Probe = {
   periodSeconds?: number;
   failureThreshold?: number;
 };
-export type EnvVar = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } } };
+export type EnvVar = {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } };
+};
 export type Container = {
   name: string;
   image: string;
@@ -75,7 +79,11 @@ export type Workload = KubeObject & {
 };
 export type Service = KubeObject & {
   kind: "Service";
-  spec: { clusterIP?: string; selector: Labels; ports: { name?: string; port: number; targetPort?: number | string }[] };
+  spec: {
+    clusterIP?: string;
+    selector: Labels;
+    ports: { name?: string; port: number; targetPort?: number | string }[];
+  };
 };
 
 type Kustomization = {
@@ -87,7 +95,9 @@ type Kustomization = {
 /** The file of a generator's entry `key=path` (or `path`, whose key is its file name). */
 function generatorFile(entry: string): { key: string; path: string } {
   const at = entry.indexOf("=");
-  return at < 0 ? { key: entry.split("/").at(-1)!, path: entry } : { key: entry.slice(0, at), path: entry.slice(at + 1) };
+  return at < 0
+    ? { key: entry.split("/").at(-1)!, path: entry }
+    : { key: entry.slice(0, at), path: entry.slice(at + 1) };
 }
 
 export type Manifests = {
@@ -144,7 +154,9 @@ export const claimName = (template: string, statefulSet: string): string => `${t
 
 /** A container port by name or number. */
 export function containerPort(container: Container, port: number | string): number | undefined {
-  return typeof port === "number" ? container.ports?.find((p) => p.containerPort === port)?.containerPort : container.ports?.find((p) => p.name === port)?.containerPort;
+  return typeof port === "number"
+    ? container.ports?.find((p) => p.containerPort === port)?.containerPort
+    : container.ports?.find((p) => p.name === port)?.containerPort;
 }
 
 export type ComposeOptions = {
@@ -166,13 +178,22 @@ const HEALTH_INTERVAL_S = 10;
 const HEALTH_TIMEOUT_S = 10;
 
 /** A readiness probe as a compose health check (the images have bash, not curl). */
-function healthCheck(container: Container, probe: Probe | undefined, startPeriodS: number): Record<string, unknown> | undefined {
+function healthCheck(
+  container: Container,
+  probe: Probe | undefined,
+  startPeriodS: number,
+): Record<string, unknown> | undefined {
   if (!probe) return undefined;
   let test: string[];
   if (probe.httpGet) {
     const port = containerPort(container, probe.httpGet.port);
     const request = `GET ${probe.httpGet.path} HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n`;
-    test = ["CMD", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${port} && printf '${request}' >&3 && head -n 1 <&3 | grep -q ' 200 '`];
+    test = [
+      "CMD",
+      "bash",
+      "-c",
+      `exec 3<>/dev/tcp/127.0.0.1/${port} && printf '${request}' >&3 && head -n 1 <&3 | grep -q ' 200 '`,
+    ];
   } else if (probe.tcpSocket) {
     test = ["CMD", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${containerPort(container, probe.tcpSocket.port)}`];
   } else if (probe.exec) {
@@ -180,7 +201,13 @@ function healthCheck(container: Container, probe: Probe | undefined, startPeriod
   } else {
     throw new Error(`${container.name}: a probe of a kind the translation does not know`);
   }
-  return { test, interval: `${HEALTH_INTERVAL_S}s`, timeout: `${HEALTH_TIMEOUT_S}s`, retries: probe.failureThreshold ?? 3, start_period: `${startPeriodS}s` };
+  return {
+    test,
+    interval: `${HEALTH_INTERVAL_S}s`,
+    timeout: `${HEALTH_TIMEOUT_S}s`,
+    retries: probe.failureThreshold ?? 3,
+    start_period: `${startPeriodS}s`,
+  };
 }
 
 /** How long a pod may take to start before its failing checks count: its startup probe's budget. */
@@ -205,7 +232,10 @@ function environment(container: Container, podName: string): Record<string, stri
 const retagged = (image: string, tag: string) => `${image.replace(/:[^:/]+$/, "")}:${tag}`;
 
 /** The compose file (as an object; JSON is YAML) that runs the manifests' workloads here. */
-export function composeOf(objects: readonly KubeObject[], options: ComposeOptions): { services: Record<string, unknown>; volumes: Record<string, object> } {
+export function composeOf(
+  objects: readonly KubeObject[],
+  options: ComposeOptions,
+): { services: Record<string, unknown>; volumes: Record<string, object> } {
   const services: Record<string, unknown> = {};
   const volumes: Record<string, object> = {};
   const kubeServices = objects.filter(isService);
@@ -214,7 +244,8 @@ export function composeOf(objects: readonly KubeObject[], options: ComposeOption
     if (pod.containers.length !== 1) throw new Error(`${w.metadata.name}: the translation runs pods of one container`);
     const container = pod.containers[0]!;
     const claims = new Map<string, string>();
-    for (const t of w.spec.volumeClaimTemplates ?? []) claims.set(t.metadata.name, claimName(t.metadata.name, w.metadata.name));
+    for (const t of w.spec.volumeClaimTemplates ?? [])
+      claims.set(t.metadata.name, claimName(t.metadata.name, w.metadata.name));
     const mounts = (container.volumeMounts ?? []).map((mount) => {
       const fromClaim = claims.get(mount.name);
       const volume = pod.volumes?.find((v) => v.name === mount.name);
@@ -229,7 +260,9 @@ export function composeOf(objects: readonly KubeObject[], options: ComposeOption
       const source = mount.split(":")[0]!;
       if (!source.startsWith("/")) volumes[source] = {};
     }
-    const aliases = kubeServices.filter((s) => selects(s.spec.selector, w.spec.template.metadata.labels)).map((s) => s.metadata.name);
+    const aliases = kubeServices
+      .filter((s) => selects(s.spec.selector, w.spec.template.metadata.labels))
+      .map((s) => s.metadata.name);
     for (const name of podNames(w)) {
       const hostname = w.kind === "StatefulSet" ? `${name}-0` : name;
       services[name] = {
@@ -244,7 +277,9 @@ export function composeOf(objects: readonly KubeObject[], options: ComposeOption
         init: true,
         stop_grace_period: `${pod.terminationGracePeriodSeconds ?? 30}s`,
         healthcheck: healthCheck(container, container.readinessProbe, startPeriod(container)),
-        ...(options.publish?.[name] ? { ports: options.publish[name]!.map(([host, inside]) => `127.0.0.1:${host}:${inside}`) } : {}),
+        ...(options.publish?.[name]
+          ? { ports: options.publish[name]!.map(([host, inside]) => `127.0.0.1:${host}:${inside}`) }
+          : {}),
       };
     }
   }
@@ -252,7 +287,11 @@ export function composeOf(objects: readonly KubeObject[], options: ComposeOption
 }
 
 /** Writes each Secret's and ConfigMap's keys as files under `filesDir/<name>/`, as Kubernetes mounts them. */
-export function writeGeneratedFiles(objects: readonly KubeObject[], filesDir: string, write: (path: string, text: string) => void): void {
+export function writeGeneratedFiles(
+  objects: readonly KubeObject[],
+  filesDir: string,
+  write: (path: string, text: string) => void,
+): void {
   for (const o of objects) {
     const data = o.kind === "Secret" ? o.stringData : o.kind === "ConfigMap" ? o.data : undefined;
     for (const [key, text] of Object.entries(data ?? {})) write(join(filesDir, o.metadata.name, key), text);

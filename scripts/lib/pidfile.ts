@@ -86,7 +86,9 @@ export function assertNoRunningStack(stateDir: string): void {
   if (!previous) return;
   const live = liveParts(previous);
   if (!live.supervisor && live.processes.length === 0) return;
-  const who = live.supervisor ? `its supervisor (pid ${previous.supervisor.pid}) is running` : `${live.processes.map((p) => p.name).join(", ")} still run`;
+  const who = live.supervisor
+    ? `its supervisor (pid ${previous.supervisor.pid}) is running`
+    : `${live.processes.map((p) => p.name).join(", ")} still run`;
   throw new Error(`a stack started from ${stateDir} is still running (${who}); stop it with \`bun run down\` first`);
 }
 
@@ -114,16 +116,24 @@ export async function stopRecordedStack(record: StackRecord, say: (line: string)
   if (isSameProcess(record.supervisor)) {
     say(`stopping supervisor (pid ${record.supervisor.pid})`);
     signalProcess(record.supervisor.pid, "SIGTERM");
-    const exited = await waitUntil(() => !isSameProcess(record.supervisor), SUPERVISOR_STOP_TIMEOUT_MS, EXIT_POLL_INTERVAL_MS);
+    const exited = await waitUntil(
+      () => !isSameProcess(record.supervisor),
+      SUPERVISOR_STOP_TIMEOUT_MS,
+      EXIT_POLL_INTERVAL_MS,
+    );
     if (!exited) {
-      say(`supervisor (pid ${record.supervisor.pid}) did not exit in ${SUPERVISOR_STOP_TIMEOUT_MS / 1000}s; killing it`);
+      say(
+        `supervisor (pid ${record.supervisor.pid}) did not exit in ${SUPERVISOR_STOP_TIMEOUT_MS / 1000}s; killing it`,
+      );
       if (isSameProcess(record.supervisor)) signalProcess(record.supervisor.pid, "SIGKILL");
     }
   }
   // Reverse start order: the gateway first, the Redises last, as the supervisor itself would.
   for (const process of [...record.processes].reverse()) {
     if (!isOurGroup(process)) continue;
-    const alive = identify(process.pid) ? `pid ${process.pid}` : `leftovers of pid ${process.pid}: ${groupMembers(process.pid).join(", ")}`;
+    const alive = identify(process.pid)
+      ? `pid ${process.pid}`
+      : `leftovers of pid ${process.pid}: ${groupMembers(process.pid).join(", ")}`;
     say(`stopping ${process.name} (${alive})`);
     await stopGroup(process);
   }

@@ -98,7 +98,11 @@ export function signalProcess(pid: number, signal: NodeJS.Signals): boolean {
 }
 
 /** Polls until `done()` holds or `timeoutMs` passes; true if it held. */
-export async function waitUntil(done: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs: number): Promise<boolean> {
+export async function waitUntil(
+  done: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  intervalMs: number,
+): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     if (await done()) return true;

@@ -32,7 +32,16 @@ import {
 import { nginxCommand } from "./nginx";
 import { busyPorts } from "./ports";
 import { pathFor, requirePrograms, type Programs } from "./prerequisites";
-import { groupMembers, identify, isAlive, processGroupOf, signalGroup, signalProcess, waitUntil, type ProcessIdentity } from "./procfs";
+import {
+  groupMembers,
+  identify,
+  isAlive,
+  processGroupOf,
+  signalGroup,
+  signalProcess,
+  waitUntil,
+  type ProcessIdentity,
+} from "./procfs";
 import {
   allPorts,
   gatewayOptions,
@@ -337,7 +346,18 @@ class Supervisor implements Stack {
     const inherited = { ...process.env } as Record<string, string>;
     // The topology owns these, and a crash point is set per process by tests: a value left in the
     // caller's shell must not leak into a replica. Tuning knobs (REDIS_POOL_SIZE, ...) do pass through.
-    for (const name of [...SERVICE_ENV_NAMES, ...ORDER_ENV_NAMES, "FAULT_POINT", "FAULT_POINT_ON_SIGNAL", "FAULT_DIR", "LOG_DIR", "REDIS_DIR", "REDIS_BIND", "REDIS_SOCKET", ...SECRET_ENV_NAMES]) {
+    for (const name of [
+      ...SERVICE_ENV_NAMES,
+      ...ORDER_ENV_NAMES,
+      "FAULT_POINT",
+      "FAULT_POINT_ON_SIGNAL",
+      "FAULT_DIR",
+      "LOG_DIR",
+      "REDIS_DIR",
+      "REDIS_BIND",
+      "REDIS_SOCKET",
+      ...SECRET_ENV_NAMES,
+    ]) {
       delete inherited[name];
     }
     const internalSecret = this.internalSecret;
@@ -377,7 +397,11 @@ class Supervisor implements Stack {
           command: [programs.bun, isAbsolute(entry) ? entry : join(REPO_ROOT, entry)],
           env: {
             ...inherited,
-            ...serviceEnv(t, service, index, { hosts: LOCAL_HOSTS, bindAddress: LOOPBACK, secret: { value: internalSecret } }),
+            ...serviceEnv(t, service, index, {
+              hosts: LOCAL_HOSTS,
+              bindAddress: LOOPBACK,
+              secret: { value: internalSecret },
+            }),
             ...options.env,
             ...perProcess(name),
           },
@@ -433,7 +457,10 @@ class Supervisor implements Stack {
     // The start time is fixed at fork, so reading it now is exact even if the exec has not happened yet.
     m.identity = identify(child.pid) ?? { pid: child.pid, startTime: -1 };
     m.startedAt = performance.now();
-    const drained = Promise.all([this.pump(m, child.stdout as ReadableStream<Uint8Array>), this.pump(m, child.stderr as ReadableStream<Uint8Array>)]);
+    const drained = Promise.all([
+      this.pump(m, child.stdout as ReadableStream<Uint8Array>),
+      this.pump(m, child.stderr as ReadableStream<Uint8Array>),
+    ]);
     m.exited = child.exited.then(() => this.onExit(m, child, drained));
     this.writeRecord();
   }
@@ -484,7 +511,14 @@ class Supervisor implements Stack {
       const why = restarting ? "restarting" : m.held ? "held down" : "not restarting (restarts are off)";
       this.say(`${m.spec.name} exited (${how}); ${why}`);
     }
-    this.emit({ type: "exit", name: m.spec.name, pid: child.pid, code: child.exitCode, signal: child.signalCode as string | null, restarting });
+    this.emit({
+      type: "exit",
+      name: m.spec.name,
+      pid: child.pid,
+      code: child.exitCode,
+      signal: child.signalCode as string | null,
+      restarting,
+    });
     this.writeRecord();
     if (restarting) this.scheduleRestart(m);
   }
@@ -524,7 +558,10 @@ class Supervisor implements Stack {
   }
 
   /** Waits for all in parallel; one error names every process that did not make it. */
-  private async waitAllHealthy(names: readonly string[], how: { failOnExit?: boolean; timeoutMs?: number }): Promise<void> {
+  private async waitAllHealthy(
+    names: readonly string[],
+    how: { failOnExit?: boolean; timeoutMs?: number },
+  ): Promise<void> {
     const results = await Promise.allSettled(names.map((n) => this.waitOneHealthy(this.get(n), how)));
     const failures = results.flatMap((r) => (r.status === "rejected" ? [(r.reason as Error).message] : []));
     if (failures.length > 0) throw new Error(failures.join("\n\n"));
@@ -540,7 +577,8 @@ class Supervisor implements Stack {
       if (how.failOnExit && m.exits > exitsBefore) throw new Error(this.failure(m, "exited while starting"));
       if (!m.child && !m.restartTimer && !m.held) throw new Error(this.failure(m, "is down and will not be restarted"));
       if (this.stopping) throw new Error(`${spec.name}: the stack is stopping`);
-      if (performance.now() >= deadline) throw new Error(this.failure(m, `did not become healthy within ${timeoutMs / 1000}s`));
+      if (performance.now() >= deadline)
+        throw new Error(this.failure(m, `did not become healthy within ${timeoutMs / 1000}s`));
       await Bun.sleep(HEALTH_POLL_INTERVAL_MS);
     }
   }
@@ -720,7 +758,13 @@ class Supervisor implements Stack {
     for (const name of this.names) {
       const m = this.get(name);
       if (!m.identity) continue;
-      const recorded: RecordedProcess = { ...m.identity, name, role: m.spec.role, port: m.spec.port, command: m.spec.command.join(" ") };
+      const recorded: RecordedProcess = {
+        ...m.identity,
+        name,
+        role: m.spec.role,
+        port: m.spec.port,
+        command: m.spec.command.join(" "),
+      };
       if (m.spec.url) recorded.url = m.spec.url;
       const redisServerPid = m.spec.role === "redis" ? this.redisServerPid(m) : undefined;
       if (redisServerPid !== undefined) recorded.redisServerPid = redisServerPid;

@@ -4,7 +4,15 @@
  * scripts/test/compose-equivalence.test.ts holds compose.yaml to it.
  */
 import { join } from "node:path";
-import { DEFAULT_BALANCING, DEFAULT_PORTS, METRICS_PORT_SHIFT, REPO_ROOT, SERVICES, type Balancing, type ServiceName } from "../../common/src/config";
+import {
+  DEFAULT_BALANCING,
+  DEFAULT_PORTS,
+  METRICS_PORT_SHIFT,
+  REPO_ROOT,
+  SERVICES,
+  type Balancing,
+  type ServiceName,
+} from "../../common/src/config";
 import { IMAGE_STATIC_ROOT, type GatewayConfigOptions } from "../../gateway/render";
 
 export type Replicas = Record<ServiceName, number>;
@@ -55,8 +63,11 @@ export function resolveReplicas(replicas: number | Partial<Replicas> = 1): Repli
 /** The default ports shifted by `portOffset`, then any explicit override. */
 export function resolvePorts(portOffset = 0, overrides: PortOverrides = {}): Ports {
   if (!Number.isInteger(portOffset)) throw new Error(`port offset must be an integer, got ${portOffset}`);
-  const shifted = (service: ServiceName, table: Record<ServiceName, number>, override?: Partial<Record<ServiceName, number>>) =>
-    override?.[service] ?? table[service] + portOffset;
+  const shifted = (
+    service: ServiceName,
+    table: Record<ServiceName, number>,
+    override?: Partial<Record<ServiceName, number>>,
+  ) => override?.[service] ?? table[service] + portOffset;
   const map = (table: Record<ServiceName, number>, override?: Partial<Record<ServiceName, number>>) =>
     Object.fromEntries(SERVICES.map((s) => [s, shifted(s, table, override)])) as Record<ServiceName, number>;
   return {
@@ -99,7 +110,9 @@ export function replicaIndexes(t: Topology, service: ServiceName): number[] {
 }
 
 /** Every process of the topology, in start order: the Redises, stock and payment, order, the gateway. */
-export function processes(t: Topology): { name: string; role: ProcessRole; service?: ServiceName; index?: number; port: number }[] {
+export function processes(
+  t: Topology,
+): { name: string; role: ProcessRole; service?: ServiceName; index?: number; port: number }[] {
   const replicas = (service: ServiceName) =>
     replicaIndexes(t, service).map((index) => ({
       name: replicaName(service, index),
@@ -109,7 +122,12 @@ export function processes(t: Topology): { name: string; role: ProcessRole; servi
       port: replicaPort(t, service, index),
     }));
   return [
-    ...SERVICES.map((service) => ({ name: redisName(service), role: "redis" as const, service, port: t.ports.redis[service] })),
+    ...SERVICES.map((service) => ({
+      name: redisName(service),
+      role: "redis" as const,
+      service,
+      port: t.ports.redis[service],
+    })),
     ...replicas("stock"),
     ...replicas("payment"),
     ...replicas("order"),
@@ -120,7 +138,12 @@ export function processes(t: Topology): { name: string; role: ProcessRole; servi
 /** Every port a stack listens on: each process's, and each service replica's metrics port. */
 export function allPorts(t: Topology): { name: string; port: number }[] {
   return processes(t).flatMap(({ name, port, service, index }) =>
-    service !== undefined && index !== undefined ? [{ name, port }, { name: `${name} metrics`, port: metricsPort(t, service, index) }] : [{ name, port }],
+    service !== undefined && index !== undefined
+      ? [
+          { name, port },
+          { name: `${name} metrics`, port: metricsPort(t, service, index) },
+        ]
+      : [{ name, port }],
   );
 }
 
@@ -158,7 +181,13 @@ export const ORDER_ENV_NAMES = ["STOCK_URLS", "PAYMENT_URLS", "PEER_BALANCING"] 
  * process by tests, never inherited). compose-equivalence.test.ts fails on any variable the config
  * module reads that is neither set by the topology nor listed here.
  */
-export const OPTIONAL_SERVICE_ENV_NAMES = ["REDIS_POOL_SIZE", "METRICS_PORT", "FAULT_POINT", "FAULT_DIR", "STEP_RECORD_RETENTION_S"] as const;
+export const OPTIONAL_SERVICE_ENV_NAMES = [
+  "REDIS_POOL_SIZE",
+  "METRICS_PORT",
+  "FAULT_POINT",
+  "FAULT_DIR",
+  "STEP_RECORD_RETENTION_S",
+] as const;
 /**
  * Settings every replica of a deployment must agree on, taken from the environment of whoever starts
  * it: the local stack passes the caller's value on to every replica, compose interpolates
@@ -166,14 +195,21 @@ export const OPTIONAL_SERVICE_ENV_NAMES = ["REDIS_POOL_SIZE", "METRICS_PORT", "F
  */
 export const SHARED_SETTING_ENV_NAMES = ["STEP_RECORD_RETENTION_S"] as const;
 
-export function serviceEnv(t: Topology, service: ServiceName, index: number, where: ReplicaPlacement): Record<string, string> {
+export function serviceEnv(
+  t: Topology,
+  service: ServiceName,
+  index: number,
+  where: ReplicaPlacement,
+): Record<string, string> {
   const env: Record<string, string> = {
     PORT: String(replicaPort(t, service, index)),
     BIND_ADDRESS: where.bindAddress,
     REDIS_HOST: where.hosts.redis(service),
     REDIS_PORT: String(t.ports.redis[service]),
     INSTANCE_ID: replicaName(service, index),
-    ...("value" in where.secret ? { INTERNAL_SECRET: where.secret.value } : { INTERNAL_SECRET_FILE: where.secret.file }),
+    ...("value" in where.secret
+      ? { INTERNAL_SECRET: where.secret.value }
+      : { INTERNAL_SECRET_FILE: where.secret.file }),
   };
   if (service === "order") {
     env.STOCK_URLS = replicaUrls(t, "stock", where.hosts).join(",");
@@ -189,7 +225,12 @@ export function redisEnv(
   service: ServiceName,
   where: { bind: string; dataDir: string; logDir: string },
 ): Record<string, string> {
-  return { REDIS_PORT: String(t.ports.redis[service]), REDIS_DIR: where.dataDir, LOG_DIR: where.logDir, REDIS_BIND: where.bind };
+  return {
+    REDIS_PORT: String(t.ports.redis[service]),
+    REDIS_DIR: where.dataDir,
+    LOG_DIR: where.logDir,
+    REDIS_BIND: where.bind,
+  };
 }
 
 /** The gateway's configuration for a topology (where it listens aside). */
@@ -198,7 +239,8 @@ export function gatewayOptions(t: Topology, hosts: Hosts): Pick<GatewayConfigOpt
 }
 
 export function gatewayUpstreams(t: Topology, hosts: Hosts): Record<ServiceName, string[]> {
-  const servers = (service: ServiceName) => replicaIndexes(t, service).map((i) => `${hosts.replica(service, i)}:${replicaPort(t, service, i)}`);
+  const servers = (service: ServiceName) =>
+    replicaIndexes(t, service).map((i) => `${hosts.replica(service, i)}:${replicaPort(t, service, i)}`);
   return { order: servers("order"), stock: servers("stock"), payment: servers("payment") };
 }
 
@@ -275,5 +317,9 @@ export function kubernetesServiceEnv(service: ServiceName): Record<string, strin
 
 export function kubernetesGatewayOptions(): GatewayConfigOptions {
   const t = kubernetesTopology();
-  return { listenPort: t.ports.gateway, ...gatewayOptions(t, { ...KUBERNETES_HOSTS, replica: kubernetesPodsName }), staticRoot: IMAGE_STATIC_ROOT };
+  return {
+    listenPort: t.ports.gateway,
+    ...gatewayOptions(t, { ...KUBERNETES_HOSTS, replica: kubernetesPodsName }),
+    staticRoot: IMAGE_STATIC_ROOT,
+  };
 }

@@ -7,7 +7,13 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_STEP_RECORD_RETENTION_S, loadConfig, REPO_ROOT, SERVICES, type ServiceName } from "../../common/src/config";
+import {
+  DEFAULT_STEP_RECORD_RETENTION_S,
+  loadConfig,
+  REPO_ROOT,
+  SERVICES,
+  type ServiceName,
+} from "../../common/src/config";
 import { renderGatewayConfig } from "../../gateway/render";
 import { BASE_IMAGES } from "../lib/containers";
 import {
@@ -113,20 +119,25 @@ describe("compose.yaml runs the local stack's topology", () => {
     }
   });
 
-  test.each([...SERVICES])("redis-%s starts through start_redis_with_recovery.sh with the stack's environment", (service) => {
-    const redis = container(redisName(service));
-    const cmd = command(redis);
-    expect(cmd.some((arg) => arg.endsWith("start_redis_with_recovery.sh"))).toBe(true);
-    expect(cmd.at(-1)).toBe(service);
-    expect(environment(redis)).toEqual(redisEnv(t, service, { bind: COMPOSE_REDIS_BIND, dataDir: COMPOSE_REDIS_DIR, logDir: COMPOSE_LOG_DIR }));
-    expect(redis.build).toMatchObject({ context: ".", dockerfile: "redis/Dockerfile" });
-    const volumes = redis.volumes ?? [];
-    // Its data survives the container in a named volume; its log writer appends to and its recovery reads the service log in the log volume.
-    const dataVolume = volumes.find((v) => v.endsWith(`:${COMPOSE_REDIS_DIR}`))?.split(":")[0];
-    expect(dataVolume).toBeDefined();
-    expect(Object.keys(compose.volumes ?? {})).toContain(dataVolume!);
-    expect(volumes).toContain(LOG_VOLUME);
-  });
+  test.each([...SERVICES])(
+    "redis-%s starts through start_redis_with_recovery.sh with the stack's environment",
+    (service) => {
+      const redis = container(redisName(service));
+      const cmd = command(redis);
+      expect(cmd.some((arg) => arg.endsWith("start_redis_with_recovery.sh"))).toBe(true);
+      expect(cmd.at(-1)).toBe(service);
+      expect(environment(redis)).toEqual(
+        redisEnv(t, service, { bind: COMPOSE_REDIS_BIND, dataDir: COMPOSE_REDIS_DIR, logDir: COMPOSE_LOG_DIR }),
+      );
+      expect(redis.build).toMatchObject({ context: ".", dockerfile: "redis/Dockerfile" });
+      const volumes = redis.volumes ?? [];
+      // Its data survives the container in a named volume; its log writer appends to and its recovery reads the service log in the log volume.
+      const dataVolume = volumes.find((v) => v.endsWith(`:${COMPOSE_REDIS_DIR}`))?.split(":")[0];
+      expect(dataVolume).toBeDefined();
+      expect(Object.keys(compose.volumes ?? {})).toContain(dataVolume!);
+      expect(volumes).toContain(LOG_VOLUME);
+    },
+  );
 
   const replicas = SERVICES.flatMap((service) => replicaIndexes(t, service).map((index) => ({ service, index })));
   /** The shared settings' defaults, as the config module has them. */
@@ -143,7 +154,8 @@ describe("compose.yaml runs the local stack's topology", () => {
       delete env[name];
     }
     expect(env).toEqual(serviceEnv(t, service, index, COMPOSE_PLACEMENT));
-    const names: readonly string[] = service === "order" ? [...SERVICE_ENV_NAMES, ...ORDER_ENV_NAMES] : SERVICE_ENV_NAMES;
+    const names: readonly string[] =
+      service === "order" ? [...SERVICE_ENV_NAMES, ...ORDER_ENV_NAMES] : SERVICE_ENV_NAMES;
     for (const name of names) expect(env[name]).toBeDefined();
   });
 
@@ -151,48 +163,68 @@ describe("compose.yaml runs the local stack's topology", () => {
   const interpolated = (env: Record<string, string>) =>
     Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replace(/^\$\{\w+:-(.*)\}$/, "$1")]));
 
-  test.each(replicas)("$service-$index sets every variable the config module reads, but the deliberate defaults", ({ service, index }) => {
-    const env = withSecretHere(interpolated(environment(container(replicaName(service, index)))));
-    const read = new Set<string>();
-    // The config module's schema is private; a proxy records which variables it asks for.
-    const recording = new Proxy(env, {
-      get(target, key) {
-        if (typeof key === "string") read.add(key);
-        return Reflect.get(target, key);
-      },
-    });
-    loadConfig(service, recording);
-    // The secret comes as its file; the variable that would hold it instead is left unset.
-    const notForThisService: readonly string[] = [...(service === "order" ? [] : ORDER_ENV_NAMES), "INTERNAL_SECRET"];
-    const unset = [...read].filter(
-      (name) => !(name in env) && !(OPTIONAL_SERVICE_ENV_NAMES as readonly string[]).includes(name) && !notForThisService.includes(name),
-    );
-    expect(unset).toEqual([]);
-  });
+  test.each(replicas)(
+    "$service-$index sets every variable the config module reads, but the deliberate defaults",
+    ({ service, index }) => {
+      const env = withSecretHere(interpolated(environment(container(replicaName(service, index)))));
+      const read = new Set<string>();
+      // The config module's schema is private; a proxy records which variables it asks for.
+      const recording = new Proxy(env, {
+        get(target, key) {
+          if (typeof key === "string") read.add(key);
+          return Reflect.get(target, key);
+        },
+      });
+      loadConfig(service, recording);
+      // The secret comes as its file; the variable that would hold it instead is left unset.
+      const notForThisService: readonly string[] = [...(service === "order" ? [] : ORDER_ENV_NAMES), "INTERNAL_SECRET"];
+      const unset = [...read].filter(
+        (name) =>
+          !(name in env) &&
+          !(OPTIONAL_SERVICE_ENV_NAMES as readonly string[]).includes(name) &&
+          !notForThisService.includes(name),
+      );
+      expect(unset).toEqual([]);
+    },
+  );
 
-  test.each(replicas)("$service-$index: the real config module reads that environment as the stack's topology", ({ service, index }) => {
-    const config = loadConfig(service, withSecretHere(interpolated(environment(container(replicaName(service, index))))));
-    expect(config.port).toBe(t.ports.serviceBase[service] + index);
-    expect(config.stepRecordRetentionMs).toBe(DEFAULT_STEP_RECORD_RETENTION_S * 1000);
-    expect(config.redis).toEqual({ host: redisName(service), port: t.ports.redis[service] });
-    expect(config.instanceId).toBe(replicaName(service, index));
-    if (service === "order") {
-      expect(config.stockUrls).toEqual(replicaIndexes(t, "stock").map((i) => `http://stock-${i}:${t.ports.serviceBase.stock + i}`));
-      expect(config.paymentUrls).toEqual(replicaIndexes(t, "payment").map((i) => `http://payment-${i}:${t.ports.serviceBase.payment + i}`));
-    }
-  });
+  test.each(replicas)(
+    "$service-$index: the real config module reads that environment as the stack's topology",
+    ({ service, index }) => {
+      const config = loadConfig(
+        service,
+        withSecretHere(interpolated(environment(container(replicaName(service, index))))),
+      );
+      expect(config.port).toBe(t.ports.serviceBase[service] + index);
+      expect(config.stepRecordRetentionMs).toBe(DEFAULT_STEP_RECORD_RETENTION_S * 1000);
+      expect(config.redis).toEqual({ host: redisName(service), port: t.ports.redis[service] });
+      expect(config.instanceId).toBe(replicaName(service, index));
+      if (service === "order") {
+        expect(config.stockUrls).toEqual(
+          replicaIndexes(t, "stock").map((i) => `http://stock-${i}:${t.ports.serviceBase.stock + i}`),
+        );
+        expect(config.paymentUrls).toEqual(
+          replicaIndexes(t, "payment").map((i) => `http://payment-${i}:${t.ports.serviceBase.payment + i}`),
+        );
+      }
+    },
+  );
 
-  test.each(replicas)("$service-$index runs its service from the root Dockerfile, mounts no log folder, waits for its peers", ({ service, index }) => {
-    const replica = container(replicaName(service, index));
-    expect(replica.build).toMatchObject({ context: "." });
-    expect(command(replica)).toEqual(["bun", `${service}/src/main.ts`]);
-    expect((replica.volumes ?? []).filter((v) => v.endsWith(`:${COMPOSE_LOG_DIR}`))).toEqual([]);
-    const needs: string[] = [redisName(service), SECRET_MAKER];
-    if (service === "order") {
-      for (const peer of ["stock", "payment"] as ServiceName[]) needs.push(...replicaIndexes(t, peer).map((i) => replicaName(peer, i)));
-    }
-    expect(dependsOn(replica).sort()).toEqual(needs.sort());
-  });
+  test.each(replicas)(
+    "$service-$index runs its service from the root Dockerfile, mounts no log folder, waits for its peers",
+    ({ service, index }) => {
+      const replica = container(replicaName(service, index));
+      expect(replica.build).toMatchObject({ context: "." });
+      expect(command(replica)).toEqual(["bun", `${service}/src/main.ts`]);
+      expect((replica.volumes ?? []).filter((v) => v.endsWith(`:${COMPOSE_LOG_DIR}`))).toEqual([]);
+      const needs: string[] = [redisName(service), SECRET_MAKER];
+      if (service === "order") {
+        for (const peer of ["stock", "payment"] as ServiceName[])
+          needs.push(...replicaIndexes(t, peer).map((i) => replicaName(peer, i)));
+      }
+      expect(dependsOn(replica).sort()).toEqual(needs.sort());
+    },
+  );
 
   test("the internal secret is made once, in a volume that only the service replicas mount, where their config reads it", () => {
     const maker = container(SECRET_MAKER);
@@ -204,7 +236,11 @@ describe("compose.yaml runs the local stack's topology", () => {
       if (name === SECRET_MAKER) continue;
       const mounted = (service.volumes ?? []).some((v) => v.startsWith(`${SECRET_MAKER}:`));
       const isReplica = expected.some((p) => p.name === name && p.role === "service");
-      expect({ name, mounted, readOnly: mounted ? service.volumes!.includes(`${SECRET_MAKER}:${secretDir}:ro`) : false }).toEqual({
+      expect({
+        name,
+        mounted,
+        readOnly: mounted ? service.volumes!.includes(`${SECRET_MAKER}:${secretDir}:ro`) : false,
+      }).toEqual({
         name,
         mounted: isReplica,
         readOnly: isReplica,
@@ -219,7 +255,9 @@ describe("compose.yaml runs the local stack's topology", () => {
   test("the gateway publishes port 8000 on the host's loopback and runs the committed config", async () => {
     const gateway = container("gateway");
     expect(t.ports.gateway).toBe(8000);
-    expect((gateway.ports ?? []).map(String)).toEqual([`127.0.0.1:\${CHECKOUT_GATEWAY_PORT:-${t.ports.gateway}}:${t.ports.gateway}`]);
+    expect((gateway.ports ?? []).map(String)).toEqual([
+      `127.0.0.1:\${CHECKOUT_GATEWAY_PORT:-${t.ports.gateway}}:${t.ports.gateway}`,
+    ]);
     expect(gateway.build).toMatchObject({ context: "gateway" });
     expect(await dockerfile("gateway/Dockerfile")).toMatch(/^COPY nginx\.compose\.conf \/etc\/nginx\/nginx\.conf$/m);
   });
@@ -235,10 +273,15 @@ describe("compose.yaml runs the local stack's topology", () => {
       const text = await dockerfile(path);
       for (const arg of args) {
         expect({ path, arg, default: argDefault(text, arg) }).toEqual({ path, arg, default: image(arg) });
-        expect({ path, arg, compose: composeArg(container(service), arg) }).toEqual({ path, arg, compose: `${arg}=${image(arg)}` });
+        expect({ path, arg, compose: composeArg(container(service), arg) }).toEqual({
+          path,
+          arg,
+          compose: `${arg}=${image(arg)}`,
+        });
       }
       // Every stage starts from one of them; nothing else is pulled.
-      for (const from of text.matchAll(/^FROM (\S+)/gm)) expect({ path, from: from[1] }).toEqual({ path, from: expect.stringMatching(/^\$\{\w+_IMAGE\}$/) });
+      for (const from of text.matchAll(/^FROM (\S+)/gm))
+        expect({ path, from: from[1] }).toEqual({ path, from: expect.stringMatching(/^\$\{\w+_IMAGE\}$/) });
     }
   });
 
@@ -251,6 +294,7 @@ describe("compose.yaml runs the local stack's topology", () => {
     const text = await dockerfile("redis/Dockerfile");
     expect(text).toMatch(/^FROM \$\{REDIS_IMAGE\}$/m);
     expect(text).toMatch(/^COPY --from=\S+ \/usr\/local\/bin\/bun /m);
-    for (const path of ["common", "redis", "start_redis_with_recovery.sh"]) expect(text).toMatch(new RegExp(`^COPY ${path} `, "m"));
+    for (const path of ["common", "redis", "start_redis_with_recovery.sh"])
+      expect(text).toMatch(new RegExp(`^COPY ${path} `, "m"));
   });
 });

@@ -8,7 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TIMING } from "../../common/src/config";
-import { ACTIVE_BENCH_S, BATCH_INIT_READ_TIMEOUT_S, PROXY_CONNECT_TIMEOUT_MS, renderGatewayConfig } from "../../gateway/render";
+import {
+  ACTIVE_BENCH_S,
+  BATCH_INIT_READ_TIMEOUT_S,
+  PROXY_CONNECT_TIMEOUT_MS,
+  renderGatewayConfig,
+} from "../../gateway/render";
 import { httpOk } from "../lib/health";
 import { nginxCommand } from "../lib/nginx";
 import { stopGroup } from "../lib/pidfile";
@@ -46,7 +51,10 @@ function echoServer(name: string, port: number): Echo {
 }
 
 /** A replica that dies under every request: it reads it, then closes the connection without answering. */
-function hangUpServer(port: number): { listener: { stop(closeActiveConnections?: boolean): void }; hits: () => number } {
+function hangUpServer(port: number): {
+  listener: { stop(closeActiveConnections?: boolean): void };
+  hits: () => number;
+} {
   let hits = 0;
   const answered = new WeakSet<object>();
   const listener = Bun.listen({
@@ -99,7 +107,12 @@ beforeAll(async () => {
       workerProcesses: 1,
     }),
   );
-  const child = Bun.spawn(nginxCommand(programs.nginx, dir), { detached: true, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const child = Bun.spawn(nginxCommand(programs.nginx, dir), {
+    detached: true,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   nginx = identify(child.pid);
   void new Response(child.stderr).text().then((text) => (nginxOutput += text));
   const up = await waitUntil(() => httpOk(`${gateway}/health`), NGINX_START_TIMEOUT_MS, POLL_INTERVAL_MS);
@@ -113,10 +126,17 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function call(method: "GET" | "POST", path: string): Promise<{ status: number; type: string | null; body: Record<string, unknown> }> {
+async function call(
+  method: "GET" | "POST",
+  path: string,
+): Promise<{ status: number; type: string | null; body: Record<string, unknown> }> {
   // A redirect is an answer of its own here, not something to follow.
   const response = await fetch(`${gateway}${path}`, { method, redirect: "manual" });
-  return { status: response.status, type: response.headers.get("content-type"), body: (await response.json()) as Record<string, unknown> };
+  return {
+    status: response.status,
+    type: response.headers.get("content-type"),
+    body: (await response.json()) as Record<string, unknown>,
+  };
 }
 
 describe("the rendered text", () => {
@@ -147,11 +167,13 @@ describe("the rendered text", () => {
   });
 
   test("batch_init, one request that may write a million entities, is waited for longer than any other request", () => {
-    const readTimeout = (body: string) => Number(/proxy_read_timeout (\d+)s;/.exec(body)?.[1] ?? /proxy_read_timeout (\d+)s;/.exec(text)?.[1]);
+    const readTimeout = (body: string) =>
+      Number(/proxy_read_timeout (\d+)s;/.exec(body)?.[1] ?? /proxy_read_timeout (\d+)s;/.exec(text)?.[1]);
     const bulk = proxied.filter((l) => l.where.endsWith("/batch_init/"));
     expect(bulk.map((l) => l.where)).toEqual(["/orders/batch_init/", "/stock/batch_init/", "/payment/batch_init/"]);
     const others = Math.max(...proxied.filter((l) => !bulk.includes(l)).map((l) => readTimeout(l.body)));
-    for (const { where, body } of bulk) expect({ where, timeout: readTimeout(body) }).toEqual({ where, timeout: BATCH_INIT_READ_TIMEOUT_S });
+    for (const { where, body } of bulk)
+      expect({ where, timeout: readTimeout(body) }).toEqual({ where, timeout: BATCH_INIT_READ_TIMEOUT_S });
     expect(BATCH_INIT_READ_TIMEOUT_S).toBeGreaterThan(others);
   });
 
@@ -169,7 +191,8 @@ describe("the rendered text", () => {
   });
 
   test("upstream connections are kept alive, and requests are not logged", () => {
-    for (const service of ["order", "stock", "payment"]) expect(text).toMatch(new RegExp(`upstream ${service} \\{[^}]*keepalive \\d+;`));
+    for (const service of ["order", "stock", "payment"])
+      expect(text).toMatch(new RegExp(`upstream ${service} \\{[^}]*keepalive \\d+;`));
     expect(text).toContain("proxy_http_version 1.1;");
     expect(text).toContain('proxy_set_header Connection "";');
     expect(text).toContain("access_log off;");
@@ -179,22 +202,55 @@ describe("the rendered text", () => {
 describe("routing", () => {
   test("each public prefix is stripped before the request reaches its service", async () => {
     // Nothing listens at stock-1: its requests are passed on to stock-2 unsent.
-    expect((await call("GET", "/stock/find/item-7?x=1")).body).toEqual({ server: "stock-2", method: "GET", path: "/find/item-7?x=1" });
-    expect((await call("POST", "/stock/add/item-7/5")).body).toEqual({ server: "stock-2", method: "POST", path: "/add/item-7/5" });
-    expect((await call("POST", "/payment/pay/u1/10")).body).toEqual({ server: "payment-1", method: "POST", path: "/pay/u1/10" });
-    expect((await call("GET", "/payment/find_user/u1")).body).toEqual({ server: "payment-1", method: "GET", path: "/find_user/u1" });
+    expect((await call("GET", "/stock/find/item-7?x=1")).body).toEqual({
+      server: "stock-2",
+      method: "GET",
+      path: "/find/item-7?x=1",
+    });
+    expect((await call("POST", "/stock/add/item-7/5")).body).toEqual({
+      server: "stock-2",
+      method: "POST",
+      path: "/add/item-7/5",
+    });
+    expect((await call("POST", "/payment/pay/u1/10")).body).toEqual({
+      server: "payment-1",
+      method: "POST",
+      path: "/pay/u1/10",
+    });
+    expect((await call("GET", "/payment/find_user/u1")).body).toEqual({
+      server: "payment-1",
+      method: "GET",
+      path: "/find_user/u1",
+    });
     // GET reaches order-1 first (the active replica), which hangs up; it is re-sent to order-2.
     for (let i = 0; i < 4; i++) {
-      expect((await call("GET", "/orders/find/o1")).body).toEqual({ server: "order-2", method: "GET", path: "/find/o1" });
+      expect((await call("GET", "/orders/find/o1")).body).toEqual({
+        server: "order-2",
+        method: "GET",
+        path: "/find/o1",
+      });
     }
   });
 
   test("internal saga endpoints are not reachable through the gateway", async () => {
     const before = stock.hits() + payment.hits() + order.hits();
-    for (const path of ["/stock/internal/subtract", "/payment/internal/x/y", "/orders/internal", "/stock/%69nternal/x", "/stock/a/../internal/x", "/stock/x/INTERNAL/y"]) {
+    for (const path of [
+      "/stock/internal/subtract",
+      "/payment/internal/x/y",
+      "/orders/internal",
+      "/stock/%69nternal/x",
+      "/stock/a/../internal/x",
+      "/stock/x/INTERNAL/y",
+    ]) {
       for (const method of ["GET", "POST"] as const) {
         const { status, type, body } = await call(method, path);
-        expect({ path, method, status, type, error: body.error }).toEqual({ path, method, status: 404, type: "application/json", error: "not_found" });
+        expect({ path, method, status, type, error: body.error }).toEqual({
+          path,
+          method,
+          status: 404,
+          type: "application/json",
+          error: "not_found",
+        });
       }
     }
     expect(stock.hits() + payment.hits() + order.hits()).toBe(before);
@@ -203,9 +259,26 @@ describe("routing", () => {
   test("an unknown path answers 404 with a JSON error", async () => {
     // A route's path without its id included: nginx would answer those with a 301 to the path with a
     // slash, which a client that counts any non-4xx checkout as paid would take for a payment.
-    const paths = ["/", "/nope", "/orders", "/stocks/find/1", "/payment", "/orders/checkout", "/orders/find", "/stock/find", "/payment/find_user", "/stock/batch_init"];
+    const paths = [
+      "/",
+      "/nope",
+      "/orders",
+      "/stocks/find/1",
+      "/payment",
+      "/orders/checkout",
+      "/orders/find",
+      "/stock/find",
+      "/payment/find_user",
+      "/stock/batch_init",
+    ];
     const before = stock.hits() + payment.hits() + order.hits();
-    for (const [path, method] of paths.flatMap((path) => [[path, "GET"], [path, "POST"]] as const)) {
+    for (const [path, method] of paths.flatMap(
+      (path) =>
+        [
+          [path, "GET"],
+          [path, "POST"],
+        ] as const,
+    )) {
       const { status, type, body } = await call(method, path);
       expect({ path, status, type, error: body.error, hasMessage: typeof body.message === "string" }).toEqual({
         path,
@@ -225,12 +298,25 @@ describe("routing", () => {
       ["an escaped NUL", rawRequest(gateway, "POST", "/stock/add/item-7/5%00"), 400],
       ["a method nginx does not serve", rawRequest(gateway, "TRACE", "/stock/find/item-7"), 405],
       ["a path beyond nginx's buffers", rawRequest(gateway, "GET", `/stock/find/${"a".repeat(9_000)}`), 414],
-      ["a header beyond nginx's buffers", rawRequest(gateway, "GET", "/stock/find/item-7", undefined, { "X-Big": "a".repeat(20_000) }), 400],
-      ["one of the gateway's own error pages, asked for directly", rawRequest(gateway, "GET", "/_gateway_error/400"), 404],
+      [
+        "a header beyond nginx's buffers",
+        rawRequest(gateway, "GET", "/stock/find/item-7", undefined, { "X-Big": "a".repeat(20_000) }),
+        400,
+      ],
+      [
+        "one of the gateway's own error pages, asked for directly",
+        rawRequest(gateway, "GET", "/_gateway_error/400"),
+        404,
+      ],
     ];
     for (const [what, answer, status] of refusals) {
       const { status: got, body } = await answer;
-      expect({ what, status: got, error: typeof body?.error, message: typeof body?.message }).toEqual({ what, status, error: "string", message: "string" });
+      expect({ what, status: got, error: typeof body?.error, message: typeof body?.message }).toEqual({
+        what,
+        status,
+        error: "string",
+        message: "string",
+      });
     }
     expect(stock.hits() + payment.hits() + order.hits()).toBe(before);
   });
@@ -241,7 +327,11 @@ describe("retries when a replica dies under a request", () => {
     for (const path of ["/stock/add/item-7/5", "/stock/subtract/item-7/1", "/stock/batch_init/10/1/1"]) {
       const answered = stock.hits();
       const { status, body } = await call("POST", path);
-      expect({ status, server: body.server, path: body.path }).toEqual({ status: 200, server: "stock-2", path: path.slice("/stock".length) });
+      expect({ status, server: body.server, path: body.path }).toEqual({
+        status: 200,
+        server: "stock-2",
+        path: path.slice("/stock".length),
+      });
       expect(stock.hits()).toBe(answered + 1);
     }
   });
@@ -249,10 +339,14 @@ describe("retries when a replica dies under a request", () => {
   test("a checkout reaches the active replica first, is re-sent to the standby when it hangs up, and the active is then benched", async () => {
     await Bun.sleep(BENCH_OVER_MS);
     const hungUp = hangUp.hits();
-    expect(await call("POST", "/orders/checkout/o42")).toMatchObject({ status: 200, body: { server: "order-2", method: "POST", path: "/checkout/o42" } });
+    expect(await call("POST", "/orders/checkout/o42")).toMatchObject({
+      status: 200,
+      body: { server: "order-2", method: "POST", path: "/checkout/o42" },
+    });
     expect(hangUp.hits()).toBe(hungUp + 1);
     // Benched: the next checkouts go to the standby without trying it.
-    for (let i = 0; i < 3; i++) expect(await call("POST", "/orders/checkout/o43")).toMatchObject({ status: 200, body: { server: "order-2" } });
+    for (let i = 0; i < 3; i++)
+      expect(await call("POST", "/orders/checkout/o43")).toMatchObject({ status: 200, body: { server: "order-2" } });
     expect(hangUp.hits()).toBe(hungUp + 1);
   });
 
@@ -261,19 +355,31 @@ describe("retries when a replica dies under a request", () => {
     const hungUp = hangUp.hits();
     const answered = order.hits();
     const { status, type, body } = await call("POST", "/orders/addItem/o42/i1/1");
-    expect({ status, type, error: body.error }).toEqual({ status: 502, type: "application/json", error: "bad_gateway" });
+    expect({ status, type, error: body.error }).toEqual({
+      status: 502,
+      type: "application/json",
+      error: "bad_gateway",
+    });
     expect(hangUp.hits()).toBe(hungUp + 1);
     expect(order.hits()).toBe(answered);
   });
 });
 
 describe("balancing", () => {
-  const upstream = (config: string, service: string) => new RegExp(`upstream ${service} \\{([^}]*)\\}`).exec(config)![1]!.trim().split("\n").filter((l) => l.includes("server "));
+  const upstream = (config: string, service: string) =>
+    new RegExp(`upstream ${service} \\{([^}]*)\\}`)
+      .exec(config)![1]!
+      .trim()
+      .split("\n")
+      .filter((l) => l.includes("server "));
   const upstreams = { order: ["o1:1", "o2:2"], stock: ["s1:1", "s2:2"], payment: ["p1:1"] };
 
   test("active/standby: the first replica is benched when it fails, the others are backups", () => {
     const lines = upstream(renderGatewayConfig({ listenPort: 1, upstreams }), "order").map((l) => l.trim());
-    expect(lines).toEqual([`server o1:1 max_fails=1 fail_timeout=${ACTIVE_BENCH_S}s;`, "server o2:2 max_fails=0 backup;"]);
+    expect(lines).toEqual([
+      `server o1:1 max_fails=1 fail_timeout=${ACTIVE_BENCH_S}s;`,
+      "server o2:2 max_fails=0 backup;",
+    ]);
   });
 
   test("round robin: every replica takes its turn, is benched when it fails, and stands by, never benched, for when all are", () => {

@@ -59,78 +59,113 @@ function find<T extends KubeObject>(kind: string, name: string): T {
 const workloads = objects.filter(isWorkload);
 const services = objects.filter(isService);
 const containerOf = (w: Workload): Container => {
-  expect({ name: w.metadata.name, containers: w.spec.template.spec.containers.length }).toEqual({ name: w.metadata.name, containers: 1 });
+  expect({ name: w.metadata.name, containers: w.spec.template.spec.containers.length }).toEqual({
+    name: w.metadata.name,
+    containers: 1,
+  });
   return w.spec.template.spec.containers[0]!;
 };
 const imageName = (c: Container) => c.image.replace(/:[^:/]+$/, "");
-const envOf = (c: Container) => Object.fromEntries((c.env ?? []).filter((v) => v.value !== undefined).map((v) => [v.name, v.value!]));
+const envOf = (c: Container) =>
+  Object.fromEntries((c.env ?? []).filter((v) => v.value !== undefined).map((v) => [v.name, v.value!]));
 
 describe("every object is valid for the Kubernetes API", () => {
   test("the generators' files are there but the internal secret, which is never committed", () => {
     expect(missingFiles.filter((f) => basename(f) !== "internal-secret")).toEqual([]);
   });
 
-  test.each(objects.map((o) => [`${o.kind} ${o.metadata.name}`, o] as const))("%s validates against its schema", async (_, object) => {
-    // kubernetes-models has one module per kind: <group>/<version>/<Kind> (the core group is v1).
-    const module = await import(`kubernetes-models/${object.apiVersion}/${object.kind}`);
-    const Model = module[object.kind] as new (data: unknown) => { validate(): void };
-    expect(() => new Model(object).validate()).not.toThrow();
-  });
+  test.each(objects.map((o) => [`${o.kind} ${o.metadata.name}`, o] as const))(
+    "%s validates against its schema",
+    async (_, object) => {
+      // kubernetes-models has one module per kind: <group>/<version>/<Kind> (the core group is v1).
+      const module = await import(`kubernetes-models/${object.apiVersion}/${object.kind}`);
+      const Model = module[object.kind] as new (data: unknown) => { validate(): void };
+      expect(() => new Model(object).validate()).not.toThrow();
+    },
+  );
 
   test("the schemas catch a mistake (a port given as text)", async () => {
     const { Service: Model } = await import("kubernetes-models/v1/Service");
-    const broken = structuredClone(find<Service>("Service", "order")) as unknown as { spec: { ports: { port: unknown }[] } };
+    const broken = structuredClone(find<Service>("Service", "order")) as unknown as {
+      spec: { ports: { port: unknown }[] };
+    };
     broken.spec.ports[0]!.port = "8101";
     expect(() => new Model(broken as never).validate()).toThrow(/port/);
   });
 
-  test.skipIf(!Bun.which("kubectl"))("kubectl kustomize renders the same objects, the gateway's ConfigMap under its hashed name", async () => {
-    const copy = mkdtempSync(join(tmpdir(), "k8s-"));
-    try {
-      cpSync(KUBERNETES_DIR, copy, { recursive: true });
-      writeFileSync(join(copy, "internal-secret"), "0".repeat(64));
-      const rendered = Bun.spawnSync(["kubectl", "kustomize", copy]);
-      expect(rendered.stderr.toString()).toBe("");
-      const docs = Bun.YAML.parse(rendered.stdout.toString()) as KubeObject[];
-      const names = (list: readonly KubeObject[]) => list.map((o) => `${o.kind}/${o.metadata.name.replace(/^(gateway-nginx)-\w+$/, "$1")}`).sort();
-      expect(names(docs)).toEqual(names(objects));
-      const configMap = docs.find((o) => o.kind === "ConfigMap")!;
-      const gateway = docs.find((o) => o.kind === "Deployment" && o.metadata.name === GATEWAY) as Workload;
-      expect(gateway.spec.template.spec.volumes?.find((v) => v.configMap)?.configMap?.name).toBe(configMap.metadata.name);
-    } finally {
-      rmSync(copy, { recursive: true, force: true });
-    }
-  });
+  test.skipIf(!Bun.which("kubectl"))(
+    "kubectl kustomize renders the same objects, the gateway's ConfigMap under its hashed name",
+    async () => {
+      const copy = mkdtempSync(join(tmpdir(), "k8s-"));
+      try {
+        cpSync(KUBERNETES_DIR, copy, { recursive: true });
+        writeFileSync(join(copy, "internal-secret"), "0".repeat(64));
+        const rendered = Bun.spawnSync(["kubectl", "kustomize", copy]);
+        expect(rendered.stderr.toString()).toBe("");
+        const docs = Bun.YAML.parse(rendered.stdout.toString()) as KubeObject[];
+        const names = (list: readonly KubeObject[]) =>
+          list.map((o) => `${o.kind}/${o.metadata.name.replace(/^(gateway-nginx)-\w+$/, "$1")}`).sort();
+        expect(names(docs)).toEqual(names(objects));
+        const configMap = docs.find((o) => o.kind === "ConfigMap")!;
+        const gateway = docs.find((o) => o.kind === "Deployment" && o.metadata.name === GATEWAY) as Workload;
+        expect(gateway.spec.template.spec.volumes?.find((v) => v.configMap)?.configMap?.name).toBe(
+          configMap.metadata.name,
+        );
+      } finally {
+        rmSync(copy, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe("selectors and labels", () => {
-  test.each(workloads.map((w) => [w.metadata.name, w] as const))("%s: its selector selects its own pods, and no other workload's", (_, w) => {
-    expect(selects(w.spec.selector.matchLabels, w.spec.template.metadata.labels)).toBe(true);
-    for (const other of workloads.filter((o) => o !== w)) expect(selects(w.spec.selector.matchLabels, other.spec.template.metadata.labels)).toBe(false);
-  });
+  test.each(workloads.map((w) => [w.metadata.name, w] as const))(
+    "%s: its selector selects its own pods, and no other workload's",
+    (_, w) => {
+      expect(selects(w.spec.selector.matchLabels, w.spec.template.metadata.labels)).toBe(true);
+      for (const other of workloads.filter((o) => o !== w))
+        expect(selects(w.spec.selector.matchLabels, other.spec.template.metadata.labels)).toBe(false);
+    },
+  );
 
-  test.each(services.map((s) => [s.metadata.name, s] as const))("Service %s selects the pods of exactly one workload, and each port leads to a port of its container", (_, s) => {
-    const selected = workloads.filter((w) => selects(s.spec.selector, w.spec.template.metadata.labels));
-    expect(selected.length).toBe(1);
-    const container = containerOf(selected[0]!);
-    for (const port of s.spec.ports) {
-      const target = containerPort(container, port.targetPort ?? port.port);
-      expect({ service: s.metadata.name, port: port.port, target }).toEqual({ service: s.metadata.name, port: port.port, target: port.port });
-    }
-  });
+  test.each(services.map((s) => [s.metadata.name, s] as const))(
+    "Service %s selects the pods of exactly one workload, and each port leads to a port of its container",
+    (_, s) => {
+      const selected = workloads.filter((w) => selects(s.spec.selector, w.spec.template.metadata.labels));
+      expect(selected.length).toBe(1);
+      const container = containerOf(selected[0]!);
+      for (const port of s.spec.ports) {
+        const target = containerPort(container, port.targetPort ?? port.port);
+        expect({ service: s.metadata.name, port: port.port, target }).toEqual({
+          service: s.metadata.name,
+          port: port.port,
+          target: port.port,
+        });
+      }
+    },
+  );
 
   test("every PodDisruptionBudget, topology spread and NetworkPolicy selects pods of a workload", () => {
     const selectorsOf = (o: KubeObject): Labels[] => {
       const spec = o.spec as Record<string, any>;
       if (o.kind === "PodDisruptionBudget") return [spec.selector.matchLabels];
-      if (o.kind === "NetworkPolicy") return [spec.podSelector.matchLabels, ...(spec.ingress ?? []).flatMap((r: any) => (r.from ?? []).map((f: any) => f.podSelector.matchLabels))];
-      if (isWorkload(o)) return (o.spec.template.spec.topologySpreadConstraints ?? []).map((c) => c.labelSelector!.matchLabels!);
+      if (o.kind === "NetworkPolicy")
+        return [
+          spec.podSelector.matchLabels,
+          ...(spec.ingress ?? []).flatMap((r: any) => (r.from ?? []).map((f: any) => f.podSelector.matchLabels)),
+        ];
+      if (isWorkload(o))
+        return (o.spec.template.spec.topologySpreadConstraints ?? []).map((c) => c.labelSelector!.matchLabels!);
       return [];
     };
     for (const o of objects) {
       for (const selector of selectorsOf(o)) {
         const matched = workloads.filter((w) => selects(selector, w.spec.template.metadata.labels)).length;
-        expect({ object: `${o.kind} ${o.metadata.name}`, selector, matched: matched > 0 }).toEqual({ object: `${o.kind} ${o.metadata.name}`, selector, matched: true });
+        expect({ object: `${o.kind} ${o.metadata.name}`, selector, matched: matched > 0 }).toEqual({
+          object: `${o.kind} ${o.metadata.name}`,
+          selector,
+          matched: true,
+        });
       }
     }
   });
@@ -162,16 +197,27 @@ describe.each([...SERVICES])("the %s service", (service) => {
     writeFileSync(secretHere, "0".repeat(64));
     const env = { ...envOf(container), INSTANCE_ID: `${service}-7d9f-x2`, INTERNAL_SECRET_FILE: secretHere };
     const read = new Set<string>();
-    const config = loadConfig(service, new Proxy(env, { get: (target, key) => (typeof key === "string" && read.add(key), Reflect.get(target, key)) }));
+    const config = loadConfig(
+      service,
+      new Proxy(env, { get: (target, key) => (typeof key === "string" && read.add(key), Reflect.get(target, key)) }),
+    );
     expect(config.port).toBe(port);
     expect(config.redis).toEqual({ host: redisName(service), port: t.ports.redis[service] });
     if (service === "order") {
       // One Service URL per peer: the Service spreads the calls over the pods.
       expect(config.stockUrls).toEqual([`http://${kubernetesServiceName("stock")}:${replicaPort(t, "stock", 1)}`]);
-      expect(config.paymentUrls).toEqual([`http://${kubernetesServiceName("payment")}:${replicaPort(t, "payment", 1)}`]);
+      expect(config.paymentUrls).toEqual([
+        `http://${kubernetesServiceName("payment")}:${replicaPort(t, "payment", 1)}`,
+      ]);
     }
-    const notForThisService = service === "order" ? ["INTERNAL_SECRET"] : ["INTERNAL_SECRET", "STOCK_URLS", "PAYMENT_URLS", "PEER_BALANCING"];
-    const unset = [...read].filter((name) => !(name in env) && !(OPTIONAL_SERVICE_ENV_NAMES as readonly string[]).includes(name) && !notForThisService.includes(name));
+    const notForThisService =
+      service === "order" ? ["INTERNAL_SECRET"] : ["INTERNAL_SECRET", "STOCK_URLS", "PAYMENT_URLS", "PEER_BALANCING"];
+    const unset = [...read].filter(
+      (name) =>
+        !(name in env) &&
+        !(OPTIONAL_SERVICE_ENV_NAMES as readonly string[]).includes(name) &&
+        !notForThisService.includes(name),
+    );
     expect(unset).toEqual([]);
   });
 
@@ -183,8 +229,12 @@ describe.each([...SERVICES])("the %s service", (service) => {
   });
 
   test("requests and limits, a PodDisruptionBudget, and a spread across nodes", () => {
-    for (const kind of ["requests", "limits"] as const) expect(Object.keys(container.resources?.[kind] ?? {}).sort()).toEqual(["cpu", "memory"]);
-    const budget = find<KubeObject>("PodDisruptionBudget", deployment.metadata.name).spec as { minAvailable: number; selector: { matchLabels: Labels } };
+    for (const kind of ["requests", "limits"] as const)
+      expect(Object.keys(container.resources?.[kind] ?? {}).sort()).toEqual(["cpu", "memory"]);
+    const budget = find<KubeObject>("PodDisruptionBudget", deployment.metadata.name).spec as {
+      minAvailable: number;
+      selector: { matchLabels: Labels };
+    };
     expect(selects(budget.selector.matchLabels, deployment.spec.template.metadata.labels)).toBe(true);
     expect(budget.minAvailable).toBeLessThan(deployment.spec.replicas!);
     const spread = pod.topologySpreadConstraints ?? [];
@@ -203,7 +253,9 @@ describe.each([...SERVICES])("the %s service", (service) => {
     expect(redis.spec.replicas).toBe(1);
     expect(imageName(redisContainer)).toBe(IMAGES.redis);
     expect(redisContainer.command).toEqual(["./start_redis_with_recovery.sh", service]);
-    expect(envOf(redisContainer)).toEqual(redisEnv(t, service, { bind: COMPOSE_REDIS_BIND, dataDir: COMPOSE_REDIS_DIR, logDir: COMPOSE_LOG_DIR }));
+    expect(envOf(redisContainer)).toEqual(
+      redisEnv(t, service, { bind: COMPOSE_REDIS_BIND, dataDir: COMPOSE_REDIS_DIR, logDir: COMPOSE_LOG_DIR }),
+    );
     expect(containerPort(redisContainer, "redis")).toBe(t.ports.redis[service]);
     // Found by the name the service's pods are given, on the port they are given.
     const headless = find<Service>("Service", redisName(service));
@@ -211,7 +263,8 @@ describe.each([...SERVICES])("the %s service", (service) => {
     expect(redis.spec.serviceName).toBe(headless.metadata.name);
     expect(headless.spec.ports.map((p) => p.port)).toEqual([t.ports.redis[service]]);
     // Until the port opens, the startup probe waits; readiness and liveness then see it.
-    for (const probe of [redisContainer.startupProbe, redisContainer.readinessProbe]) expect(containerPort(redisContainer, probe!.tcpSocket!.port)).toBe(t.ports.redis[service]);
+    for (const probe of [redisContainer.startupProbe, redisContainer.readinessProbe])
+      expect(containerPort(redisContainer, probe!.tcpSocket!.port)).toBe(t.ports.redis[service]);
   });
 
   test("its Redis's claims hold the data and the service log, where the start script and its log writer look for them; the service pods mount no claim", () => {
@@ -249,7 +302,9 @@ describe("the gateway", () => {
     const [command, configPath] = container.command ?? [];
     expect(command).toBe("gateway-run");
     const mount = container.volumeMounts?.find((m) => configPath === `${m.mountPath}/nginx.conf`);
-    expect(deployment.spec.template.spec.volumes?.find((v) => v.name === mount?.name)?.configMap?.name).toBe(configMap.metadata.name);
+    expect(deployment.spec.template.spec.volumes?.find((v) => v.name === mount?.name)?.configMap?.name).toBe(
+      configMap.metadata.name,
+    );
   });
 
   test("its upstreams are the services' headless Services, on their ports, balanced round robin", () => {
@@ -260,7 +315,12 @@ describe("the gateway", () => {
       const headless = find<Service>("Service", host!);
       expect(headless.spec.clusterIP).toBe("None");
       expect(headless.spec.ports.map((p) => p.port)).toEqual([Number(port)]);
-      expect(selects(headless.spec.selector, find<Workload>("Deployment", kubernetesServiceName(service)).spec.template.metadata.labels)).toBe(true);
+      expect(
+        selects(
+          headless.spec.selector,
+          find<Workload>("Deployment", kubernetesServiceName(service)).spec.template.metadata.labels,
+        ),
+      ).toBe(true);
     }
   });
 
@@ -274,13 +334,18 @@ describe("the gateway", () => {
 
   test("more than one pod, requests and limits, a PodDisruptionBudget, a spread across nodes", () => {
     expect(deployment.spec.replicas).toBeGreaterThanOrEqual(2);
-    for (const kind of ["requests", "limits"] as const) expect(Object.keys(container.resources?.[kind] ?? {}).sort()).toEqual(["cpu", "memory"]);
+    for (const kind of ["requests", "limits"] as const)
+      expect(Object.keys(container.resources?.[kind] ?? {}).sort()).toEqual(["cpu", "memory"]);
     find<KubeObject>("PodDisruptionBudget", GATEWAY);
-    expect((deployment.spec.template.spec.topologySpreadConstraints ?? []).map((c) => c.topologyKey)).toContain("kubernetes.io/hostname");
+    expect((deployment.spec.template.spec.topologySpreadConstraints ?? []).map((c) => c.topologyKey)).toContain(
+      "kubernetes.io/hostname",
+    );
   });
 
   test("no pod but a service's mounts the internal secret", () => {
-    const mounting = workloads.filter((w) => (w.spec.template.spec.volumes ?? []).some((v) => v.secret?.secretName === KUBERNETES_SECRET.name));
+    const mounting = workloads.filter((w) =>
+      (w.spec.template.spec.volumes ?? []).some((v) => v.secret?.secretName === KUBERNETES_SECRET.name),
+    );
     expect(mounting.map((w) => w.metadata.name).sort()).toEqual(SERVICES.map(kubernetesServiceName).sort());
   });
 });
@@ -315,11 +380,21 @@ describe("network policies", () => {
   };
   const portOf = (w: Workload) => containerOf(w).ports![0]!.containerPort;
 
-  test.each(workloads.map((w) => [w.metadata.name, w] as const))("%s is reached only by those that must", (name, target) => {
-    const sources = ["outsider", ...workloads.map((w) => w.metadata.name)];
-    const reached = sources.filter((source) => allowed(policies, source === "outsider" ? outsider : podLabels(source), target.spec.template.metadata.labels, portOf(target)));
-    expect(reached.sort()).toEqual(reachers(name).sort());
-  });
+  test.each(workloads.map((w) => [w.metadata.name, w] as const))(
+    "%s is reached only by those that must",
+    (name, target) => {
+      const sources = ["outsider", ...workloads.map((w) => w.metadata.name)];
+      const reached = sources.filter((source) =>
+        allowed(
+          policies,
+          source === "outsider" ? outsider : podLabels(source),
+          target.spec.template.metadata.labels,
+          portOf(target),
+        ),
+      );
+      expect(reached.sort()).toEqual(reachers(name).sort());
+    },
+  );
 
   test("the evaluator itself: with no policy, everyone reaches everyone", () => {
     expect(allowed([], outsider, podLabels(redisName("stock" as ServiceName)), t.ports.redis.stock)).toBe(true);

@@ -3,9 +3,25 @@ import { describe, expect, test } from "bun:test";
 import { SERVICES } from "../../common/src/config";
 import { composePrometheusConfig, localPrometheusConfig, PROMETHEUS_FILES } from "../../deploy/prometheus";
 import { DEFAULT_REPLICAS } from "../lib/cli";
-import { COMPOSE_HOSTS, composeTopology, gatewayUpstreams, LOCAL_HOSTS, metricsPort, replicaIndexes, topology, type Hosts, type Topology } from "../lib/topology";
+import {
+  COMPOSE_HOSTS,
+  composeTopology,
+  gatewayUpstreams,
+  LOCAL_HOSTS,
+  metricsPort,
+  replicaIndexes,
+  topology,
+  type Hosts,
+  type Topology,
+} from "../lib/topology";
 
-type ScrapeConfig = { scrape_configs: Array<{ job_name: string; authorization: { type: string; credentials_file: string }; static_configs: Array<{ targets: string[] }> }> };
+type ScrapeConfig = {
+  scrape_configs: Array<{
+    job_name: string;
+    authorization: { type: string; credentials_file: string };
+    static_configs: Array<{ targets: string[] }>;
+  }>;
+};
 
 const cases: Array<[name: keyof typeof PROMETHEUS_FILES, render: () => string, t: Topology, hosts: Hosts]> = [
   ["local", localPrometheusConfig, topology(DEFAULT_REPLICAS), LOCAL_HOSTS],
@@ -20,9 +36,12 @@ describe.each(cases)("the %s scrape configuration", (name, render, t, hosts) => 
   test("scrapes every replica's metrics port, with the internal secret, and no port the gateway proxies to", () => {
     const config = Bun.YAML.parse(render()) as ScrapeConfig;
     const targets = config.scrape_configs.flatMap((job) => job.static_configs.flatMap((s) => s.targets));
-    const expected = SERVICES.flatMap((service) => replicaIndexes(t, service).map((i) => `${hosts.replica(service, i)}:${metricsPort(t, service, i)}`));
+    const expected = SERVICES.flatMap((service) =>
+      replicaIndexes(t, service).map((i) => `${hosts.replica(service, i)}:${metricsPort(t, service, i)}`),
+    );
     expect(targets).toEqual(expected);
-    for (const job of config.scrape_configs) expect(job.authorization).toEqual({ type: "Bearer", credentials_file: expect.stringContaining("secret") });
+    for (const job of config.scrape_configs)
+      expect(job.authorization).toEqual({ type: "Bearer", credentials_file: expect.stringContaining("secret") });
     const proxied = new Set(Object.values(gatewayUpstreams(t, hosts)).flat());
     expect(targets.filter((target) => proxied.has(target))).toEqual([]);
   });

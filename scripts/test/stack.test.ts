@@ -85,7 +85,16 @@ describe("a running stack", () => {
   test("every process is healthy, and the gateway routes to the replicas", async () => {
     await stack.waitHealthy();
     expect(stack.names).toEqual([
-      "redis-order", "redis-stock", "redis-payment", "stock-1", "stock-2", "payment-1", "payment-2", "order-1", "order-2", "gateway",
+      "redis-order",
+      "redis-stock",
+      "redis-payment",
+      "stock-1",
+      "stock-2",
+      "payment-1",
+      "payment-2",
+      "order-1",
+      "order-2",
+      "gateway",
     ]);
     for (const service of SERVICES) {
       expect(await redisPing(stack.ports.redis[service])).toBe(true);
@@ -118,7 +127,9 @@ describe("a running stack", () => {
     expect(stack.pid("stock-1")).not.toBe(before);
     expect(stack.restartCount("stock-1")).toBe(1);
     expect(output.lines()).toContain("[supervisor] stock-1 exited (signal SIGKILL); restarting");
-    expect(events).toContainEqual(expect.objectContaining({ type: "exit", name: "stock-1", signal: "SIGKILL", restarting: true }));
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: "exit", name: "stock-1", signal: "SIGKILL", restarting: true }),
+    );
     expect(events).toContainEqual(expect.objectContaining({ type: "restart", name: "stock-1", restarts: 1 }));
   });
 
@@ -150,7 +161,9 @@ describe("a running stack", () => {
     const exit = nextEvent((e) => e.type === "exit" && e.name === "payment-2");
     await stack.kill("payment-2");
     expect(await exit).toMatchObject({ pid, signal: "SIGKILL", restarting: false });
-    expect(output.lines()).toContain("[supervisor] payment-2 exited (signal SIGKILL); not restarting (restarts are off)");
+    expect(output.lines()).toContain(
+      "[supervisor] payment-2 exited (signal SIGKILL); not restarting (restarts are off)",
+    );
     expect(stack.pid("payment-2")).toBeUndefined();
     expect(stack.restartCount("payment-2")).toBe(restartsBefore);
     stack.setRestart(true);
@@ -202,9 +215,9 @@ describe("starting a stack", () => {
     const blocker = Bun.serve({ hostname: LOOPBACK, port: 8201 + offset, fetch: () => new Response("taken") });
     const stateDir = tempDir("stack-busy-");
     try {
-      await expect(startStack({ portOffset: offset, stateDir, entrypoints: stubs, output: memoryOutput() })).rejects.toThrow(
-        new RegExp(`${8201 + offset} \\(stock-1\\)`),
-      );
+      await expect(
+        startStack({ portOffset: offset, stateDir, entrypoints: stubs, output: memoryOutput() }),
+      ).rejects.toThrow(new RegExp(`${8201 + offset} \\(stock-1\\)`));
     } finally {
       await blocker.stop(true);
       rmSync(stateDir, { recursive: true, force: true });

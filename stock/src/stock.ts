@@ -31,7 +31,8 @@ export function added(item: Item | null, id: string, amount: number): Item | App
 
 export function subtracted(item: Item | null, id: string, amount: number): Item | AppError {
   if (!item) return unknownItem(id);
-  if (item.stock < amount) return refused("insufficient_stock", `item ${id} has ${item.stock} in stock, ${amount} requested`);
+  if (item.stock < amount)
+    return refused("insufficient_stock", `item ${id} has ${item.stock} in stock, ${amount} requested`);
   return { ...item, stock: item.stock - amount };
 }
 
@@ -71,10 +72,12 @@ export function restoreAll(items: ReadonlyMap<string, Item | null>, demand: Dema
 }
 
 function itemsOf(snapshot: Snapshot, demand: Demand): Map<string, Item | null> {
-  return new Map(demand.map(([id]) => {
-    const hash = snapshot.get(keys.item(id));
-    return [id, hash ? itemCodec.decode(hash) : null] as const;
-  }));
+  return new Map(
+    demand.map(([id]) => {
+      const hash = snapshot.get(keys.item(id));
+      return [id, hash ? itemCodec.decode(hash) : null] as const;
+    }),
+  );
 }
 
 // ---- state changes ----
@@ -93,7 +96,8 @@ export function createStock(store: Store, retention: StepRetention) {
       return itemCodec.decode(hash);
     },
 
-    add: (id: string, amount: number) => store.change("stock.add", keys.item(id), itemCodec, (item) => added(item, id, amount)),
+    add: (id: string, amount: number) =>
+      store.change("stock.add", keys.item(id), itemCodec, (item) => added(item, id, amount)),
     subtract: (id: string, amount: number) =>
       store.change("stock.subtract", keys.item(id), itemCodec, (item) => subtracted(item, id, amount)),
 
@@ -111,7 +115,9 @@ export function createStock(store: Store, retention: StepRetention) {
       return settled(
         store,
         await store.transact("stock.take", [opKey, ...demand.map(([id]) => keys.item(id))], (snapshot) =>
-          forwardStep(opKey, snapshot.get(opKey) ?? null, payload, { opId, now: Date.now(), retention }, () => takeAll(itemsOf(snapshot, demand), demand)),
+          forwardStep(opKey, snapshot.get(opKey) ?? null, payload, { opId, now: Date.now(), retention }, () =>
+            takeAll(itemsOf(snapshot, demand), demand),
+          ),
         ),
       );
     },
@@ -124,10 +130,17 @@ export function createStock(store: Store, retention: StepRetention) {
       return settled(
         store,
         await store.transact("stock.restore", [opKey, ...demand.map(([id]) => keys.item(id))], (snapshot) =>
-          compensateStep(opKey, snapshot.get(opKey) ?? null, payload, { opId, now: Date.now(), retention }, (applied) => {
-            if (applied.items !== payload.items) throw badInput(`operation ${opId} took other items than the restore names`);
-            return restoreAll(itemsOf(snapshot, demand), demand);
-          }),
+          compensateStep(
+            opKey,
+            snapshot.get(opKey) ?? null,
+            payload,
+            { opId, now: Date.now(), retention },
+            (applied) => {
+              if (applied.items !== payload.items)
+                throw badInput(`operation ${opId} took other items than the restore names`);
+              return restoreAll(itemsOf(snapshot, demand), demand);
+            },
+          ),
         ),
       );
     },

@@ -78,7 +78,8 @@ describe("public endpoints", () => {
 
   test("batch_init creates items '0' … 'n-1' with the given stock and price", async () => {
     expect(await post(url("/batch_init/3/100/7"))).toEqual({ status: 200, body: { msg: expect.any(String) } });
-    for (const id of ["0", "1", "2"]) expect(await get(url(`/find/${id}`))).toEqual({ status: 200, body: { stock: 100, price: 7 } });
+    for (const id of ["0", "1", "2"])
+      expect(await get(url(`/find/${id}`))).toEqual({ status: 200, body: { stock: 100, price: 7 } });
     expect((await get(url("/find/3"))).status).toBe(404);
   });
 
@@ -150,11 +151,14 @@ describe("invalid input", () => {
     ["charge", "o:1", { items: [["0", 1]] }],
   ];
 
-  test.each(badSteps)("a %s step for %s with %j is answered 400 invalid_input and changes nothing", async (action, opId, fields) => {
-    const before = await state();
-    expect(await step(url(""), action, opId, fields)).toEqual({ status: 400, body: errorBody("invalid_input") });
-    expect(await state()).toEqual(before);
-  });
+  test.each(badSteps)(
+    "a %s step for %s with %j is answered 400 invalid_input and changes nothing",
+    async (action, opId, fields) => {
+      const before = await state();
+      expect(await step(url(""), action, opId, fields)).toEqual({ status: 400, body: errorBody("invalid_input") });
+      expect(await state()).toEqual(before);
+    },
+  );
 
   const take = (op_id: string) => ({ action: "take", op_id, items: [["0", 1]] });
   const badCalls: Array<[body: unknown]> = [
@@ -171,52 +175,82 @@ describe("invalid input", () => {
   });
 });
 
-test.each(["PUT", "DELETE", "PATCH", "OPTIONS"])("%s, a method the API does not serve, is 405 with an Allow header and changes nothing", async (method) => {
-  const before = await state();
-  const response = await fetch(url("/add/0/1"), { method });
-  expect({ status: response.status, allow: response.headers.get("allow"), body: await response.json() }).toEqual({
-    status: 405,
-    allow: "GET, HEAD, POST",
-    body: errorBody("method_not_allowed"),
-  });
-  expect(await state()).toEqual(before);
-});
+test.each(["PUT", "DELETE", "PATCH", "OPTIONS"])(
+  "%s, a method the API does not serve, is 405 with an Allow header and changes nothing",
+  async (method) => {
+    const before = await state();
+    const response = await fetch(url("/add/0/1"), { method });
+    expect({ status: response.status, allow: response.headers.get("allow"), body: await response.json() }).toEqual({
+      status: 405,
+      allow: "GET, HEAD, POST",
+      body: errorBody("method_not_allowed"),
+    });
+    expect(await state()).toEqual(before);
+  },
+);
 
 describe("saga steps answer only the order service", () => {
   test.each([
     ["no credential", {}],
     ["another secret", internalAuthorization(`${TEST_INTERNAL_SECRET}x`)],
-  ] as Array<[string, Record<string, string>]>)("a take with %s is refused 401 unauthorized and takes nothing", async (_what, headers) => {
-    const before = await state();
-    const body = { steps: [{ action: "take", op_id: "intruder:1", items: [["0", 1]] }] };
-    expect(await call("POST", url(STEPS_PATH), body, headers)).toEqual({ status: 401, body: errorBody("unauthorized") });
-    expect(await state()).toEqual(before);
-  });
+  ] as Array<[string, Record<string, string>]>)(
+    "a take with %s is refused 401 unauthorized and takes nothing",
+    async (_what, headers) => {
+      const before = await state();
+      const body = { steps: [{ action: "take", op_id: "intruder:1", items: [["0", 1]] }] };
+      expect(await call("POST", url(STEPS_PATH), body, headers)).toEqual({
+        status: 401,
+        body: errorBody("unauthorized"),
+      });
+      expect(await state()).toEqual(before);
+    },
+  );
 });
 
 describe("saga steps: take and restore", () => {
   test("take subtracts every item of the order and answers applied", async () => {
     const [a, b] = [await newItem(1, 10), await newItem(2, 10)];
-    expect(await step(url(""), "take", "t1:1", { items: [[a, 2], [b, 3]] })).toEqual({ status: 200, body: { outcome: "applied" } });
+    expect(
+      await step(url(""), "take", "t1:1", {
+        items: [
+          [a, 2],
+          [b, 3],
+        ],
+      }),
+    ).toEqual({ status: 200, body: { outcome: "applied" } });
     expect([await stockOf(a), await stockOf(b)]).toEqual([8, 7]);
   });
 
   test("take sums the quantities of a repeated item", async () => {
     const a = await newItem(1, 10);
-    expect((await step(url(""), "take", "t2:1", { items: [[a, 2], [a, 3]] })).status).toBe(200);
+    expect(
+      (
+        await step(url(""), "take", "t2:1", {
+          items: [
+            [a, 2],
+            [a, 3],
+          ],
+        })
+      ).status,
+    ).toBe(200);
     expect(await stockOf(a)).toBe(5);
   });
 
   test("a repeated take answers applied again and takes nothing more", async () => {
     const a = await newItem(1, 10);
     await step(url(""), "take", "t3:1", { items: [[a, 4]] });
-    expect(await step(url(""), "take", "t3:1", { items: [[a, 4]] })).toEqual({ status: 200, body: { outcome: "applied" } });
+    expect(await step(url(""), "take", "t3:1", { items: [[a, 4]] })).toEqual({
+      status: 200,
+      body: { outcome: "applied" },
+    });
     expect(await stockOf(a)).toBe(6);
   });
 
   test("20 concurrent copies of one take take the stock once", async () => {
     const a = await newItem(1, 10);
-    const answers = await Promise.all(Array.from({ length: 20 }, () => step(url(""), "take", "t4:1", { items: [[a, 4]] })));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => step(url(""), "take", "t4:1", { items: [[a, 4]] })),
+    );
     expect(answers.every((x) => x.status === 200 && x.body.outcome === "applied")).toBe(true);
     expect(await stockOf(a)).toBe(6);
   });
@@ -230,13 +264,27 @@ describe("saga steps: take and restore", () => {
 
   test("take of several items is all-or-nothing when one is short", async () => {
     const [a, b] = [await newItem(1, 10), await newItem(1, 1)];
-    expect(await step(url(""), "take", "t6:1", { items: [[a, 2], [b, 2]] })).toEqual({ status: 409, body: errorBody("insufficient_stock") });
+    expect(
+      await step(url(""), "take", "t6:1", {
+        items: [
+          [a, 2],
+          [b, 2],
+        ],
+      }),
+    ).toEqual({ status: 409, body: errorBody("insufficient_stock") });
     expect([await stockOf(a), await stockOf(b)]).toEqual([10, 1]);
   });
 
   test("take of several items is all-or-nothing when one is unknown", async () => {
     const a = await newItem(1, 10);
-    expect(await step(url(""), "take", "t7:1", { items: [[a, 2], ["no-such-item", 1]] })).toEqual({ status: 404, body: errorBody("unknown_item") });
+    expect(
+      await step(url(""), "take", "t7:1", {
+        items: [
+          [a, 2],
+          ["no-such-item", 1],
+        ],
+      }),
+    ).toEqual({ status: 404, body: errorBody("unknown_item") });
     expect(await stockOf(a)).toBe(10);
   });
 
@@ -244,29 +292,50 @@ describe("saga steps: take and restore", () => {
     const a = await newItem(1, 1);
     await step(url(""), "take", "t8:1", { items: [[a, 2]] });
     await post(url(`/add/${a}/10`));
-    expect(await step(url(""), "take", "t8:1", { items: [[a, 2]] })).toEqual({ status: 409, body: errorBody("insufficient_stock") });
+    expect(await step(url(""), "take", "t8:1", { items: [[a, 2]] })).toEqual({
+      status: 409,
+      body: errorBody("insufficient_stock"),
+    });
     expect(await stockOf(a)).toBe(11);
   });
 
   test("restore puts back what its take took, once", async () => {
     const [a, b] = [await newItem(1, 10), await newItem(1, 10)];
-    const items = [[a, 2], [b, 3]];
+    const items = [
+      [a, 2],
+      [b, 3],
+    ];
     await step(url(""), "take", "r1:1", { items });
-    expect(await step(url(""), "restore", "r1:1", { items })).toEqual({ status: 200, body: { outcome: "compensated" } });
+    expect(await step(url(""), "restore", "r1:1", { items })).toEqual({
+      status: 200,
+      body: { outcome: "compensated" },
+    });
     expect([await stockOf(a), await stockOf(b)]).toEqual([10, 10]);
-    expect(await step(url(""), "restore", "r1:1", { items })).toEqual({ status: 200, body: { outcome: "compensated" } });
+    expect(await step(url(""), "restore", "r1:1", { items })).toEqual({
+      status: 200,
+      body: { outcome: "compensated" },
+    });
     expect([await stockOf(a), await stockOf(b)]).toEqual([10, 10]);
   });
 
   test("a restore that would take the stock past 2^53-1 is refused and changes nothing; sent again once it fits, it is applied", async () => {
     const [a, b] = [await newItem(1, 10), await newItem(1, 10)];
-    const items = [[a, 2], [b, 3]];
+    const items = [
+      [a, 2],
+      [b, 3],
+    ];
     await step(url(""), "take", "r9:1", { items });
     await post(url(`/add/${b}/${Number.MAX_SAFE_INTEGER - 8}`));
-    expect(await step(url(""), "restore", "r9:1", { items })).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await step(url(""), "restore", "r9:1", { items })).toEqual({
+      status: 400,
+      body: errorBody("invalid_input"),
+    });
     expect([await stockOf(a), await stockOf(b)]).toEqual([8, Number.MAX_SAFE_INTEGER - 1]);
     await post(url(`/subtract/${b}/10`));
-    expect(await step(url(""), "restore", "r9:1", { items })).toEqual({ status: 200, body: { outcome: "compensated" } });
+    expect(await step(url(""), "restore", "r9:1", { items })).toEqual({
+      status: 200,
+      body: { outcome: "compensated" },
+    });
     expect([await stockOf(a), await stockOf(b)]).toEqual([10, Number.MAX_SAFE_INTEGER - 8]);
   });
 
@@ -274,22 +343,34 @@ describe("saga steps: take and restore", () => {
     const a = await newItem(1, 10);
     await step(url(""), "take", "r2:1", { items: [[a, 2]] });
     await step(url(""), "restore", "r2:1", { items: [[a, 2]] });
-    expect(await step(url(""), "take", "r2:1", { items: [[a, 2]] })).toEqual({ status: 409, body: errorBody("operation_cancelled") });
+    expect(await step(url(""), "take", "r2:1", { items: [[a, 2]] })).toEqual({
+      status: 409,
+      body: errorBody("operation_cancelled"),
+    });
     expect(await stockOf(a)).toBe(10);
   });
 
   test("a restore that arrives before its take fences it: the take is 409 operation_cancelled and the stock is unchanged", async () => {
     const a = await newItem(1, 10);
-    expect(await step(url(""), "restore", "r3:1", { items: [[a, 2]] })).toEqual({ status: 200, body: { outcome: "cancelled" } });
+    expect(await step(url(""), "restore", "r3:1", { items: [[a, 2]] })).toEqual({
+      status: 200,
+      body: { outcome: "cancelled" },
+    });
     expect(await stockOf(a)).toBe(10);
-    expect(await step(url(""), "take", "r3:1", { items: [[a, 2]] })).toEqual({ status: 409, body: errorBody("operation_cancelled") });
+    expect(await step(url(""), "take", "r3:1", { items: [[a, 2]] })).toEqual({
+      status: 409,
+      body: errorBody("operation_cancelled"),
+    });
     expect(await stockOf(a)).toBe(10);
   });
 
   test("restore of a refused take changes nothing", async () => {
     const a = await newItem(1, 1);
     await step(url(""), "take", "r4:1", { items: [[a, 2]] });
-    expect(await step(url(""), "restore", "r4:1", { items: [[a, 2]] })).toEqual({ status: 200, body: { outcome: "refused" } });
+    expect(await step(url(""), "restore", "r4:1", { items: [[a, 2]] })).toEqual({
+      status: 200,
+      body: { outcome: "refused" },
+    });
     expect(await stockOf(a)).toBe(1);
   });
 
@@ -297,7 +378,10 @@ describe("saga steps: take and restore", () => {
     const [a, b] = [await newItem(1, 10), await newItem(1, 10)];
     await step(url(""), "take", "r5:1", { items: [[a, 2]] });
     const before = await state();
-    expect(await step(url(""), "restore", "r5:1", { items: [[b, 2]] })).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await step(url(""), "restore", "r5:1", { items: [[b, 2]] })).toEqual({
+      status: 400,
+      body: errorBody("invalid_input"),
+    });
     expect(without(await state(), keys.seq)).toEqual(without(before, keys.seq));
   });
 });
@@ -312,7 +396,13 @@ describe("a call of many steps", () => {
     ];
     expect(await stepCall(url(""), { steps })).toEqual({
       status: 200,
-      body: { answers: [{ status: 200, outcome: "applied" }, { status: 400, ...errorBody("invalid_input") }, { status: 200, outcome: "applied" }] },
+      body: {
+        answers: [
+          { status: 200, outcome: "applied" },
+          { status: 400, ...errorBody("invalid_input") },
+          { status: 200, outcome: "applied" },
+        ],
+      },
     });
     expect(await stockOf(a)).toBe(5);
   });

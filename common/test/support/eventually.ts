@@ -10,7 +10,11 @@ const DEFAULT_EVERY_MS = 10;
  * Polls `check` until it returns true or `timeoutMs` passes, and returns its last answer: for an
  * outcome that lands after the answer (a compensation finishing, a saga ending).
  */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = DEFAULT_TIMEOUT_MS, everyMs = DEFAULT_EVERY_MS): Promise<boolean> {
+export async function eventually(
+  check: () => Promise<boolean>,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+  everyMs = DEFAULT_EVERY_MS,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;

@@ -47,7 +47,10 @@ export type RedisOptions = {
 const DEFAULT_LOG_COMPACT_BYTES = 1024 * 1024 * 1024;
 
 /** A log writer on the Redis at `port`, in this process, with connections of its own. */
-export async function startWriter(port: number, logFor: { service: ServiceName; logDir: string; compactBytes?: number }): Promise<LogWriter> {
+export async function startWriter(
+  port: number,
+  logFor: { service: ServiceName; logDir: string; compactBytes?: number },
+): Promise<LogWriter> {
   const connection = () => {
     const redis = new Redis({ host: "127.0.0.1", port, retryStrategy: () => null, maxRetriesPerRequest: 0 });
     redis.on("error", () => {});
@@ -99,8 +102,26 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
 
   const launch = async (): Promise<boolean> => {
     child = Bun.spawn(
-      ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--save", "",
-        "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning", ...(opts.args ?? [])],
+      [
+        "redis-server",
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        dir,
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "no",
+        "--loglevel",
+        "warning",
+        ...(opts.args ?? []),
+      ],
       { stdout: "ignore", stderr: "ignore" },
     );
     const deadline = Date.now() + STARTUP_DEADLINE_MS;

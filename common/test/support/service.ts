@@ -93,7 +93,12 @@ export async function startService(service: ServiceName, opts: ServiceOptions): 
   }
 
   addServiceRoutes(app, service, store, config.internalSecret);
-  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch, idleTimeout: TIMING.serviceIdleTimeoutS });
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: app.fetch,
+    idleTimeout: TIMING.serviceIdleTimeoutS,
+  });
   if (sweeps) await checkout?.start();
 
   return {
@@ -136,7 +141,11 @@ export function serviceOnItsOwnRedis(service: ServiceName): {
     await redis?.stop();
     rmSync(logDir, { recursive: true, force: true });
   });
-  return { url: (path) => running!.url + path, state: () => redisState(running!.store.client), stopRedis: () => redis!.stop() };
+  return {
+    url: (path) => running!.url + path,
+    state: () => redisState(running!.store.client),
+    stopRedis: () => redis!.stop(),
+  };
 }
 
 export type StoreFixture = { redis: RedisServer; logDir: string; store: Store };

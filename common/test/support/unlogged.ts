@@ -7,10 +7,20 @@ import { keys, storedValue } from "../../src/keyspace";
 import { formatRecord, type Hash } from "../../src/log";
 
 /** Writes that state for one key; `seq` is taken from the service's counter unless given. Returns it. */
-export async function committedNotLogged(client: Redis, key: string, hash: Hash, op: string, seq?: number): Promise<number> {
+export async function committedNotLogged(
+  client: Redis,
+  key: string,
+  hash: Hash,
+  op: string,
+  seq?: number,
+): Promise<number> {
   const number = seq ?? (await client.incr(keys.seq));
   const line = formatRecord({ seq: number, at: new Date().toISOString(), op, writes: { [key]: hash } });
-  await client.multi().set(key, storedValue(JSON.stringify(hash), number)).xadd(keys.logStream, "*", "lines", line).exec();
+  await client
+    .multi()
+    .set(key, storedValue(JSON.stringify(hash), number))
+    .xadd(keys.logStream, "*", "lines", line)
+    .exec();
   return number;
 }
 

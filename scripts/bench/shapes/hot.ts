@@ -4,10 +4,28 @@
  */
 import { forEachLimited, SIDE_CONCURRENCY, type Api } from "../client";
 import type { ShapeResult } from "../report";
-import { addedItemBody, createdItemBody, createdOrderBody, createdUserBody, creditChangeBody, stockChangeBody } from "../schemas";
+import {
+  addedItemBody,
+  createdItemBody,
+  createdOrderBody,
+  createdUserBody,
+  creditChangeBody,
+  stockChangeBody,
+} from "../schemas";
 import { readCredit, readOrders, readStock } from "../state";
 import { checkInvariants, withExpectations, type InvariantReport } from "../verify";
-import { checkoutWindows, measureAlone, preparedShape, prepareThroughApi, settleIfUndecided, shapeResult, timed, type Checkouts, type PreparedShape, type ShapeContext } from "./measure";
+import {
+  checkoutWindows,
+  measureAlone,
+  preparedShape,
+  prepareThroughApi,
+  settleIfUndecided,
+  shapeResult,
+  timed,
+  type Checkouts,
+  type PreparedShape,
+  type ShapeContext,
+} from "./measure";
 
 export const HOT = {
   stock: 100,
@@ -18,7 +36,12 @@ export const HOT = {
   concurrency: 1_000,
 } as const;
 
-export type HotData = { itemId: string; initialItemStock: number; initialCredit: Map<string, number>; orderIds: string[] };
+export type HotData = {
+  itemId: string;
+  initialItemStock: number;
+  initialCredit: Map<string, number>;
+  orderIds: string[];
+};
 
 /** No warm-up: every order is checked out once, all of them at once, and a warm-up would spend them. */
 export async function runHot(ctx: ShapeContext): Promise<ShapeResult> {
@@ -31,7 +54,9 @@ export async function prepareHot(ctx: ShapeContext): Promise<PreparedShape> {
   const windows = checkoutWindows("hot", ctx.baseUrl, data.orderIds, HOT.concurrency, { signal: ctx.signal });
   return preparedShape("hot", windows, api, async () => {
     const checkouts = windows.result();
-    const notes = [`all ${checkouts.load.answered} of ${HOT.users} checkouts answered in ${(checkouts.load.elapsedMs / 1000).toFixed(2)} s`];
+    const notes = [
+      `all ${checkouts.load.answered} of ${HOT.users} checkouts answered in ${(checkouts.load.elapsedMs / 1000).toFixed(2)} s`,
+    ];
     notes.push(...(await settleIfUndecided(checkouts.load, ctx.log)));
     const invariants = await timed(ctx.log, "[hot] verifying", () => verify(api, data, checkouts));
     return shapeResult("hot", HOT.concurrency, ctx.seconds, checkouts.load, invariants, notes);
@@ -73,11 +98,13 @@ async function verify(api: Api, data: HotData, { load, answers }: Checkouts): Pr
   const expectedRefusals = HOT.users - HOT.stock;
   const expectedDrop = HOT.stock * HOT.itemPrice;
   if (succeeded !== HOT.stock) expectations.push(`${succeeded} checkouts succeeded, expected exactly ${HOT.stock}`);
-  if (refused !== expectedRefusals) expectations.push(`${refused} checkouts were refused, expected exactly ${expectedRefusals}`);
+  if (refused !== expectedRefusals)
+    expectations.push(`${refused} checkouts were refused, expected exactly ${expectedRefusals}`);
   const stockLeft = currentStock.get(data.itemId);
   if (stockLeft !== 0) expectations.push(`stock left is ${stockLeft}, expected 0`);
   const creditDrop = sumOf(data.initialCredit.values()) - sumOf(currentCredit.values());
-  if (creditDrop !== expectedDrop) expectations.push(`total credit dropped by ${creditDrop}, expected exactly ${expectedDrop}`);
+  if (creditDrop !== expectedDrop)
+    expectations.push(`total credit dropped by ${creditDrop}, expected exactly ${expectedDrop}`);
   return withExpectations(invariants, expectations);
 }
 

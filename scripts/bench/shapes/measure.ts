@@ -115,7 +115,10 @@ export type PreparedShape = {
  * A shape's data, made through an API client that then lives as long as the shape (its verification
  * reads through it, and `preparedShape` closes it); closed at once if making the data fails.
  */
-export async function prepareThroughApi<D>(baseUrl: string, make: (api: Api) => Promise<D>): Promise<{ api: Api; data: D }> {
+export async function prepareThroughApi<D>(
+  baseUrl: string,
+  make: (api: Api) => Promise<D>,
+): Promise<{ api: Api; data: D }> {
   const api = new Api(baseUrl, createSession(SIDE_CONCURRENCY));
   try {
     return { api, data: await make(api) };
@@ -126,7 +129,12 @@ export async function prepareThroughApi<D>(baseUrl: string, make: (api: Api) => 
 }
 
 /** A prepared shape whose closing closes its windows and, if it has one, its API client. */
-export function preparedShape(shape: ShapeName, windows: CheckoutWindows, api: Api | undefined, finish: () => Promise<ShapeResult>): PreparedShape {
+export function preparedShape(
+  shape: ShapeName,
+  windows: CheckoutWindows,
+  api: Api | undefined,
+  finish: () => Promise<ShapeResult>,
+): PreparedShape {
   return {
     shape,
     windows,

@@ -8,7 +8,19 @@ import type { ShapeResult } from "../report";
 import { batchInitBody, creditChangeBody, stockChangeBody } from "../schemas";
 import { readCredit, readOrders, readStock } from "../state";
 import { checkInvariants } from "../verify";
-import { batchIds, checkoutWindows, measureAlone, preparedShape, prepareThroughApi, settleIfUndecided, shapeResult, shuffled, timed, type PreparedShape, type ShapeContext } from "./measure";
+import {
+  batchIds,
+  checkoutWindows,
+  measureAlone,
+  preparedShape,
+  prepareThroughApi,
+  settleIfUndecided,
+  shapeResult,
+  shuffled,
+  timed,
+  type PreparedShape,
+  type ShapeContext,
+} from "./measure";
 
 export const MIXED = {
   items: 1_000,
@@ -40,7 +52,9 @@ export async function prepareMixed(ctx: ShapeContext): Promise<PreparedShape> {
     // The catalogue is small, so its state before the run is read rather than assumed.
     return { stock: await readStock(api, itemIds), credit: await readCredit(api, userIds) };
   });
-  const windows = checkoutWindows("mixed", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, { signal: ctx.signal });
+  const windows = checkoutWindows("mixed", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, {
+    signal: ctx.signal,
+  });
   return preparedShape("mixed", windows, api, async () => {
     const { load, answers, sentOrderIds } = windows.result();
     const notes = await settleIfUndecided(load, ctx.log);
@@ -63,7 +77,11 @@ export async function prepareMixed(ctx: ShapeContext): Promise<PreparedShape> {
 
 /** batch_init makes everything plentiful; the scarce items and poor users are then cut down through the API. */
 async function prepare(api: Api, orders: number): Promise<void> {
-  await api.post(`/stock/batch_init/${MIXED.items}/${MIXED.plentifulStock}/${MIXED.itemPrice}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
+  await api.post(
+    `/stock/batch_init/${MIXED.items}/${MIXED.plentifulStock}/${MIXED.itemPrice}`,
+    batchInitBody,
+    BATCH_INIT_TIMEOUT_MS,
+  );
   await api.post(`/payment/batch_init/${MIXED.users}/${MIXED.plentifulCredit}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
   await forEachLimited(batchIds(MIXED.scarceItems), SIDE_CONCURRENCY, async (id) => {
     await api.post(`/stock/subtract/${id}/${MIXED.plentifulStock - MIXED.scarceStock}`, stockChangeBody);
@@ -71,5 +89,9 @@ async function prepare(api: Api, orders: number): Promise<void> {
   await forEachLimited(batchIds(MIXED.poorUsers), SIDE_CONCURRENCY, async (id) => {
     await api.post(`/payment/pay/${id}/${MIXED.plentifulCredit - MIXED.poorCredit}`, creditChangeBody);
   });
-  await api.post(`/orders/batch_init/${orders}/${MIXED.items}/${MIXED.users}/${MIXED.itemPrice}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
+  await api.post(
+    `/orders/batch_init/${orders}/${MIXED.items}/${MIXED.users}/${MIXED.itemPrice}`,
+    batchInitBody,
+    BATCH_INIT_TIMEOUT_MS,
+  );
 }

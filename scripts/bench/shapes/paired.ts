@@ -16,10 +16,13 @@ export const WINDOWS_PER_SHAPE = 4;
 
 /** Which shape each window goes to: 0, 1, 1, 0, 0, 1, 1, 0 … (`windows` of each). */
 export function abbaOrder(windows: number): Array<0 | 1> {
-  return Array.from({ length: 2 * windows }, (_, i) => ((i % 4 === 0 || i % 4 === 3) ? 0 : 1));
+  return Array.from({ length: 2 * windows }, (_, i) => (i % 4 === 0 || i % 4 === 3 ? 0 : 1));
 }
 
-export async function measurePaired(shapes: readonly [PreparedShape, PreparedShape], ctx: ShapeContext): Promise<ShapeResult[]> {
+export async function measurePaired(
+  shapes: readonly [PreparedShape, PreparedShape],
+  ctx: ShapeContext,
+): Promise<ShapeResult[]> {
   try {
     for (const prepared of shapes) await prepared.windows.warmUp(ctx.warmupSeconds);
     const windowSeconds = ctx.seconds / WINDOWS_PER_SHAPE;
@@ -30,7 +33,10 @@ export async function measurePaired(shapes: readonly [PreparedShape, PreparedSha
       measuredSoFar[which] += 1;
       await prepared.windows.measure(windowSeconds, `${prepared.shape} ${measuredSoFar[which]}/${WINDOWS_PER_SHAPE}`);
     }
-    const turns = order.slice(0, 4).map((which) => shapes[which].shape).join(", ");
+    const turns = order
+      .slice(0, 4)
+      .map((which) => shapes[which].shape)
+      .join(", ");
     const results: ShapeResult[] = [];
     for (const [i, prepared] of shapes.entries()) {
       const other = shapes[1 - i]!.shape;

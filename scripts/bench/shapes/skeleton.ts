@@ -4,7 +4,15 @@
  * and drop the logic. There is no state to verify; every answer must be a 2xx.
  */
 import type { ShapeResult } from "../report";
-import { batchIds, checkoutWindows, measureAlone, preparedShape, shapeResult, type PreparedShape, type ShapeContext } from "./measure";
+import {
+  batchIds,
+  checkoutWindows,
+  measureAlone,
+  preparedShape,
+  shapeResult,
+  type PreparedShape,
+  type ShapeContext,
+} from "./measure";
 
 /** The skeleton keeps no orders, so a modest set of ids is cycled through instead of one per request. */
 const SKELETON_DISTINCT_IDS = 100_000;

@@ -17,7 +17,15 @@ import type { ShapeResult } from "../report";
 import { batchInitBody } from "../schemas";
 import { readCredit, readStock } from "../state";
 import { withExpectations, type InvariantReport } from "../verify";
-import { batchIds, prepareThroughApi, settleIfUndecided, shapeResult, shuffled, timed, type ShapeContext } from "./measure";
+import {
+  batchIds,
+  prepareThroughApi,
+  settleIfUndecided,
+  shapeResult,
+  shuffled,
+  timed,
+  type ShapeContext,
+} from "./measure";
 
 export const SOAK = {
   items: 10_000,
@@ -39,7 +47,12 @@ export const SOAK = {
 } as const;
 
 /** One reading of the three Redises: seconds since the load began, checkouts answered by then, bytes used, keys. */
-export type Sample = { at: number; checkouts: number; memory: Record<ServiceName, number>; keys: Record<ServiceName, number> };
+export type Sample = {
+  at: number;
+  checkouts: number;
+  memory: Record<ServiceName, number>;
+  keys: Record<ServiceName, number>;
+};
 
 /** The least-squares slope of `values` over `times` (per unit of time); 0 with fewer than two points. */
 export function slope(times: readonly number[], values: readonly number[]): number {
@@ -64,12 +77,24 @@ export type Trend = { perMinute: number; mean: number; flat: boolean };
  * one a checkout); a series with no such growth (the orders) is flat if its change over the last half
  * stays within that share of its mean.
  */
-export function lastHalfTrend(samples: readonly Sample[], value: (s: Sample) => number, writtenPerMinute?: number): Trend {
+export function lastHalfTrend(
+  samples: readonly Sample[],
+  value: (s: Sample) => number,
+  writtenPerMinute?: number,
+): Trend {
   const half = lastHalf(samples);
-  const perMinute = 60 * slope(half.map((s) => s.at), half.map(value));
+  const perMinute =
+    60 *
+    slope(
+      half.map((s) => s.at),
+      half.map(value),
+    );
   const mean = half.reduce((a, s) => a + value(s), 0) / Math.max(half.length, 1);
   const minutes = ((half.at(-1)?.at ?? 0) - (half[0]?.at ?? 0)) / 60;
-  const flat = writtenPerMinute === undefined ? Math.abs(perMinute * minutes) <= SOAK.flatShare * mean : Math.abs(perMinute) <= SOAK.flatShare * writtenPerMinute;
+  const flat =
+    writtenPerMinute === undefined
+      ? Math.abs(perMinute * minutes) <= SOAK.flatShare * mean
+      : Math.abs(perMinute) <= SOAK.flatShare * writtenPerMinute;
   return { perMinute, mean, flat };
 }
 
@@ -87,15 +112,28 @@ function formatSample(s: Sample): string {
 }
 
 /** Each Redis's trends over the last half; `bytesPerRecord`: what one step record takes in stock's and payment's. */
-export function formatTrends(samples: readonly Sample[], bytesPerRecord: Partial<Record<ServiceName, number>>): string[] {
+export function formatTrends(
+  samples: readonly Sample[],
+  bytesPerRecord: Partial<Record<ServiceName, number>>,
+): string[] {
   const half = lastHalf(samples);
-  const checkoutsPerMinute = 60 * slope(half.map((s) => s.at), half.map((s) => s.checkouts));
+  const checkoutsPerMinute =
+    60 *
+    slope(
+      half.map((s) => s.at),
+      half.map((s) => s.checkouts),
+    );
   return SERVICES.map((name) => {
     const perRecord = bytesPerRecord[name];
     const written = perRecord === undefined ? undefined : checkoutsPerMinute;
-    const memory = lastHalfTrend(samples, (s) => s.memory[name], written === undefined ? undefined : written * perRecord!);
+    const memory = lastHalfTrend(
+      samples,
+      (s) => s.memory[name],
+      written === undefined ? undefined : written * perRecord!,
+    );
     const keys = lastHalfTrend(samples, (s) => s.keys[name], written);
-    const share = (t: Trend, of: number | undefined) => (of ? `, ${Math.round((100 * Math.abs(t.perMinute)) / of)} % of what is written` : "");
+    const share = (t: Trend, of: number | undefined) =>
+      of ? `, ${Math.round((100 * Math.abs(t.perMinute)) / of)} % of what is written` : "";
     return (
       `  ${name.padEnd(8)} memory ${signed(memory.perMinute / 1024, 1)} KB/min around ${mb(memory.mean)} MB (${direction(memory)}${share(memory, written && written * perRecord!)}), ` +
       `keys ${signed(keys.perMinute)}/min around ${Math.round(keys.mean)} (${direction(keys)}${share(keys, written)})`
@@ -119,14 +157,21 @@ export type SoakStack = { gatewayUrl: string; redisPorts: Readonly<Record<Servic
 /** The soak against `stack`, started with the retention `retentionS` (the caller started it so). */
 export async function runSoak(ctx: ShapeContext, stack: SoakStack, retentionS: number): Promise<ShapeResult> {
   const clients = Object.fromEntries(
-    SERVICES.map((name) => [name, new Redis({ host: "127.0.0.1", port: stack.redisPorts[name], maxRetriesPerRequest: 3 })]),
+    SERVICES.map((name) => [
+      name,
+      new Redis({ host: "127.0.0.1", port: stack.redisPorts[name], maxRetriesPerRequest: 3 }),
+    ]),
   ) as Record<ServiceName, Redis>;
   for (const client of Object.values(clients)) client.on("error", () => {});
   // What each Redis uses before it holds anything: its own overhead, left out of the per-entity figures.
   const empty = await readRedis(clients);
   const { api } = await prepareThroughApi(stack.gatewayUrl, (api) =>
     timed(ctx.log, `[soak] batch_init of ${SOAK.items} items, ${SOAK.users} users`, async () => {
-      await api.post(`/stock/batch_init/${SOAK.items}/${SOAK.startingStock}/${SOAK.itemPrice}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
+      await api.post(
+        `/stock/batch_init/${SOAK.items}/${SOAK.startingStock}/${SOAK.itemPrice}`,
+        batchInitBody,
+        BATCH_INIT_TIMEOUT_MS,
+      );
       await api.post(`/payment/batch_init/${SOAK.users}/${SOAK.startingCredit}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
     }),
   );
@@ -135,16 +180,28 @@ export async function runSoak(ctx: ShapeContext, stack: SoakStack, retentionS: n
   const session = createSession(ctx.clients);
   try {
     const before = await readRedis(clients);
-    ctx.log(`[soak] step records kept ${retentionS} s; ${ctx.seconds} s of checkouts in rounds of ${SOAK.roundOrders} orders; a sample every ${SOAK.sampleEveryMs / 1000} s`);
-    if (ctx.seconds / 2 < retentionS) ctx.log(`[soak] the last half of ${ctx.seconds} s begins before the first records expire (${retentionS} s): it cannot be flat`);
-    const perEntity = (name: ServiceName, count: number) => Math.round((before.memory[name] - empty.memory[name]) / count);
-    ctx.log(`[soak] live entities: ${SOAK.items} items, ${perEntity("stock", SOAK.items)} B each in stock's Redis; ${SOAK.users} users, ${perEntity("payment", SOAK.users)} B each in payment's`);
+    ctx.log(
+      `[soak] step records kept ${retentionS} s; ${ctx.seconds} s of checkouts in rounds of ${SOAK.roundOrders} orders; a sample every ${SOAK.sampleEveryMs / 1000} s`,
+    );
+    if (ctx.seconds / 2 < retentionS)
+      ctx.log(
+        `[soak] the last half of ${ctx.seconds} s begins before the first records expire (${retentionS} s): it cannot be flat`,
+      );
+    const perEntity = (name: ServiceName, count: number) =>
+      Math.round((before.memory[name] - empty.memory[name]) / count);
+    ctx.log(
+      `[soak] live entities: ${SOAK.items} items, ${perEntity("stock", SOAK.items)} B each in stock's Redis; ${SOAK.users} users, ${perEntity("payment", SOAK.users)} B each in payment's`,
+    );
     const started = performance.now();
     const elapsedS = () => (performance.now() - started) / 1000;
     let answeredInEarlierRounds = 0;
     let answeredInRound = 0;
     const sample = async () => {
-      const reading = { at: elapsedS(), checkouts: answeredInEarlierRounds + answeredInRound, ...(await readRedis(clients)) };
+      const reading = {
+        at: elapsedS(),
+        checkouts: answeredInEarlierRounds + answeredInRound,
+        ...(await readRedis(clients)),
+      };
       samples.push(reading);
       ctx.log(formatSample(reading));
     };
@@ -152,7 +209,11 @@ export async function runSoak(ctx: ShapeContext, stack: SoakStack, retentionS: n
     const sampler = setInterval(() => void sample().catch(() => {}), SOAK.sampleEveryMs);
     try {
       for (let round = 0; elapsedS() < ctx.seconds && !ctx.signal?.aborted; round++) {
-        await api.post(`/orders/batch_init/${SOAK.roundOrders}/${SOAK.items}/${SOAK.users}/${SOAK.itemPrice}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
+        await api.post(
+          `/orders/batch_init/${SOAK.roundOrders}/${SOAK.items}/${SOAK.users}/${SOAK.itemPrice}`,
+          batchInitBody,
+          BATCH_INIT_TIMEOUT_MS,
+        );
         answeredInRound = 0;
         loads.push(
           await runLoad({
@@ -178,17 +239,26 @@ export async function runSoak(ctx: ShapeContext, stack: SoakStack, retentionS: n
       const count = last.keys[name] - before.keys[name];
       return count > 0 ? Math.round((last.memory[name] - before.memory[name]) / count) : 0;
     };
-    const records = (name: ServiceName) => `${last.keys[name] - before.keys[name]} step records, ${bytesPerRecord(name)} B each`;
+    const records = (name: ServiceName) =>
+      `${last.keys[name] - before.keys[name]} step records, ${bytesPerRecord(name)} B each`;
     const trends = formatTrends(samples, { stock: bytesPerRecord("stock"), payment: bytesPerRecord("payment") });
     console.log(
       `[soak] after ${load.counts["2xx"]} paid checkouts: stock ${mb(last.memory.stock)} MB (${records("stock")}), ` +
         `payment ${mb(last.memory.payment)} MB (${records("payment")}), order ${mb(last.memory.order)} MB ` +
         `(${SOAK.roundOrders} orders, ${Math.round((last.memory.order - empty.memory.order) / SOAK.roundOrders)} B each)`,
     );
-    console.log(`[soak] slope over the last half of the run (from ${Math.round(elapsedS() / 2)} s):\n${trends.join("\n")}`);
+    console.log(
+      `[soak] slope over the last half of the run (from ${Math.round(elapsedS() / 2)} s):\n${trends.join("\n")}`,
+    );
     const notes = await settleIfUndecided(load, ctx.log);
-    const invariants = await timed(ctx.log, "[soak] verifying every item and user", () => verify(api, load.counts["2xx"], load.counts["4xx"], notes.length === 0));
-    return shapeResult("soak", ctx.clients, ctx.seconds, load, invariants, [...notes, `step records kept ${retentionS} s`, ...trends.map((t) => t.trim())]);
+    const invariants = await timed(ctx.log, "[soak] verifying every item and user", () =>
+      verify(api, load.counts["2xx"], load.counts["4xx"], notes.length === 0),
+    );
+    return shapeResult("soak", ctx.clients, ctx.seconds, load, invariants, [
+      ...notes,
+      `step records kept ${retentionS} s`,
+      ...trends.map((t) => t.trim()),
+    ]);
   } finally {
     session.close();
     api.close();
@@ -209,8 +279,13 @@ async function verify(api: Api, paid: number, refusals: number, allDecided: bool
   for (const units of stock.values()) taken += SOAK.startingStock - units;
   for (const left of credit.values()) charged += SOAK.startingCredit - left;
   const details: string[] = [];
-  if (stock.size !== SOAK.items || credit.size !== SOAK.users) details.push(`read ${stock.size} items and ${credit.size} users back`);
+  if (stock.size !== SOAK.items || credit.size !== SOAK.users)
+    details.push(`read ${stock.size} items and ${credit.size} users back`);
   if (taken * SOAK.itemPrice !== charged) details.push(`${taken} units taken but ${charged} credit charged`);
-  if (allDecided && taken !== paid * SOAK.unitsPerOrder) details.push(`${taken} units taken for ${paid} paid checkouts of ${SOAK.unitsPerOrder} units`);
-  return withExpectations({ ok: details.length === 0, details }, refusals === 0 ? [] : [`${refusals} checkouts were refused although every item and user has plenty`]);
+  if (allDecided && taken !== paid * SOAK.unitsPerOrder)
+    details.push(`${taken} units taken for ${paid} paid checkouts of ${SOAK.unitsPerOrder} units`);
+  return withExpectations(
+    { ok: details.length === 0, details },
+    refusals === 0 ? [] : [`${refusals} checkouts were refused although every item and user has plenty`],
+  );
 }

@@ -7,7 +7,20 @@ import type { ShapeResult } from "../report";
 import { batchInitBody } from "../schemas";
 import { readCredit, readOrders, readStock, touchedBy } from "../state";
 import { checkInvariants, withExpectations, type InvariantReport } from "../verify";
-import { batchIds, checkoutWindows, measureAlone, preparedShape, prepareThroughApi, settleIfUndecided, shapeResult, shuffled, timed, type Checkouts, type PreparedShape, type ShapeContext } from "./measure";
+import {
+  batchIds,
+  checkoutWindows,
+  measureAlone,
+  preparedShape,
+  prepareThroughApi,
+  settleIfUndecided,
+  shapeResult,
+  shuffled,
+  timed,
+  type Checkouts,
+  type PreparedShape,
+  type ShapeContext,
+} from "./measure";
 
 export const UNIFORM = {
   items: 100_000,
@@ -26,16 +39,32 @@ export async function prepareUniform(ctx: ShapeContext): Promise<PreparedShape> 
   const what = `[uniform] batch_init of ${UNIFORM.items} items, ${UNIFORM.users} users, ${ctx.orders} orders`;
   const { api } = await prepareThroughApi(ctx.baseUrl, (api) =>
     timed(ctx.log, what, async () => {
-      await api.post(`/stock/batch_init/${UNIFORM.items}/${UNIFORM.startingStock}/${UNIFORM.itemPrice}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
-      await api.post(`/payment/batch_init/${UNIFORM.users}/${UNIFORM.startingCredit}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
-      await api.post(`/orders/batch_init/${ctx.orders}/${UNIFORM.items}/${UNIFORM.users}/${UNIFORM.itemPrice}`, batchInitBody, BATCH_INIT_TIMEOUT_MS);
+      await api.post(
+        `/stock/batch_init/${UNIFORM.items}/${UNIFORM.startingStock}/${UNIFORM.itemPrice}`,
+        batchInitBody,
+        BATCH_INIT_TIMEOUT_MS,
+      );
+      await api.post(
+        `/payment/batch_init/${UNIFORM.users}/${UNIFORM.startingCredit}`,
+        batchInitBody,
+        BATCH_INIT_TIMEOUT_MS,
+      );
+      await api.post(
+        `/orders/batch_init/${ctx.orders}/${UNIFORM.items}/${UNIFORM.users}/${UNIFORM.itemPrice}`,
+        batchInitBody,
+        BATCH_INIT_TIMEOUT_MS,
+      );
     }),
   );
-  const windows = checkoutWindows("uniform", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, { signal: ctx.signal });
+  const windows = checkoutWindows("uniform", ctx.baseUrl, shuffled(batchIds(ctx.orders)), ctx.clients, {
+    signal: ctx.signal,
+  });
   return preparedShape("uniform", windows, api, async () => {
     const checkouts = windows.result();
     const notes = await settleIfUndecided(checkouts.load, ctx.log);
-    const invariants = await timed(ctx.log, `[uniform] verifying ${checkouts.sentOrderIds.length} orders`, () => verify(api, checkouts));
+    const invariants = await timed(ctx.log, `[uniform] verifying ${checkouts.sentOrderIds.length} orders`, () =>
+      verify(api, checkouts),
+    );
     return shapeResult("uniform", ctx.clients, ctx.seconds, checkouts.load, invariants, notes);
   });
 }
@@ -56,5 +85,8 @@ async function verify(api: Api, { load, answers, sentOrderIds }: Checkouts): Pro
     answers,
   });
   const refused = load.counts["4xx"];
-  return withExpectations(invariants, refused === 0 ? [] : [`${refused} checkouts were refused although every item and user has plenty`]);
+  return withExpectations(
+    invariants,
+    refused === 0 ? [] : [`${refused} checkouts were refused although every item and user has plenty`],
+  );
 }

@@ -24,7 +24,10 @@ export function connectRedis(config: ServiceConfig): Redis {
 }
 
 /** Serves `routes` plus GET /health on the configured port; stops cleanly on SIGTERM/SIGINT. */
-export function serveSkeleton(service: ServiceName, build: (config: ServiceConfig, redis: Redis) => SkeletonRoutes): void {
+export function serveSkeleton(
+  service: ServiceName,
+  build: (config: ServiceConfig, redis: Redis) => SkeletonRoutes,
+): void {
   const config = loadConfig(service);
   const redis = connectRedis(config);
   const server = Bun.serve({

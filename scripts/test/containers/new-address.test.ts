@@ -19,7 +19,14 @@ let world: CheckoutWorld;
 
 beforeAll(async () => {
   shop = await startContainerStack();
-  world = new CheckoutWorld(shop.gatewayUrl, { items: 20, stockEach: 1_000, scarce: 2, users: 200, creditEach: 1_000, poor: 10 });
+  world = new CheckoutWorld(shop.gatewayUrl, {
+    items: 20,
+    stockEach: 1_000,
+    scarce: 2,
+    users: 200,
+    creditEach: 1_000,
+    poor: 10,
+  });
   await world.create();
 }, CONTAINER_STACK_START_TIMEOUT_MS);
 

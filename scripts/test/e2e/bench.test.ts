@@ -21,10 +21,28 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 test("bun run bench --start-stack --shape all runs every shape, keeps every invariant and exits 0", async () => {
   const jsonFile = join(scratch, "results.json");
   const bench = Bun.spawn(
-    [process.execPath, "scripts/bench.ts", "--start-stack", "--shape", "all", "--seconds", "2", "--warmup", "1", "--orders", "20000", "--json", jsonFile],
+    [
+      process.execPath,
+      "scripts/bench.ts",
+      "--start-stack",
+      "--shape",
+      "all",
+      "--seconds",
+      "2",
+      "--warmup",
+      "1",
+      "--orders",
+      "20000",
+      "--json",
+      jsonFile,
+    ],
     { cwd: REPO_ROOT, stdout: "pipe", stderr: "pipe" },
   );
-  const [stdout, stderr, exitCode] = await Promise.all([new Response(bench.stdout).text(), new Response(bench.stderr).text(), bench.exited]);
+  const [stdout, stderr, exitCode] = await Promise.all([
+    new Response(bench.stdout).text(),
+    new Response(bench.stderr).text(),
+    bench.exited,
+  ]);
   if (exitCode !== 0) console.error(stdout, stderr);
   expect(exitCode).toBe(0);
 

@@ -33,7 +33,13 @@ afterAll(async () => {
 });
 
 /** What the dashboard shows, read from its DOM. */
-type Shown = { checkoutsPerS: number; conservation: string; sagas: number; restarts: Record<string, number>; updated: string };
+type Shown = {
+  checkoutsPerS: number;
+  conservation: string;
+  sagas: number;
+  restarts: Record<string, number>;
+  updated: string;
+};
 const shown = (page: Page) =>
   page.evaluate<Shown>(`(() => {
     const metric = (name) => document.querySelector('[data-metric="' + name + '"]');
@@ -50,7 +56,11 @@ test("/docs lists every operation of the document, with no console error", async
   const page = await browser.open(`${shop.gatewayUrl}/docs`);
   const document = (await (await fetch(`${shop.gatewayUrl}/openapi.json`)).json()) as { paths: Record<string, object> };
   const operations = Object.values(document.paths).reduce((n, methods) => n + Object.keys(methods).length, 0);
-  expect(await eventually(async () => (await page.evaluate<number>("document.querySelectorAll('.operation').length")) === operations)).toBe(true);
+  expect(
+    await eventually(
+      async () => (await page.evaluate<number>("document.querySelectorAll('.operation').length")) === operations,
+    ),
+  ).toBe(true);
   expect(page.errors).toEqual([]);
 });
 
@@ -58,17 +68,25 @@ test("/dashboard shows checkouts per second above zero under a bench load, the c
   const page = await browser.open(`${shop.gatewayUrl}/dashboard`);
   expect(await eventually(async () => (await shown(page)).updated.startsWith("Updated"))).toBe(true);
 
-  const bench = Bun.spawn([process.execPath, "scripts/bench.ts", "--url", shop.gatewayUrl, ...BENCH_ARGS], { cwd: REPO_ROOT, stdout: "pipe", stderr: "pipe" });
+  const bench = Bun.spawn([process.execPath, "scripts/bench.ts", "--url", shop.gatewayUrl, ...BENCH_ARGS], {
+    cwd: REPO_ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const benchOutput = Promise.all([new Response(bench.stdout).text(), new Response(bench.stderr).text()]);
   const seen: Shown[] = [];
   let moving = false;
   try {
     // Every state the page shows while the load runs: the meter must hold in each one.
-    moving = await eventually(async () => {
-      const now = await shown(page);
-      seen.push(now);
-      return now.checkoutsPerS > 0;
-    }, 240_000, 250);
+    moving = await eventually(
+      async () => {
+        const now = await shown(page);
+        seen.push(now);
+        return now.checkoutsPerS > 0;
+      },
+      240_000,
+      250,
+    );
     if (moving && process.env[SCREENSHOT_ENV]) {
       // Past the benchmark's warm-up, with some history on the chart.
       await Bun.sleep(10_000);

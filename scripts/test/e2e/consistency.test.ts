@@ -30,7 +30,13 @@ const ROUNDS = 3;
  * position, the compaction lock, the processes' starts (the dashboard's, never logged); and the order
  * processes' liveness keys (isLivenessKey).
  */
-const NOT_REPLAYED = new Set<string>([keys.seq, keys.logStream, keys.durableLog, keys.compactionLock, keys.processStarts]);
+const NOT_REPLAYED = new Set<string>([
+  keys.seq,
+  keys.logStream,
+  keys.durableLog,
+  keys.compactionLock,
+  keys.processStarts,
+]);
 
 let shop: TestStack;
 let api: Api;
@@ -91,7 +97,10 @@ for (let round = 1; round <= ROUNDS; round++) {
 
     test("the orders answered 2xx are exactly the paid ones", () => {
       expect(orders).toHaveLength(HOT.users);
-      const paid = orders.filter((o) => o.paid).map((o) => o.orderId).sort();
+      const paid = orders
+        .filter((o) => o.paid)
+        .map((o) => o.orderId)
+        .sort();
       const succeeded = data.orderIds.filter((id) => classify(answerOf(id)) === "2xx").sort();
       expect(paid).toEqual(succeeded);
     });

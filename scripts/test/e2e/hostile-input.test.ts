@@ -93,7 +93,22 @@ const badId = fc
   .oneof(
     fc.string({ minLength: 0, maxLength: 12, unit: "binary" }),
     fc.string({ minLength: 65, maxLength: 90 }),
-    fc.constantFrom(".", "..", "%", "a b", "a/b", "a\\b", "a?b", "a#b", "ü", "\u0000", "a\nb", "<script>", "' OR 1=1", "${x}"),
+    fc.constantFrom(
+      ".",
+      "..",
+      "%",
+      "a b",
+      "a/b",
+      "a\\b",
+      "a?b",
+      "a#b",
+      "ü",
+      "\u0000",
+      "a\nb",
+      "<script>",
+      "' OR 1=1",
+      "${x}",
+    ),
   )
   .filter((s) => !VALID_ID.test(s));
 
@@ -141,7 +156,9 @@ const corruptedCall = fc
   })
   .map(({ endpoint, corrupt, id, integer }) => {
     const at = corrupt % endpoint.params.length;
-    const values = endpoint.params.map((param, i) => (i !== at ? validValue(param) : inPath(param === "int" ? integer : id)));
+    const values = endpoint.params.map((param, i) =>
+      i !== at ? validValue(param) : inPath(param === "int" ? integer : id),
+    );
     return { method: endpoint.method, path: `${endpoint.prefix}/${values.join("/")}` };
   });
 
@@ -154,7 +171,18 @@ const request = (method: string, path: string, headers: readonly string[] = [], 
 /** A method token the API does not serve: well-formed (nginx passes those on) or not. */
 const refusedMethod = fc
   .oneof(
-    fc.constantFrom("PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PROPFIND", "BREW", "FOO", "A".repeat(1000)),
+    fc.constantFrom(
+      "PUT",
+      "PATCH",
+      "DELETE",
+      "OPTIONS",
+      "TRACE",
+      "CONNECT",
+      "PROPFIND",
+      "BREW",
+      "FOO",
+      "A".repeat(1000),
+    ),
     fc.stringMatching(/^[A-Z_-]{1,40}$/),
     fc.string({ minLength: 1, maxLength: 10, unit: "binary" }).filter((m) => !/[\s]/.test(m)),
   )
@@ -162,17 +190,21 @@ const refusedMethod = fc
 
 /** Framings and protocol versions the gateway refuses, each around a valid `add`. */
 const badFraming = fc.oneof(
-  fc.constantFrom("gzip", "identity", "chunked, chunked", "\tchunked", "chunked ,gzip", "x-custom", "CHUNKED, gzip").map((te) => ({
-    kind: "transfer-encoding",
-    text: request("POST", validAdd(), [`Transfer-Encoding: ${te}`], "0\r\n\r\n"),
-  })),
-  fc.constantFrom(
-    ["Content-Length: 5", "Transfer-Encoding: chunked"],
-    ["Content-Length: 0", "Content-Length: 5"],
-    ["Content-Length: -1"],
-    ["Content-Length: 1x"],
-    ["Transfer-Encoding: chunked"],
-  ).map((headers) => ({ kind: "length", text: request("POST", validAdd(), headers, "zz\r\nabc\r\n0\r\n\r\n") })),
+  fc
+    .constantFrom("gzip", "identity", "chunked, chunked", "\tchunked", "chunked ,gzip", "x-custom", "CHUNKED, gzip")
+    .map((te) => ({
+      kind: "transfer-encoding",
+      text: request("POST", validAdd(), [`Transfer-Encoding: ${te}`], "0\r\n\r\n"),
+    })),
+  fc
+    .constantFrom(
+      ["Content-Length: 5", "Transfer-Encoding: chunked"],
+      ["Content-Length: 0", "Content-Length: 5"],
+      ["Content-Length: -1"],
+      ["Content-Length: 1x"],
+      ["Transfer-Encoding: chunked"],
+    )
+    .map((headers) => ({ kind: "length", text: request("POST", validAdd(), headers, "zz\r\nabc\r\n0\r\n\r\n") })),
   fc.constantFrom("HTTP/2.0", "HTTP/3", "HTTP/9.9", "HTTP/2").map((version) => ({
     kind: "version",
     text: `POST ${validAdd()} ${version}\r\nHost: gateway\r\nConnection: close\r\n\r\n`,
@@ -181,10 +213,12 @@ const badFraming = fc.oneof(
     kind: "request line",
     text: `POST ${validAdd()} ${version}\r\nHost: gateway\r\nConnection: close\r\n\r\n`,
   })),
-  fc.constantFrom("Bad Header: x", "X-A: " + "a".repeat(20_000), "X-A\u0000: x", " X-Folded: x", "X-A: a\rb").map((header) => ({
-    kind: "header",
-    text: request("POST", validAdd(), [header]),
-  })),
+  fc
+    .constantFrom("Bad Header: x", "X-A: " + "a".repeat(20_000), "X-A\u0000: x", " X-Folded: x", "X-A: a\rb")
+    .map((header) => ({
+      kind: "header",
+      text: request("POST", validAdd(), [header]),
+    })),
   fc.constantFrom("\u0001", "\u007f", "%zz", "%0", "%00", "\u0000", " x").map((bad) => ({
     kind: "path",
     text: request("POST", `${validAdd()}${bad}`),
@@ -197,7 +231,17 @@ const badFraming = fc.oneof(
 const internalSpelling = fc
   .record({
     prefix: fc.constantFrom("stock", "payment", "orders", "STOCK", "Payment"),
-    before: fc.constantFrom("", "/", "find/../", "find/%2E%2E/", "find%2F..%2F", "./", "%2F", "find_user%2F..%2F", "x/..%2F"),
+    before: fc.constantFrom(
+      "",
+      "/",
+      "find/../",
+      "find/%2E%2E/",
+      "find%2F..%2F",
+      "./",
+      "%2F",
+      "find_user%2F..%2F",
+      "x/..%2F",
+    ),
     word: fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
     upper: fc.boolean(),
     separator: fc.constantFrom("/", "%2F", "%2f", "//", "/./"),
@@ -216,7 +260,12 @@ const stepBodyFor = (path: string, opId: string) =>
 
 const jsonRequest = (path: string, json: unknown, headers: readonly string[] = []) => {
   const body = JSON.stringify(json);
-  return request("POST", path, ["Content-Type: application/json", `Content-Length: ${Buffer.byteLength(body)}`, ...headers], body);
+  return request(
+    "POST",
+    path,
+    ["Content-Type: application/json", `Content-Length: ${Buffer.byteLength(body)}`, ...headers],
+    body,
+  );
 };
 
 // ---- the properties ----------------------------------------------------------------------------
@@ -245,7 +294,10 @@ describe("through the gateway", () => {
   });
 
   test("a served method on a route that does not take it is refused with a JSON 4xx", async () => {
-    const swapped = ENDPOINTS.map((e) => ({ method: e.method === "GET" ? "POST" : "GET", path: `${e.prefix}/${e.params.map(validValue).join("/")}` }));
+    const swapped = ENDPOINTS.map((e) => ({
+      method: e.method === "GET" ? "POST" : "GET",
+      path: `${e.prefix}/${e.params.map(validValue).join("/")}`,
+    }));
     for (const { method, path } of swapped) await expectRefused(request(method, path));
   });
 
@@ -283,21 +335,31 @@ describe("straight to a service's port", () => {
     fc.stringMatching(/^[0-9a-f]{64}$/).map((hex) => `Bearer ${hex}`),
   );
 
-  test.each(["stock", "payment"] as const)("%s refuses a step call without the internal secret with 401, and applies nothing", async (service) => {
-    const { url } = shop.stack.describe().find((p) => p.name === `${service}-1`)!;
-    let op = 0;
-    await fc.assert(
-      fc.asyncProperty(credentials, async (authorization) => {
-        const path = `/internal/steps`;
-        const json = service === "payment" ? stepBodyFor("/payment", `direct:${++op}`) : stepBodyFor("/stock", `direct:${++op}`);
-        const answer = await rawExchange(url!, jsonRequest(path, json, authorization === undefined ? [] : [`Authorization: ${authorization}`]));
-        // A header value Bun's parser refuses (a control character) is answered 400 by the parser itself.
-        if (answer.status === 400) return;
-        expect({ status: answer.status, body: answer.body }).toEqual({ status: 401, body: { error: "unauthorized", message: expect.any(String) } });
-      }),
-      { numRuns: RUNS },
-    );
-  });
+  test.each(["stock", "payment"] as const)(
+    "%s refuses a step call without the internal secret with 401, and applies nothing",
+    async (service) => {
+      const { url } = shop.stack.describe().find((p) => p.name === `${service}-1`)!;
+      let op = 0;
+      await fc.assert(
+        fc.asyncProperty(credentials, async (authorization) => {
+          const path = `/internal/steps`;
+          const json =
+            service === "payment" ? stepBodyFor("/payment", `direct:${++op}`) : stepBodyFor("/stock", `direct:${++op}`);
+          const answer = await rawExchange(
+            url!,
+            jsonRequest(path, json, authorization === undefined ? [] : [`Authorization: ${authorization}`]),
+          );
+          // A header value Bun's parser refuses (a control character) is answered 400 by the parser itself.
+          if (answer.status === 400) return;
+          expect({ status: answer.status, body: answer.body }).toEqual({
+            status: 401,
+            body: { error: "unauthorized", message: expect.any(String) },
+          });
+        }),
+        { numRuns: RUNS },
+      );
+    },
+  );
 });
 
 describe("where the services listen", () => {
@@ -324,7 +386,8 @@ describe("afterwards", () => {
     await untilQuiescent(shop);
     const differences: string[] = [];
     for (const service of SERVICES) {
-      for (const line of stateDifferences(before[service]!, await redisState(shop.redis(service)), BOOKKEEPING)) differences.push(`${service}: ${line}`);
+      for (const line of stateDifferences(before[service]!, await redisState(shop.redis(service)), BOOKKEEPING))
+        differences.push(`${service}: ${line}`);
     }
     expect(differences).toEqual([]);
   });
@@ -333,7 +396,11 @@ describe("afterwards", () => {
     const url = (path: string) => `${shop.gatewayUrl}${path}`;
     expect((await get(url(`/stock/find/${seeded.item}`))).body).toEqual({ stock: 100, price: 7 });
     expect((await get(url(`/payment/find_user/${seeded.user}`))).body).toEqual({ user_id: seeded.user, credit: 1000 });
-    expect((await get(url(`/orders/find/${seeded.order}`))).body).toMatchObject({ paid: false, items: [[seeded.item, 2]], total_cost: 14 });
+    expect((await get(url(`/orders/find/${seeded.order}`))).body).toMatchObject({
+      paid: false,
+      items: [[seeded.item, 2]],
+      total_cost: 14,
+    });
   });
 
   test("no process restarted, and the gateway took no replica for failed", () => {

@@ -27,9 +27,18 @@ afterAll(async () => {
 });
 
 const gateway = (path: string) => `${shop.gatewayUrl}${path}`;
-const t = () => topology(TEST_REPLICAS, 0, { serviceBase: shop.stack.ports.serviceBase, redis: shop.stack.ports.redis, gateway: shop.stack.ports.gateway });
+const t = () =>
+  topology(TEST_REPLICAS, 0, {
+    serviceBase: shop.stack.ports.serviceBase,
+    redis: shop.stack.ports.redis,
+    gateway: shop.stack.ports.gateway,
+  });
 
-async function metricsOf(service: (typeof SERVICES)[number], index: number, headers: Record<string, string> = secret): Promise<{ status: number; text: string }> {
+async function metricsOf(
+  service: (typeof SERVICES)[number],
+  index: number,
+  headers: Record<string, string> = secret,
+): Promise<{ status: number; text: string }> {
   const response = await fetch(`http://127.0.0.1:${metricsPort(t(), service, index)}/metrics`, { headers });
   return { status: response.status, text: await response.text() };
 }
@@ -41,7 +50,10 @@ const seriesValue = (text: string, series: string) => {
 };
 
 /** An item, a user with credit, and `count` orders of one unit each. */
-async function shopWithOrders(count: number, credit = 1_000): Promise<{ itemId: string; userId: string; orderIds: string[] }> {
+async function shopWithOrders(
+  count: number,
+  credit = 1_000,
+): Promise<{ itemId: string; userId: string; orderIds: string[] }> {
   const itemId = (await post(gateway("/stock/item/create/3"))).body.item_id as string;
   await post(gateway(`/stock/add/${itemId}/100`));
   const userId = (await post(gateway("/payment/create_user"))).body.user_id as string;
@@ -60,7 +72,10 @@ describe("metrics", () => {
     for (const service of SERVICES) {
       for (const index of [1, 2]) {
         const answer = await metricsOf(service, index);
-        expect({ name: replicaName(service, index), status: answer.status }).toEqual({ name: replicaName(service, index), status: 200 });
+        expect({ name: replicaName(service, index), status: answer.status }).toEqual({
+          name: replicaName(service, index),
+          status: 200,
+        });
         expect(answer.text).toContain("# TYPE checkout_http_requests_total counter");
         expect(answer.text).toContain("process_cpu_seconds_total");
         expect((await metricsOf(service, index, {})).status).toBe(401);
@@ -73,9 +88,18 @@ describe("metrics", () => {
     const { orderIds } = await shopWithOrders(3);
     for (const orderId of orderIds) expect((await post(gateway(`/orders/checkout/${orderId}`))).status).toBe(200);
     const order = (await metricsOf("order", 1)).text;
-    expect(seriesValue(order, 'checkout_checkouts_total{outcome="paid",reason="",service="order"}')).toBeGreaterThanOrEqual(3);
-    expect(seriesValue(order, 'checkout_saga_steps_sent_total{step="take_stock",service="order"}')).toBeGreaterThanOrEqual(3);
-    expect(seriesValue(order, 'checkout_http_requests_total{route="/checkout/:order_id",method="POST",status="200",service="order"}')).toBeGreaterThanOrEqual(3);
+    expect(
+      seriesValue(order, 'checkout_checkouts_total{outcome="paid",reason="",service="order"}'),
+    ).toBeGreaterThanOrEqual(3);
+    expect(
+      seriesValue(order, 'checkout_saga_steps_sent_total{step="take_stock",service="order"}'),
+    ).toBeGreaterThanOrEqual(3);
+    expect(
+      seriesValue(
+        order,
+        'checkout_http_requests_total{route="/checkout/:order_id",method="POST",status="200",service="order"}',
+      ),
+    ).toBeGreaterThanOrEqual(3);
     const stock = (await metricsOf("stock", 1)).text;
     expect(seriesValue(stock, 'checkout_tx_batch_size_count{service="stock"}')).toBeGreaterThan(0);
     expect(seriesValue(stock, 'checkout_log_durable_wait_seconds_count{service="stock"}')).toBeGreaterThan(0);
@@ -83,7 +107,8 @@ describe("metrics", () => {
   });
 
   test("are not served through the gateway, nor on any address but BIND_ADDRESS", async () => {
-    for (const path of ["/orders/metrics", "/stock/metrics", "/payment/metrics"]) expect((await get(gateway(path))).status).toBe(404);
+    for (const path of ["/orders/metrics", "/stock/metrics", "/payment/metrics"])
+      expect((await get(gateway(path))).status).toBe(404);
     // Loopback is 127.0.0.0/8: a port bound to 127.0.0.1 alone refuses 127.0.0.2.
     const elsewhere = await fetch(`http://127.0.0.2:${metricsPort(t(), "order", 1)}/metrics`, { headers: secret }).then(
       (r) => r.status,
@@ -94,10 +119,14 @@ describe("metrics", () => {
 });
 
 describe("the sagas in flight", () => {
-  const sagas = (index = 1, headers = secret) => call("GET", `http://127.0.0.1:${replicaPort(t(), "order", index)}/internal/sagas`, undefined, headers);
+  const sagas = (index = 1, headers = secret) =>
+    call("GET", `http://127.0.0.1:${replicaPort(t(), "order", index)}/internal/sagas`, undefined, headers);
 
   test("are listed on the order process's own port, to the internal secret only, never through the gateway", async () => {
-    expect(await sagas()).toEqual({ status: 200, body: { counts: { running: 0, compensating: 0 }, total: 0, listed: 0, sagas: [] } });
+    expect(await sagas()).toEqual({
+      status: 200,
+      body: { counts: { running: 0, compensating: 0 }, total: 0, listed: 0, sagas: [] },
+    });
     expect((await sagas(1, {})).status).toBe(401);
     expect(await get(gateway("/orders/internal/sagas"))).toEqual({ status: 404, body: errorBody("not_found") });
   });
@@ -143,8 +172,17 @@ describe("the dashboard's figures, GET /orders/stats", () => {
     const { orderIds } = await shopWithOrders(2, 3);
     for (const orderId of orderIds) await post(gateway(`/orders/checkout/${orderId}`));
     const stats = (await get(gateway("/orders/stats"))).body;
-    expect(Object.keys(stats).sort()).toEqual(["at", "checkouts", "conservation", "latency_ms", "processes", "sagas_in_flight"]);
-    expect(stats.processes.map((p: { name: string }) => p.name).sort()).toEqual(SERVICES.flatMap((s) => [1, 2].map((i) => replicaName(s, i))).sort());
+    expect(Object.keys(stats).sort()).toEqual([
+      "at",
+      "checkouts",
+      "conservation",
+      "latency_ms",
+      "processes",
+      "sagas_in_flight",
+    ]);
+    expect(stats.processes.map((p: { name: string }) => p.name).sort()).toEqual(
+      SERVICES.flatMap((s) => [1, 2].map((i) => replicaName(s, i))).sort(),
+    );
     expect(stats.conservation.stock).toMatchObject({ holds: true });
     expect(stats.conservation.payment).toMatchObject({ holds: true });
     const { held, in_steps, put_in } = stats.conservation.payment;
@@ -154,7 +192,9 @@ describe("the dashboard's figures, GET /orders/stats", () => {
 
   test("count a killed process's restart", async () => {
     const restartsOf = async (name: string) =>
-      ((await get(gateway("/orders/stats"))).body.processes as Array<{ name: string; restarts: number }>).find((p) => p.name === name)?.restarts ?? -1;
+      ((await get(gateway("/orders/stats"))).body.processes as Array<{ name: string; restarts: number }>).find(
+        (p) => p.name === name,
+      )?.restarts ?? -1;
     const before = await restartsOf("stock-1");
     await shop.stack.kill("stock-1", "SIGKILL");
     await shop.stack.waitHealthy("stock-1");

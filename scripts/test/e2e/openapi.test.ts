@@ -10,7 +10,10 @@ import { startLocalTestStack, type TestStack } from "../support/test-stack";
 
 setDefaultTimeout(120_000);
 
-type Document = { openapi: string; paths: Record<string, Record<string, { parameters?: Array<{ name: string; in: string }> }>> };
+type Document = {
+  openapi: string;
+  paths: Record<string, Record<string, { parameters?: Array<{ name: string; in: string }> }>>;
+};
 
 let shop: TestStack;
 let document: Document;
@@ -42,7 +45,9 @@ test("holds every public route of every service, with the method it is served wi
       .filter((route) => route.method !== "ALL" && !isInternal(route.path))
       .map((route) => `${route.method} /${PUBLIC_PREFIX[service]}${openApiPath(route.path)}`),
   );
-  const documented = Object.entries(document.paths).flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`));
+  const documented = Object.entries(document.paths).flatMap(([path, operations]) =>
+    Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`),
+  );
   expect(routes.length).toBeGreaterThan(15);
   expect([...new Set(documented)].sort()).toEqual([...new Set(routes)].sort());
   expect(documented.filter(isInternal)).toEqual([]);
@@ -52,7 +57,10 @@ test("describes every path parameter, from the schema its route validates", () =
   for (const [path, operations] of Object.entries(document.paths)) {
     const named = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
     for (const operation of Object.values(operations)) {
-      expect({ path, parameters: (operation.parameters ?? []).filter((p) => p.in === "path").map((p) => p.name) }).toEqual({ path, parameters: named });
+      expect({
+        path,
+        parameters: (operation.parameters ?? []).filter((p) => p.in === "path").map((p) => p.name),
+      }).toEqual({ path, parameters: named });
     }
   }
 });
@@ -75,7 +83,11 @@ test("is served by the gateway at /openapi.json, and its reference page at /docs
   expect(await served.text()).toBe(await Bun.file(OPENAPI_FILE).text());
   for (const path of ["/docs", "/docs/"]) {
     const page = await fetch(`${shop.gatewayUrl}${path}`, { redirect: "manual" });
-    expect({ path, status: page.status, type: page.headers.get("content-type") }).toEqual({ path, status: 200, type: expect.stringContaining("text/html") });
+    expect({ path, status: page.status, type: page.headers.get("content-type") }).toEqual({
+      path,
+      status: 200,
+      type: expect.stringContaining("text/html"),
+    });
     expect(await page.text()).not.toMatch(/https?:\/\//);
   }
 });

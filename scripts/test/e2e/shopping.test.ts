@@ -37,12 +37,14 @@ afterAll(async () => {
 // ---- talking to the gateway --------------------------------------------------------------------
 
 const url = (path: string) => `${shop.gatewayUrl}${path}`;
-const send = (method: "GET" | "POST", path: string): Promise<Answer> => (method === "GET" ? get(url(path)) : post(url(path)));
+const send = (method: "GET" | "POST", path: string): Promise<Answer> =>
+  method === "GET" ? get(url(path)) : post(url(path));
 
 /** The body of a 200 answer; any other answer fails the test, naming the call. */
 async function ok(method: "GET" | "POST", path: string): Promise<any> {
   const answer = await send(method, path);
-  if (answer.status !== 200) throw new Error(`${method} ${path} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+  if (answer.status !== 200)
+    throw new Error(`${method} ${path} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
   return answer.body;
 }
 
@@ -90,7 +92,10 @@ async function expectNothingChanged(requests: () => Promise<void>): Promise<void
   await requests();
   const after = await databases();
   for (const service of SERVICES) {
-    expect({ service, changed: stateDifferences(before[service], after[service], BOOKKEEPING) }).toEqual({ service, changed: [] });
+    expect({ service, changed: stateDifferences(before[service], after[service], BOOKKEEPING) }).toEqual({
+      service,
+      changed: [],
+    });
   }
 }
 
@@ -117,7 +122,10 @@ describe("every 200 answer has the fields and types API.md gives it", () => {
 
   test("subtracting more than the stock answers 409 and leaves the stock as it was", async () => {
     const itemId = await newItem(7, 3);
-    expect(await post(url(`/stock/subtract/${itemId}/4`))).toEqual({ status: 409, body: errorBody("insufficient_stock") });
+    expect(await post(url(`/stock/subtract/${itemId}/4`))).toEqual({
+      status: 409,
+      body: errorBody("insufficient_stock"),
+    });
     expect(await stockOf(itemId)).toBe(3);
   });
 
@@ -141,7 +149,10 @@ describe("every 200 answer has the fields and types API.md gives it", () => {
 
   test("paying more than the credit answers 409 and leaves the credit as it was", async () => {
     const userId = await newUser(5);
-    expect(await post(url(`/payment/pay/${userId}/6`))).toEqual({ status: 409, body: errorBody("insufficient_credit") });
+    expect(await post(url(`/payment/pay/${userId}/6`))).toEqual({
+      status: 409,
+      body: errorBody("insufficient_credit"),
+    });
     expect(await creditOf(userId)).toBe(5);
   });
 
@@ -149,7 +160,13 @@ describe("every 200 answer has the fields and types API.md gives it", () => {
     const userId = await newUser();
     const created = await ok("POST", `/orders/create/${userId}`);
     expect(created).toEqual({ order_id: expect.any(String) });
-    expect(await orderOf(created.order_id)).toEqual({ order_id: created.order_id, paid: false, items: [], user_id: userId, total_cost: 0 });
+    expect(await orderOf(created.order_id)).toEqual({
+      order_id: created.order_id,
+      paid: false,
+      items: [],
+      user_id: userId,
+      total_cost: 0,
+    });
   });
 
   test("POST /orders/addItem/{order_id}/{item_id}/{quantity} answers {order_id, total_cost}; find lists [item_id, quantity] pairs", async () => {
@@ -162,7 +179,11 @@ describe("every 200 answer has the fields and types API.md gives it", () => {
     expect(await orderOf(orderId)).toEqual({
       order_id: orderId,
       paid: false,
-      items: [[cheap, 2], [dear, 1], [cheap, 1]],
+      items: [
+        [cheap, 2],
+        [dear, 1],
+        [cheap, 1],
+      ],
       user_id: userId,
       total_cost: 19,
     });
@@ -173,7 +194,13 @@ describe("every 200 answer has the fields and types API.md gives it", () => {
     const userId = await newUser(4);
     const orderId = await newOrder(userId, [[itemId, 1]]);
     expect(await ok("POST", `/orders/checkout/${orderId}`)).toEqual({ order_id: orderId, paid: true });
-    expect(await orderOf(orderId)).toEqual({ order_id: orderId, paid: true, items: [[itemId, 1]], user_id: userId, total_cost: 4 });
+    expect(await orderOf(orderId)).toEqual({
+      order_id: orderId,
+      paid: true,
+      items: [[itemId, 1]],
+      user_id: userId,
+      total_cost: 4,
+    });
   });
 });
 
@@ -187,28 +214,35 @@ describe("batch_init creates the benchmark's data", () => {
   const STOCK = 100;
   const CREDIT = 1_000;
 
-  test("POST /stock/batch_init/{n}/{starting_stock}/{item_price} creates items \"0\" … \"n-1\" with that stock and price", async () => {
+  test('POST /stock/batch_init/{n}/{starting_stock}/{item_price} creates items "0" … "n-1" with that stock and price', async () => {
     expect(await ok("POST", `/stock/batch_init/${ITEMS}/${STOCK}/${PRICE}`)).toEqual({ msg: expect.any(String) });
     for (let i = 0; i < ITEMS; i++) expect(await ok("GET", `/stock/find/${i}`)).toEqual({ stock: STOCK, price: PRICE });
     expect((await get(url(`/stock/find/${ITEMS}`))).status).toBe(404);
   });
 
-  test("POST /payment/batch_init/{n}/{starting_money} creates users \"0\" … \"n-1\" with that credit", async () => {
+  test('POST /payment/batch_init/{n}/{starting_money} creates users "0" … "n-1" with that credit', async () => {
     expect(await ok("POST", `/payment/batch_init/${USERS}/${CREDIT}`)).toEqual({ msg: expect.any(String) });
-    for (let i = 0; i < USERS; i++) expect(await ok("GET", `/payment/find_user/${i}`)).toEqual({ user_id: String(i), credit: CREDIT });
+    for (let i = 0; i < USERS; i++)
+      expect(await ok("GET", `/payment/find_user/${i}`)).toEqual({ user_id: String(i), credit: CREDIT });
     expect((await get(url(`/payment/find_user/${USERS}`))).status).toBe(404);
   });
 
-  test("POST /orders/batch_init/{n}/{n_items}/{n_users}/{item_price} creates orders \"0\" … \"n-1\": a random user, two random items of quantity 1, total 2 × price", async () => {
-    expect(await ok("POST", `/orders/batch_init/${ORDERS}/${ITEMS}/${USERS}/${PRICE}`)).toEqual({ msg: expect.any(String) });
-    const idBelow = (n: number) => expect.stringMatching(new RegExp(`^(${Array.from({ length: n }, (_, i) => i).join("|")})$`));
+  test('POST /orders/batch_init/{n}/{n_items}/{n_users}/{item_price} creates orders "0" … "n-1": a random user, two random items of quantity 1, total 2 × price', async () => {
+    expect(await ok("POST", `/orders/batch_init/${ORDERS}/${ITEMS}/${USERS}/${PRICE}`)).toEqual({
+      msg: expect.any(String),
+    });
+    const idBelow = (n: number) =>
+      expect.stringMatching(new RegExp(`^(${Array.from({ length: n }, (_, i) => i).join("|")})$`));
     const users = new Set<string>();
     for (let i = 0; i < ORDERS; i++) {
       const order = await orderOf(String(i));
       expect(order).toEqual({
         order_id: String(i),
         paid: false,
-        items: [[idBelow(ITEMS), 1], [idBelow(ITEMS), 1]],
+        items: [
+          [idBelow(ITEMS), 1],
+          [idBelow(ITEMS), 1],
+        ],
         user_id: idBelow(USERS),
         total_cost: 2 * PRICE,
       });
@@ -243,7 +277,10 @@ describe("a shopping flow", () => {
   test("a checkout takes the stock of every item and charges the order's total", async () => {
     const [a, b] = [await newItem(5, 10), await newItem(3, 10)];
     const userId = await newUser(100);
-    const orderId = await newOrder(userId, [[a, 2], [b, 1]]);
+    const orderId = await newOrder(userId, [
+      [a, 2],
+      [b, 1],
+    ]);
 
     expect(await checkout(orderId)).toEqual({ status: 200, body: { order_id: orderId, paid: true } });
     expect([await stockOf(a), await stockOf(b), await creditOf(userId)]).toEqual([8, 9, 87]);
@@ -253,7 +290,10 @@ describe("a shopping flow", () => {
   test("the quantities of one item added twice are taken together", async () => {
     const itemId = await newItem(1, 5);
     const userId = await newUser(5);
-    const orderId = await newOrder(userId, [[itemId, 2], [itemId, 3]]);
+    const orderId = await newOrder(userId, [
+      [itemId, 2],
+      [itemId, 3],
+    ]);
 
     expect((await checkout(orderId)).status).toBe(200);
     expect(await stockOf(itemId)).toBe(0);
@@ -263,7 +303,10 @@ describe("a shopping flow", () => {
   test("a checkout refused for lack of credit answers 409, and the stock and credit end as they were", async () => {
     const [a, b] = [await newItem(5, 10), await newItem(3, 10)];
     const userId = await newUser(12);
-    const orderId = await newOrder(userId, [[a, 2], [b, 1]]);
+    const orderId = await newOrder(userId, [
+      [a, 2],
+      [b, 1],
+    ]);
 
     expect(await checkout(orderId)).toEqual({ status: 409, body: errorBody("insufficient_credit") });
     await untilStock(a, 10);
@@ -275,7 +318,10 @@ describe("a shopping flow", () => {
   test("a checkout refused for lack of stock answers 409, and no item's stock nor the credit changes", async () => {
     const [plenty, scarce] = [await newItem(5, 10), await newItem(3, 1)];
     const userId = await newUser(100);
-    const orderId = await newOrder(userId, [[plenty, 1], [scarce, 2]]);
+    const orderId = await newOrder(userId, [
+      [plenty, 1],
+      [scarce, 2],
+    ]);
 
     expect(await checkout(orderId)).toEqual({ status: 409, body: errorBody("insufficient_stock") });
     await untilStock(plenty, 10);
@@ -322,7 +368,10 @@ describe("a shopping flow", () => {
     expect((await checkout(orderId)).status).toBe(200);
     const paid = await orderOf(orderId);
 
-    expect(await post(url(`/orders/addItem/${orderId}/${itemId}/1`))).toEqual({ status: 409, body: errorBody("order_already_paid") });
+    expect(await post(url(`/orders/addItem/${orderId}/${itemId}/1`))).toEqual({
+      status: 409,
+      body: errorBody("order_already_paid"),
+    });
     expect(await orderOf(orderId)).toEqual(paid);
   });
 });
@@ -351,7 +400,11 @@ describe("malformed input answers 400 {error, message} on every endpoint and cha
     { method: "GET", path: "/stock/find", params: [item()] },
     { method: "POST", path: "/stock/add", params: [item(), integer("amount")] },
     { method: "POST", path: "/stock/subtract", params: [item(), integer("amount")] },
-    { method: "POST", path: "/stock/batch_init", params: [integer("n", "2"), integer("starting_stock"), integer("item_price")] },
+    {
+      method: "POST",
+      path: "/stock/batch_init",
+      params: [integer("n", "2"), integer("starting_stock"), integer("item_price")],
+    },
     { method: "GET", path: "/payment/find_user", params: [user()] },
     { method: "POST", path: "/payment/add_funds", params: [user(), integer("amount")] },
     { method: "POST", path: "/payment/pay", params: [user(), integer("amount")] },
@@ -360,7 +413,11 @@ describe("malformed input answers 400 {error, message} on every endpoint and cha
     { method: "GET", path: "/orders/find", params: [order()] },
     { method: "POST", path: "/orders/addItem", params: [order(), item(), integer("quantity")] },
     { method: "POST", path: "/orders/checkout", params: [order()] },
-    { method: "POST", path: "/orders/batch_init", params: [integer("n", "2"), integer("n_items"), integer("n_users"), integer("item_price")] },
+    {
+      method: "POST",
+      path: "/orders/batch_init",
+      params: [integer("n", "2"), integer("n_items"), integer("n_users"), integer("item_price")],
+    },
   ];
 
   /** Every path of `endpoint` with exactly one parameter replaced by a bad value. */
@@ -377,8 +434,10 @@ describe("malformed input answers 400 {error, message} on every endpoint and cha
     const wrong: string[] = [];
     for (const path of paths) {
       const answer = await send(method, path);
-      const refused = answer.status === 400 && answer.body?.error === "invalid_input" && typeof answer.body?.message === "string";
-      if (!refused || Object.keys(answer.body).length !== 2) wrong.push(`${method} ${path} → ${answer.status} ${JSON.stringify(answer.body)}`);
+      const refused =
+        answer.status === 400 && answer.body?.error === "invalid_input" && typeof answer.body?.message === "string";
+      if (!refused || Object.keys(answer.body).length !== 2)
+        wrong.push(`${method} ${path} → ${answer.status} ${JSON.stringify(answer.body)}`);
     }
     return wrong;
   }
@@ -393,7 +452,9 @@ describe("malformed input answers 400 {error, message} on every endpoint and cha
     const template = [endpoint.path, ...endpoint.params.map((p) => `{${p.name}}`)].join("/");
     test(`${endpoint.method} ${template}`, async () => {
       await expectNothingChanged(async () => {
-        expect(await notRefusedAsMalformed(endpoint.method, malformedPaths(endpoint, BAD_IDS, BAD_INTEGERS))).toEqual([]);
+        expect(await notRefusedAsMalformed(endpoint.method, malformedPaths(endpoint, BAD_IDS, BAD_INTEGERS))).toEqual(
+          [],
+        );
       });
     });
   }
@@ -401,20 +462,27 @@ describe("malformed input answers 400 {error, message} on every endpoint and cha
   test("an id holding an encoded slash (a%2Fb) is a bad id: 400 on every endpoint that takes an id", async () => {
     await expectNothingChanged(async () => {
       const wrong: string[] = [];
-      for (const endpoint of ENDPOINTS) wrong.push(...(await notRefusedAsMalformed(endpoint.method, malformedPaths(endpoint, ["a%2Fb"], []))));
+      for (const endpoint of ENDPOINTS)
+        wrong.push(...(await notRefusedAsMalformed(endpoint.method, malformedPaths(endpoint, ["a%2Fb"], []))));
       expect(wrong).toEqual([]);
     });
   });
 
   test("2^53-1 is accepted as an amount", async () => {
     const richUser = await newUser();
-    expect(await ok("POST", `/payment/add_funds/${richUser}/${MAX_INTEGER}`)).toEqual({ done: true, credit: Number(MAX_INTEGER) });
+    expect(await ok("POST", `/payment/add_funds/${richUser}/${MAX_INTEGER}`)).toEqual({
+      done: true,
+      credit: Number(MAX_INTEGER),
+    });
   });
 
   test("an amount that would take the credit beyond 2^53-1 answers 400 and changes nothing", async () => {
     const richUser = await newUser();
     await ok("POST", `/payment/add_funds/${richUser}/${MAX_INTEGER}`);
-    expect(await post(url(`/payment/add_funds/${richUser}/1`))).toEqual({ status: 400, body: errorBody("invalid_input") });
+    expect(await post(url(`/payment/add_funds/${richUser}/1`))).toEqual({
+      status: 400,
+      body: errorBody("invalid_input"),
+    });
     expect(await creditOf(richUser)).toBe(Number(MAX_INTEGER));
   });
 });
@@ -433,7 +501,10 @@ describe("unknown orders, items and users answer 404 {error, message}", () => {
   test("payment: find_user, add_funds and pay of an unknown user", async () => {
     const missing = unknownId();
     expect(await get(url(`/payment/find_user/${missing}`))).toEqual({ status: 404, body: errorBody("unknown_user") });
-    expect(await post(url(`/payment/add_funds/${missing}/1`))).toEqual({ status: 404, body: errorBody("unknown_user") });
+    expect(await post(url(`/payment/add_funds/${missing}/1`))).toEqual({
+      status: 404,
+      body: errorBody("unknown_user"),
+    });
     expect(await post(url(`/payment/pay/${missing}/1`))).toEqual({ status: 404, body: errorBody("unknown_user") });
     expect((await get(url(`/payment/find_user/${missing}`))).status).toBe(404);
   });
@@ -442,7 +513,10 @@ describe("unknown orders, items and users answer 404 {error, message}", () => {
     const missing = unknownId();
     const itemId = await newItem(1, 1);
     expect(await get(url(`/orders/find/${missing}`))).toEqual({ status: 404, body: errorBody("unknown_order") });
-    expect(await post(url(`/orders/addItem/${missing}/${itemId}/1`))).toEqual({ status: 404, body: errorBody("unknown_order") });
+    expect(await post(url(`/orders/addItem/${missing}/${itemId}/1`))).toEqual({
+      status: 404,
+      body: errorBody("unknown_order"),
+    });
     expect(await checkout(missing)).toEqual({ status: 404, body: errorBody("unknown_order") });
     expect((await get(url(`/orders/find/${missing}`))).status).toBe(404);
   });
@@ -450,25 +524,53 @@ describe("unknown orders, items and users answer 404 {error, message}", () => {
   test("orders: adding an unknown item answers 404 and leaves the order as it was", async () => {
     const orderId = await newOrder(await newUser());
     const before = await orderOf(orderId);
-    expect(await post(url(`/orders/addItem/${orderId}/${unknownId()}/1`))).toEqual({ status: 404, body: errorBody("unknown_item") });
+    expect(await post(url(`/orders/addItem/${orderId}/${unknownId()}/1`))).toEqual({
+      status: 404,
+      body: errorBody("unknown_item"),
+    });
     expect(await orderOf(orderId)).toEqual(before);
   });
 });
 
 describe("paths the gateway does not serve answer 404 with a JSON error", () => {
   test("unknown paths", async () => {
-    const paths = ["/", "/nope", "/stock", "/orders/", "/payment/nope", "/stock/find", "/orders/find/", "/stock/item/create/1/2", "/payment/create_user/1", "/orders/checkout", "/orders/find", "/payment/find_user"];
+    const paths = [
+      "/",
+      "/nope",
+      "/stock",
+      "/orders/",
+      "/payment/nope",
+      "/stock/find",
+      "/orders/find/",
+      "/stock/item/create/1/2",
+      "/payment/create_user/1",
+      "/orders/checkout",
+      "/orders/find",
+      "/payment/find_user",
+    ];
     for (const path of paths) {
-      expect({ path, ...(await post(url(path))) }).toEqual({ path, status: 404, body: { error: expect.any(String), message: expect.any(String) } });
-      expect({ path, ...(await get(url(path))) }).toEqual({ path, status: 404, body: { error: expect.any(String), message: expect.any(String) } });
+      expect({ path, ...(await post(url(path))) }).toEqual({
+        path,
+        status: 404,
+        body: { error: expect.any(String), message: expect.any(String) },
+      });
+      expect({ path, ...(await get(url(path))) }).toEqual({
+        path,
+        status: 404,
+        body: { error: expect.any(String), message: expect.any(String) },
+      });
     }
   });
 
   test("the internal saga endpoints of stock and payment (only the order service may call them)", async () => {
     const itemId = await newItem(1, 10);
     const userId = await newUser(10);
-    const take = (action: string, op: number) => ({ steps: [{ action, op_id: `intruder:${op}`, items: [[itemId, 3]] }] });
-    const charge = (action: string, op: number) => ({ steps: [{ action, op_id: `intruder:${op}`, user_id: userId, amount: 3 }] });
+    const take = (action: string, op: number) => ({
+      steps: [{ action, op_id: `intruder:${op}`, items: [[itemId, 3]] }],
+    });
+    const charge = (action: string, op: number) => ({
+      steps: [{ action, op_id: `intruder:${op}`, user_id: userId, amount: 3 }],
+    });
     const attempts: Array<[string, unknown]> = [
       ["/stock/internal/steps", take("take", 1)],
       ["/stock/internal/steps", take("restore", 2)],
@@ -486,7 +588,8 @@ describe("paths the gateway does not serve answer 404 with a JSON error", () => 
       const { status, body: answered } = await rawRequest(shop.gatewayUrl, "POST", path, body);
       // Refused by the gateway's rule (404), or by the service where a spelling slips past it: no
       // request through the gateway carries the internal secret (401).
-      const refusal = status === 401 ? { status, body: errorBody("unauthorized") } : { status: 404, body: errorBody("not_found") };
+      const refusal =
+        status === 401 ? { status, body: errorBody("unauthorized") } : { status: 404, body: errorBody("not_found") };
       expect({ path, status, body: answered }).toEqual({ path, ...refusal });
     }
     expect([await stockOf(itemId), await creditOf(userId)]).toEqual([10, 10]);
@@ -496,7 +599,9 @@ describe("paths the gateway does not serve answer 404 with a JSON error", () => 
     const itemId = await newItem(1, 10);
     const userId = await newUser(10);
     const take = (op: number) => ({ steps: [{ action: "take", op_id: `intruder:${op}`, items: [[itemId, 3]] }] });
-    const charge = (op: number) => ({ steps: [{ action: "charge", op_id: `intruder:${op}`, user_id: userId, amount: 3 }] });
+    const charge = (op: number) => ({
+      steps: [{ action: "charge", op_id: `intruder:${op}`, user_id: userId, amount: 3 }],
+    });
     const attempts: Array<[string, unknown]> = [
       ["/stock/find\\..\\internal/steps", take(1)],
       ["/stock/internal\\steps", take(2)],

@@ -47,7 +47,12 @@ const CRASH_POINTS: Record<string, string> = {
  * fdatasync, after that before the position is published, before the trim. A writer reaches them at
  * every append, so each is armed in every service's writer by a SIGUSR2 once checkouts are under way.
  */
-const WRITER_CRASH_POINTS = ["writer.before_append", "writer.appended_not_synced", "writer.synced_not_published", "writer.published_not_trimmed"];
+const WRITER_CRASH_POINTS = [
+  "writer.before_append",
+  "writer.appended_not_synced",
+  "writer.synced_not_published",
+  "writer.published_not_trimmed",
+];
 /** A writer armed while checkouts stream appends within moments; this much means it never fired. */
 const WRITER_FAULT_TIMEOUT_MS = 30_000;
 
@@ -65,10 +70,19 @@ beforeAll(async () => {
     output,
     processEnv: {
       ...Object.fromEntries(Object.entries(CRASH_POINTS).map(([name, point]) => [name, { FAULT_POINT: point }])),
-      ...Object.fromEntries(SERVICES.map((service) => [`redis-${service}`, { FAULT_POINT_ON_SIGNAL: WRITER_CRASH_POINTS.join(",") }])),
+      ...Object.fromEntries(
+        SERVICES.map((service) => [`redis-${service}`, { FAULT_POINT_ON_SIGNAL: WRITER_CRASH_POINTS.join(",") }]),
+      ),
     },
   });
-  world = new CheckoutWorld(stack.gatewayUrl, { items: 40, stockEach: 250, scarce: 6, users: 500, creditEach: 30, poor: 60 });
+  world = new CheckoutWorld(stack.gatewayUrl, {
+    items: 40,
+    stockEach: 250,
+    scarce: 6,
+    users: 500,
+    creditEach: 30,
+    poor: 60,
+  });
   await world.create();
 });
 
@@ -89,7 +103,11 @@ afterAll(async () => {
  */
 async function round(disaster?: () => Promise<void>) {
   const orders = await world.addOrders(ORDERS_PER_ROUND);
-  const load = await world.checkOut(orders, CLIENTS, disaster && { afterAnswers: FAULT_AFTER_ANSWERS, inject: disaster });
+  const load = await world.checkOut(
+    orders,
+    CLIENTS,
+    disaster && { afterAnswers: FAULT_AFTER_ANSWERS, inject: disaster },
+  );
   if (disaster) {
     expect(load.faultAt!.inFlight).toBeGreaterThan(0);
     expect(load.faultAt!.sent).toBeLessThan(orders.length);
@@ -178,7 +196,10 @@ describe("under a stream of checkouts", () => {
           process.kill(pid!, "SIGUSR2");
         }
         for (const service of SERVICES) {
-          const fired = await eventually(async () => existsSync(markerPath(stack.stateDir, point, `writer-${service}`)), WRITER_FAULT_TIMEOUT_MS);
+          const fired = await eventually(
+            async () => existsSync(markerPath(stack.stateDir, point, `writer-${service}`)),
+            WRITER_FAULT_TIMEOUT_MS,
+          );
           expect({ service, point, fired }).toEqual({ service, point, fired: true });
           tally.kills++;
         }
@@ -188,4 +209,3 @@ describe("under a stream of checkouts", () => {
     });
   });
 });
-

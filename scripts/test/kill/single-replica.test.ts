@@ -27,7 +27,14 @@ let world: CheckoutWorld;
 
 beforeAll(async () => {
   stack = await startStack({ replicas: 1, portOffset: await findFreePortOffset(1), stateDir, output });
-  world = new CheckoutWorld(stack.gatewayUrl, { items: 1, stockEach: STOCK, scarce: 0, users: ORDERS, creditEach: 1, poor: 0 });
+  world = new CheckoutWorld(stack.gatewayUrl, {
+    items: 1,
+    stockEach: STOCK,
+    scarce: 0,
+    users: ORDERS,
+    creditEach: 1,
+    poor: 0,
+  });
   await world.create();
 });
 
@@ -38,7 +45,9 @@ afterAll(async () => {
 });
 
 test("the order service killed during 1000 concurrent checkouts: once restarted, nothing is lost or created", async () => {
-  const orders = await world.placeOrders(Array.from({ length: ORDERS }, (_, i) => ({ user: String(i), lines: [["0", 1]] as const })));
+  const orders = await world.placeOrders(
+    Array.from({ length: ORDERS }, (_, i) => ({ user: String(i), lines: [["0", 1]] as const })),
+  );
   const restartsBefore = stack.restartCount("order-1");
   const load = await world.checkOut(orders, ORDERS, {
     afterAnswers: KILL_AFTER_ANSWERS,
@@ -46,7 +55,9 @@ test("the order service killed during 1000 concurrent checkouts: once restarted,
   });
   await stack.waitHealthy();
   await world.settle(stack.ports.redis.order);
-  console.log(`[kill] single replica, order-1 killed: ${JSON.stringify(load.counts)} ${JSON.stringify(load.failureCodes)}`);
+  console.log(
+    `[kill] single replica, order-1 killed: ${JSON.stringify(load.counts)} ${JSON.stringify(load.failureCodes)}`,
+  );
 
   expect(stack.restartCount("order-1")).toBe(restartsBefore + 1);
   const report = await world.invariants();

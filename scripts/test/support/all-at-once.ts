@@ -33,7 +33,11 @@ export async function postAllAtOnce(urls: readonly string[]): Promise<AllAtOnceR
     stdout: "pipe",
     stderr: "pipe",
   });
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
   if (code !== 0) throw new Error(`all-at-once.ts exited with code ${code}: ${stderr}`);
   return JSON.parse(stdout) as AllAtOnceResult;
 }
@@ -42,7 +46,9 @@ async function main(): Promise<void> {
   const urls = JSON.parse(await Bun.stdin.text()) as string[];
   const limit = Number(process.env[MAX_HTTP_REQUESTS_VAR] ?? 0);
   if (limit < urls.length) {
-    console.error(`${MAX_HTTP_REQUESTS_VAR} is ${limit}: fetch would hold back all but that many of ${urls.length} requests`);
+    console.error(
+      `${MAX_HTTP_REQUESTS_VAR} is ${limit}: fetch would hold back all but that many of ${urls.length} requests`,
+    );
     process.exit(2);
   }
   const session = createSession(urls.length);

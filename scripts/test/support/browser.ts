@@ -29,10 +29,16 @@ export function findChromium(): string {
     const path = Bun.which(name);
     if (path) return path;
   }
-  throw new Error(`no headless browser: install Debian's ${CHROMIUM_PACKAGE} (apt-get install -y ${CHROMIUM_PACKAGE}; bash scripts/setup.sh does)`);
+  throw new Error(
+    `no headless browser: install Debian's ${CHROMIUM_PACKAGE} (apt-get install -y ${CHROMIUM_PACKAGE}; bash scripts/setup.sh does)`,
+  );
 }
 
-type Pending = { resolve: (value: Record<string, unknown>) => void; reject: (error: Error) => void; timer: ReturnType<typeof setTimeout> };
+type Pending = {
+  resolve: (value: Record<string, unknown>) => void;
+  reject: (error: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+};
 type Listener = (params: Record<string, unknown>, sessionId: string | undefined) => void;
 
 /** One WebSocket to the browser; pages are sessions on it (flattened targets). */
@@ -43,7 +49,14 @@ class DevTools {
 
   private constructor(private readonly socket: WebSocket) {
     socket.addEventListener("message", (event) => {
-      const message = JSON.parse(String(event.data)) as { id?: number; result?: Record<string, unknown>; error?: { message: string }; method?: string; params?: Record<string, unknown>; sessionId?: string };
+      const message = JSON.parse(String(event.data)) as {
+        id?: number;
+        result?: Record<string, unknown>;
+        error?: { message: string };
+        method?: string;
+        params?: Record<string, unknown>;
+        sessionId?: string;
+      };
       if (message.id !== undefined) {
         const waiting = this.pending.get(message.id);
         if (!waiting) return;
@@ -52,7 +65,8 @@ class DevTools {
         if (message.error) waiting.reject(new Error(message.error.message));
         else waiting.resolve(message.result ?? {});
       } else if (message.method) {
-        for (const listener of this.listeners.get(message.method) ?? []) listener(message.params ?? {}, message.sessionId);
+        for (const listener of this.listeners.get(message.method) ?? [])
+          listener(message.params ?? {}, message.sessionId);
       }
     });
   }
@@ -61,7 +75,9 @@ class DevTools {
     const socket = new WebSocket(url);
     await new Promise<void>((resolve, reject) => {
       socket.addEventListener("open", () => resolve(), { once: true });
-      socket.addEventListener("error", () => reject(new Error(`could not connect to the browser at ${url}`)), { once: true });
+      socket.addEventListener("error", () => reject(new Error(`could not connect to the browser at ${url}`)), {
+        once: true,
+      });
     });
     return new DevTools(socket);
   }
@@ -136,20 +152,43 @@ export async function openBrowser(): Promise<Browser> {
   return {
     async open(url: string): Promise<Page> {
       const { targetId } = (await devtools.send("Target.createTarget", { url: "about:blank" })) as { targetId: string };
-      const { sessionId } = (await devtools.send("Target.attachToTarget", { targetId, flatten: true })) as { sessionId: string };
+      const { sessionId } = (await devtools.send("Target.attachToTarget", { targetId, flatten: true })) as {
+        sessionId: string;
+      };
       const errors: string[] = [];
-      const mine = (listener: (params: Record<string, unknown>) => void): Listener => (params, from) => from === sessionId && listener(params);
-      devtools.on("Runtime.exceptionThrown", mine((p) => errors.push(`exception: ${JSON.stringify((p.exceptionDetails as { exception?: { description?: string }; text?: string })?.exception?.description ?? p.exceptionDetails)}`)));
-      devtools.on("Runtime.consoleAPICalled", mine((p) => {
-        if (p.type === "error" || p.type === "assert") errors.push(`console.${p.type}: ${JSON.stringify(p.args)}`);
-      }));
-      devtools.on("Log.entryAdded", mine((p) => {
-        const entry = p.entry as { level: string; text: string; url?: string };
-        if (entry.level === "error") errors.push(`${entry.text}${entry.url ? ` (${entry.url})` : ""}`);
-      }));
+      const mine =
+        (listener: (params: Record<string, unknown>) => void): Listener =>
+        (params, from) =>
+          from === sessionId && listener(params);
+      devtools.on(
+        "Runtime.exceptionThrown",
+        mine((p) =>
+          errors.push(
+            `exception: ${JSON.stringify((p.exceptionDetails as { exception?: { description?: string }; text?: string })?.exception?.description ?? p.exceptionDetails)}`,
+          ),
+        ),
+      );
+      devtools.on(
+        "Runtime.consoleAPICalled",
+        mine((p) => {
+          if (p.type === "error" || p.type === "assert") errors.push(`console.${p.type}: ${JSON.stringify(p.args)}`);
+        }),
+      );
+      devtools.on(
+        "Log.entryAdded",
+        mine((p) => {
+          const entry = p.entry as { level: string; text: string; url?: string };
+          if (entry.level === "error") errors.push(`${entry.text}${entry.url ? ` (${entry.url})` : ""}`);
+        }),
+      );
       const send = (method: string, params: Record<string, unknown> = {}) => devtools.send(method, params, sessionId);
       await Promise.all([send("Runtime.enable"), send("Log.enable"), send("Page.enable")]);
-      const loaded = new Promise<void>((resolve) => devtools.on("Page.loadEventFired", mine(() => resolve())));
+      const loaded = new Promise<void>((resolve) =>
+        devtools.on(
+          "Page.loadEventFired",
+          mine(() => resolve()),
+        ),
+      );
       const navigation = (await send("Page.navigate", { url })) as { errorText?: string };
       if (navigation.errorText) throw new Error(`the browser could not load ${url}: ${navigation.errorText}`);
       await loaded;

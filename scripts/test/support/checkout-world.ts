@@ -77,17 +77,23 @@ export class CheckoutWorld {
     return this.placeOrders(
       Array.from({ length: count }, () => ({
         user: pick(this.shape.users),
-        lines: Array.from({ length: 1 + Math.floor(this.random() * 2) }, () => [pick(this.shape.items), 1 + Math.floor(this.random() * 2)] as const),
+        lines: Array.from(
+          { length: 1 + Math.floor(this.random() * 2) },
+          () => [pick(this.shape.items), 1 + Math.floor(this.random() * 2)] as const,
+        ),
       })),
     );
   }
 
   /** New orders exactly as planned: a user and [item, quantity] lines each. */
-  async placeOrders(plans: ReadonlyArray<{ user: string; lines: ReadonlyArray<readonly [string, number]> }>): Promise<string[]> {
+  async placeOrders(
+    plans: ReadonlyArray<{ user: string; lines: ReadonlyArray<readonly [string, number]> }>,
+  ): Promise<string[]> {
     const ids = new Array<string>(plans.length);
     await forEachLimited(plans, SIDE_CONCURRENCY, async (plan, i) => {
       const { order_id } = await this.api.post(`/orders/create/${plan.user}`, createdOrderBody);
-      for (const [item, quantity] of plan.lines) await this.api.post(`/orders/addItem/${order_id}/${item}/${quantity}`, addedItemBody);
+      for (const [item, quantity] of plan.lines)
+        await this.api.post(`/orders/addItem/${order_id}/${item}/${quantity}`, addedItemBody);
       ids[i] = order_id;
     });
     this.orderIds.push(...ids);
@@ -116,7 +122,8 @@ export class CheckoutWorld {
       for (;;) {
         const unfinished = await redis.scard(keys.activeSagas).catch(() => -1);
         if (unfinished === 0) return;
-        if (Date.now() > deadline) throw new Error(`${unfinished} sagas still unfinished after ${SETTLE_TIMEOUT_MS} ms`);
+        if (Date.now() > deadline)
+          throw new Error(`${unfinished} sagas still unfinished after ${SETTLE_TIMEOUT_MS} ms`);
         await Bun.sleep(SETTLE_POLL_MS);
       }
     } finally {

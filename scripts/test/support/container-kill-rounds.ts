@@ -55,8 +55,12 @@ type Target = {
 };
 
 const targets = (wiped: ServiceName): Target[] => [
-  ...(["order", "stock", "payment"] as const).map((service): Target => ({ name: `${service}-1`, container: `${service}-1`, kind: "replica", service })),
-  ...(["order", "stock", "payment"] as const).map((service): Target => ({ name: `redis-${service}`, container: `redis-${service}`, kind: "redis", service })),
+  ...(["order", "stock", "payment"] as const).map(
+    (service): Target => ({ name: `${service}-1`, container: `${service}-1`, kind: "replica", service }),
+  ),
+  ...(["order", "stock", "payment"] as const).map(
+    (service): Target => ({ name: `redis-${service}`, container: `redis-${service}`, kind: "redis", service }),
+  ),
   { name: "gateway", container: "gateway", kind: "gateway" },
   { name: `redis-${wiped}, its data volume removed`, container: `redis-${wiped}`, kind: "wiped redis", service: wiped },
 ];
@@ -68,17 +72,41 @@ const targets = (wiped: ServiceName): Target[] => [
  */
 function kubernetesTargets(wiped: ServiceName, recreated: ServiceName): Target[] {
   const serviceOf = (name: string) => SERVICES.find((s) => name === redisName(s) || name.startsWith(`${s}-`));
-  const pods = readManifests().objects.filter(isWorkload).flatMap((w) => podNames(w));
+  const pods = readManifests()
+    .objects.filter(isWorkload)
+    .flatMap((w) => podNames(w));
   // The test reaches the gateway through its first pod; the others would die unseen.
   const gateway = pods.find((pod) => pod.startsWith(`${GATEWAY_NAME}-`))!;
   return [
     ...pods
       .filter((pod) => !pod.startsWith(`${GATEWAY_NAME}-`))
-      .map((pod): Target => ({ name: pod, container: pod, kind: pod.startsWith("redis-") ? "redis" : "replica", service: serviceOf(pod) })),
+      .map(
+        (pod): Target => ({
+          name: pod,
+          container: pod,
+          kind: pod.startsWith("redis-") ? "redis" : "replica",
+          service: serviceOf(pod),
+        }),
+      ),
     { name: gateway, container: gateway, kind: "gateway" },
-    { name: `${redisName(recreated)}, created anew on its claims`, container: redisName(recreated), kind: "recreated redis", service: recreated },
-    { name: `${recreated}-1, created anew`, container: `${recreated}-1`, kind: "recreated replica", service: recreated },
-    { name: `${redisName(wiped)}, its data claim lost`, container: redisName(wiped), kind: "wiped redis", service: wiped },
+    {
+      name: `${redisName(recreated)}, created anew on its claims`,
+      container: redisName(recreated),
+      kind: "recreated redis",
+      service: recreated,
+    },
+    {
+      name: `${recreated}-1, created anew`,
+      container: `${recreated}-1`,
+      kind: "recreated replica",
+      service: recreated,
+    },
+    {
+      name: `${redisName(wiped)}, its data claim lost`,
+      container: redisName(wiped),
+      kind: "wiped redis",
+      service: wiped,
+    },
   ];
 }
 
@@ -115,7 +143,8 @@ export function killRounds(mode: KillMode, wiped: ServiceName, kubernetes?: { re
       await shop.wipeRedis(target.service!, mode);
       return performance.now();
     }
-    if (target.kind === "recreated redis" || target.kind === "recreated replica") return (await shop.recreate(target.container)).runningAgainAt;
+    if (target.kind === "recreated redis" || target.kind === "recreated replica")
+      return (await shop.recreate(target.container)).runningAgainAt;
     if (mode === "crash") return (await shop.crash(target.container)).runningAgainAt;
     await shop.dockerKill(target.container);
     await Bun.sleep(DOCKER_START_AFTER_MS);
@@ -145,15 +174,19 @@ export function killRounds(mode: KillMode, wiped: ServiceName, kubernetes?: { re
         await world.settle(shop.redisPorts.order);
         tally.checkouts += load.sent;
         for (const key of ["2xx", "4xx", "5xx", "network"] as const) tally[key] += load.counts[key];
-        console.log(`[containers] ${mode} of ${target.name}: ${JSON.stringify(load.counts)} ${JSON.stringify(load.failureCodes)}`);
-        if (size === "replica") measured.push(`${mode} of ${target.name}: ${throughputLine(answers, faultAt, runningAgainAt + FAILBACK_MS)}`);
+        console.log(
+          `[containers] ${mode} of ${target.name}: ${JSON.stringify(load.counts)} ${JSON.stringify(load.failureCodes)}`,
+        );
+        if (size === "replica")
+          measured.push(`${mode} of ${target.name}: ${throughputLine(answers, faultAt, runningAgainAt + FAILBACK_MS)}`);
 
         const report = await world.invariants();
         if (!report.ok) console.error(report.details.join("\n"), "\n", shop.output().slice(-80).join("\n"));
         expect(report.details).toEqual([]);
         // A round that only refused would prove little.
         expect(load.counts["2xx"]).toBeGreaterThan(0);
-        if (target.kind !== "gateway") expect({ "5xx": load.counts["5xx"], network: load.counts.network }).toEqual({ "5xx": 0, network: 0 });
+        if (target.kind !== "gateway")
+          expect({ "5xx": load.counts["5xx"], network: load.counts.network }).toEqual({ "5xx": 0, network: 0 });
       });
     }
   });
@@ -183,7 +216,11 @@ type AnswerTimes = number[];
  * world.checkOut, with the time of every answer: each order checked out once, `CLIENTS` at a time,
  * the fault injected mid-way (see LoadFault).
  */
-async function timedCheckOut(world: CheckoutWorld, orderIds: readonly string[], fault: { afterAnswers: number; inject: () => Promise<void> }) {
+async function timedCheckOut(
+  world: CheckoutWorld,
+  orderIds: readonly string[],
+  fault: { afterAnswers: number; inject: () => Promise<void> },
+) {
   const answers: AnswerTimes = [];
   const session = world.session;
   const timed = {
@@ -201,7 +238,8 @@ async function timedCheckOut(world: CheckoutWorld, orderIds: readonly string[], 
     fault,
   });
   orderIds.forEach((id, i) => world.answers.set(id, load.statuses[i]!));
-  if (answers.length !== decided(load.counts)) throw new Error(`timed ${answers.length} answers of ${decided(load.counts)}`);
+  if (answers.length !== decided(load.counts))
+    throw new Error(`timed ${answers.length} answers of ${decided(load.counts)}`);
   return { load, answers };
 }
 
@@ -217,9 +255,11 @@ function throughputLine(answers: AnswerTimes, faultAt: number, backAt: number): 
   const through = Math.min(backAt, lastAnswer);
   const during = inWindow(faultAt, through) / ((through - faultAt) / SECOND_MS);
   let worst = Number.POSITIVE_INFINITY;
-  for (let from = faultAt; from + SECOND_MS <= through; from += SECOND_MS / 4) worst = Math.min(worst, inWindow(from, from + SECOND_MS));
+  for (let from = faultAt; from + SECOND_MS <= through; from += SECOND_MS / 4)
+    worst = Math.min(worst, inWindow(from, from + SECOND_MS));
   const pct = (x: number) => `${Math.round((100 * x) / before)} %`;
-  const loadEnded = lastAnswer < backAt ? ` (the load ended ${((backAt - lastAnswer) / SECOND_MS).toFixed(1)} s before that)` : "";
+  const loadEnded =
+    lastAnswer < backAt ? ` (the load ended ${((backAt - lastAnswer) / SECOND_MS).toFixed(1)} s before that)` : "";
   return (
     `${Math.round(before)}/s before; ${Math.round(during)}/s (${pct(during)}) over the ${((through - faultAt) / SECOND_MS).toFixed(1)} s from the kill to ${FAILBACK_MS / SECOND_MS} s after it ran again${loadEnded}` +
     (Number.isFinite(worst) ? `, worst second ${worst}/s (${pct(worst)})` : "")

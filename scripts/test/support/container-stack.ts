@@ -37,7 +37,15 @@ import {
 } from "../../lib/containers";
 import { claimName, composeOf, isWorkload, podNames, readManifests, writeGeneratedFiles } from "../../lib/kubernetes";
 import { findFreePortOffset } from "../../lib/ports";
-import { COMPOSE_REPLICAS, GATEWAY_NAME, KUBERNETES_CLAIMS, KUBERNETES_SECRET, LOOPBACK, redisName, topology } from "../../lib/topology";
+import {
+  COMPOSE_REPLICAS,
+  GATEWAY_NAME,
+  KUBERNETES_CLAIMS,
+  KUBERNETES_SECRET,
+  LOOPBACK,
+  redisName,
+  topology,
+} from "../../lib/topology";
 
 /** Building the service images from cold takes a minute or two on the 2-core machine; starting, seconds. */
 export const CONTAINER_STACK_START_TIMEOUT_MS = 10 * 60_000;
@@ -130,13 +138,22 @@ async function startOnFreePorts(context: ComposeContext, deployment: ContainerDe
   const project = `checkout-test-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
   const scratch = mkdtempSync(join(tmpdir(), "checkout-containers-"));
   const logDir = join(scratch, "logging");
-  const env = { ...context.env, CHECKOUT_IMAGE_TAG: IMAGE_TAG, CHECKOUT_GATEWAY_PORT: String(t.ports.gateway), CHECKOUT_LOG_DIR: logDir };
+  const env = {
+    ...context.env,
+    CHECKOUT_IMAGE_TAG: IMAGE_TAG,
+    CHECKOUT_GATEWAY_PORT: String(t.ports.gateway),
+    CHECKOUT_LOG_DIR: logDir,
+  };
   // The Redis ports are published for the test only (checks beneath the API), in a file of its own.
   const override = join(scratch, "compose.test.yaml");
   const containerRedisPort = (s: ServiceName) => topology(COMPOSE_REPLICAS).ports.redis[s];
   writeFileSync(
     override,
-    JSON.stringify({ services: Object.fromEntries(SERVICES.map((s) => [redisName(s), { ports: [`${LOOPBACK}:${t.ports.redis[s]}:${containerRedisPort(s)}`] }])) }),
+    JSON.stringify({
+      services: Object.fromEntries(
+        SERVICES.map((s) => [redisName(s), { ports: [`${LOOPBACK}:${t.ports.redis[s]}:${containerRedisPort(s)}`] }]),
+      ),
+    }),
   );
   let files = [COMPOSE_FILE, override];
   let gatewayContainer = GATEWAY_NAME;
@@ -145,23 +162,42 @@ async function startOnFreePorts(context: ComposeContext, deployment: ContainerDe
     gatewayContainer = writeKubernetesCompose(kubernetes, scratch, logDir, t.ports.gateway);
     files = [kubernetes, override];
   }
-  const compose = (args: string[], composeFiles = files) => run(composeArgs(context, project, args, composeFiles), { env });
+  const compose = (args: string[], composeFiles = files) =>
+    run(composeArgs(context, project, args, composeFiles), { env });
 
-  const stack = new Containers(context, project, files, scratch, logDir, env, gatewayContainer, t.ports.gateway, t.ports.redis);
+  const stack = new Containers(
+    context,
+    project,
+    files,
+    scratch,
+    logDir,
+    env,
+    gatewayContainer,
+    t.ports.gateway,
+    t.ports.redis,
+  );
   try {
     mkdirSync(logDir, { recursive: true });
     // The manifests name images; compose.yaml says how to build them, under this checkout's tag.
-    const built = deployment === "kubernetes" ? await compose(["build"], [COMPOSE_FILE]) : { code: 0, stdout: "", stderr: "" };
-    if (built.code !== 0) throw new Error(`compose build failed (exit ${built.code}):\n${(built.stdout + built.stderr).trim().split("\n").slice(-30).join("\n")}`);
+    const built =
+      deployment === "kubernetes" ? await compose(["build"], [COMPOSE_FILE]) : { code: 0, stdout: "", stderr: "" };
+    if (built.code !== 0)
+      throw new Error(
+        `compose build failed (exit ${built.code}):\n${(built.stdout + built.stderr).trim().split("\n").slice(-30).join("\n")}`,
+      );
     const up = await compose(deployment === "kubernetes" ? ["up", "--detach"] : ["up", "--detach", "--build"]);
-    if (up.code !== 0) throw new Error(`compose up failed (exit ${up.code}):\n${(up.stdout + up.stderr).trim().split("\n").slice(-30).join("\n")}`);
+    if (up.code !== 0)
+      throw new Error(
+        `compose up failed (exit ${up.code}):\n${(up.stdout + up.stderr).trim().split("\n").slice(-30).join("\n")}`,
+      );
     stack.services = await composeServices(context, project, files);
     await stack.waitHealthy();
   } catch (error) {
     const lines = stack.output();
     await stack.stop();
     const message = (error as Error).message;
-    if (/address already in use|port is already allocated/.test(message)) throw new PortsTakenError(message.split("\n").find((l) => /in use|allocated/.test(l)));
+    if (/address already in use|port is already allocated/.test(message))
+      throw new PortsTakenError(message.split("\n").find((l) => /in use|allocated/.test(l)));
     throw new Error(`the container stack did not start: ${message}\n${lines.join("\n")}`, { cause: error });
   }
   return stack;
@@ -260,7 +296,15 @@ class Containers implements ContainerStack {
       await mustRun(["docker", "kill", id]);
     }
     await this.until(`${name} stopped`, async () => (await this.container(name)).status !== "running");
-    const volumes = (await mustRun(["docker", "inspect", "--format", '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}', id])).trim();
+    const volumes = (
+      await mustRun([
+        "docker",
+        "inspect",
+        "--format",
+        '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}',
+        id,
+      ])
+    ).trim();
     if (!volumes) throw new Error(`${name} has no data volume at /data`);
     await mustRun(["docker", "rm", "--force", id]);
     await mustRun(["docker", "volume", "rm", volumes]);
@@ -279,16 +323,46 @@ class Containers implements ContainerStack {
 
   async address(service: string): Promise<string> {
     const { id } = await this.container(service);
-    return (await mustRun(["docker", "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id])).trim();
+    return (
+      await mustRun(["docker", "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id])
+    ).trim();
   }
 
   async occupyFreeAddress(): Promise<string> {
     const { id } = await this.container(this.services[0]!);
-    const network = (await mustRun(["docker", "inspect", "--format", "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}", id])).trim();
+    const network = (
+      await mustRun([
+        "docker",
+        "inspect",
+        "--format",
+        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}",
+        id,
+      ])
+    ).trim();
     // The service image is here, whichever base image it was built from; it only sleeps.
-    const occupant = (await mustRun(["docker", "run", "--detach", "--network", network, "--entrypoint", "sleep", SERVICE_IMAGE, "infinity"])).trim();
+    const occupant = (
+      await mustRun([
+        "docker",
+        "run",
+        "--detach",
+        "--network",
+        network,
+        "--entrypoint",
+        "sleep",
+        SERVICE_IMAGE,
+        "infinity",
+      ])
+    ).trim();
     this.occupants.push(occupant);
-    return (await mustRun(["docker", "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", occupant])).trim();
+    return (
+      await mustRun([
+        "docker",
+        "inspect",
+        "--format",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        occupant,
+      ])
+    ).trim();
   }
 
   async waitHealthy(services: readonly string[] = this.services): Promise<void> {
@@ -304,18 +378,43 @@ class Containers implements ContainerStack {
   }
 
   output(): string[] {
-    const ids = Bun.spawnSync(["docker", "ps", "--all", "--quiet", "--filter", `label=com.docker.compose.project=${this.project}`]).stdout.toString().split("\n").filter(Boolean);
+    const ids = Bun.spawnSync([
+      "docker",
+      "ps",
+      "--all",
+      "--quiet",
+      "--filter",
+      `label=com.docker.compose.project=${this.project}`,
+    ])
+      .stdout.toString()
+      .split("\n")
+      .filter(Boolean);
     return ids.flatMap((id) => {
-      const name = Bun.spawnSync(["docker", "inspect", "--format", '{{index .Config.Labels "com.docker.compose.service"}}', id]).stdout.toString().trim();
+      const name = Bun.spawnSync([
+        "docker",
+        "inspect",
+        "--format",
+        '{{index .Config.Labels "com.docker.compose.service"}}',
+        id,
+      ])
+        .stdout.toString()
+        .trim();
       const logs = Bun.spawnSync(["docker", "logs", "--tail", String(SHOWN_OUTPUT_LINES), id]);
-      return `${logs.stdout}${logs.stderr}`.trim().split("\n").filter(Boolean).map((line) => `[${name}] ${line}`);
+      return `${logs.stdout}${logs.stderr}`
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => `[${name}] ${line}`);
     });
   }
 
   async stop(): Promise<void> {
     // Not compose's: compose down would not remove the network while they are on it.
     if (this.occupants.length > 0) await run(["docker", "rm", "--force", ...this.occupants.splice(0)]);
-    await run(composeArgs(this.context, this.project, ["down", "--volumes", "--remove-orphans", "--timeout", "5"], this.files), { env: this.env });
+    await run(
+      composeArgs(this.context, this.project, ["down", "--volumes", "--remove-orphans", "--timeout", "5"], this.files),
+      { env: this.env },
+    );
     rmSync(this.scratch, { recursive: true, force: true });
   }
 }

@@ -34,7 +34,11 @@ export async function untilQuiescent(shop: TestStack, timeoutMs = QUIESCENCE_TIM
 }
 
 /** Where two Redis states differ, one line per key (hash fields and set members named), `ignored` keys left out. */
-export function stateDifferences(expected: RedisState, actual: RedisState, ignored: ReadonlySet<string> = new Set()): string[] {
+export function stateDifferences(
+  expected: RedisState,
+  actual: RedisState,
+  ignored: ReadonlySet<string> = new Set(),
+): string[] {
   const lines: string[] = [];
   const allKeys = new Set([...Object.keys(expected), ...Object.keys(actual)]);
   for (const key of [...allKeys].sort()) {
@@ -48,7 +52,8 @@ export function stateDifferences(expected: RedisState, actual: RedisState, ignor
       const eh = e.value as Record<string, string>;
       const ah = a.value as Record<string, string>;
       for (const field of new Set([...Object.keys(eh), ...Object.keys(ah)])) {
-        if (eh[field] !== ah[field]) lines.push(`${key} field ${field}: ${JSON.stringify(eh[field])} ≠ ${JSON.stringify(ah[field])}`);
+        if (eh[field] !== ah[field])
+          lines.push(`${key} field ${field}: ${JSON.stringify(eh[field])} ≠ ${JSON.stringify(ah[field])}`);
       }
     } else if (e.type === "set") {
       const es = new Set(e.value as string[]);

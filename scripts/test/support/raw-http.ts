@@ -16,7 +16,13 @@ export type RawAnswer = {
   body: any;
 };
 
-export function rawRequest(baseUrl: string, method: string, rawPath: string, json?: unknown, headers: Record<string, string> = {}): Promise<RawAnswer> {
+export function rawRequest(
+  baseUrl: string,
+  method: string,
+  rawPath: string,
+  json?: unknown,
+  headers: Record<string, string> = {},
+): Promise<RawAnswer> {
   const { hostname, port } = new URL(baseUrl);
   const body = json === undefined ? "" : JSON.stringify(json);
   const head = [
@@ -41,7 +47,9 @@ export function rawExchange(baseUrl: string, request: string): Promise<RawAnswer
     const socket = connect({ host: hostname, port: Number(port) });
     const chunks: Buffer[] = [];
     const what = JSON.stringify(request.slice(0, 80));
-    socket.setTimeout(RAW_REQUEST_TIMEOUT_MS, () => socket.destroy(new Error(`${what}: no answer within ${RAW_REQUEST_TIMEOUT_MS} ms`)));
+    socket.setTimeout(RAW_REQUEST_TIMEOUT_MS, () =>
+      socket.destroy(new Error(`${what}: no answer within ${RAW_REQUEST_TIMEOUT_MS} ms`)),
+    );
     socket.on("connect", () => socket.write(bytes));
     socket.on("data", (chunk: Buffer) => chunks.push(chunk));
     socket.on("error", reject);

@@ -51,7 +51,13 @@ export async function startTestStack(): Promise<TestStack> {
   const kind = process.env[TEST_STACK_ENV] ?? "local";
   if (kind === "containers" || kind === "kubernetes") {
     const shop = await startContainerStack(kind === "kubernetes" ? "kubernetes" : "compose");
-    return withRedisClients({ gatewayUrl: shop.gatewayUrl, logDir: shop.logDir, redisPorts: shop.redisPorts, output: () => shop.output(), stop: () => shop.stop() });
+    return withRedisClients({
+      gatewayUrl: shop.gatewayUrl,
+      logDir: shop.logDir,
+      redisPorts: shop.redisPorts,
+      output: () => shop.output(),
+      stop: () => shop.stop(),
+    });
   }
   if (kind !== "local") throw new Error(`${TEST_STACK_ENV} must be local, containers or kubernetes, not ${kind}`);
   return startLocalTestStack();
@@ -64,7 +70,12 @@ export async function startLocalTestStack(): Promise<TestStack & { stack: Stack 
   let stack: Stack | undefined;
   for (let attempt = 1; !stack; attempt++) {
     try {
-      stack = await startStack({ replicas: TEST_REPLICAS, portOffset: await findFreePortOffset(TEST_REPLICAS), output, stateDir });
+      stack = await startStack({
+        replicas: TEST_REPLICAS,
+        portOffset: await findFreePortOffset(TEST_REPLICAS),
+        output,
+        stateDir,
+      });
     } catch (err) {
       const portTaken = err instanceof Error && err.message.startsWith("ports already in use");
       if (portTaken && attempt < START_ATTEMPTS) continue;
@@ -88,7 +99,9 @@ export async function startLocalTestStack(): Promise<TestStack & { stack: Stack 
 }
 
 /** A running stack, local or in containers, with clients of its Redises on 127.0.0.1 (closed by stop). */
-function withRedisClients(running: Omit<TestStack, "redis"> & { redisPorts: Readonly<Record<ServiceName, number>> }): TestStack {
+function withRedisClients(
+  running: Omit<TestStack, "redis"> & { redisPorts: Readonly<Record<ServiceName, number>> },
+): TestStack {
   const clients = new Map<ServiceName, Redis>();
   return {
     gatewayUrl: running.gatewayUrl,
