@@ -128,6 +128,7 @@ async function run(phase: Phase, extraArgs: string[]): Promise<RunResult> {
     tail = (tail + decoder.decode(chunk, { stream: true })).slice(-KEPT_OUTPUT_CHARS);
   }
   const exitCode = await child.exited;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: strips the terminal colour codes bun test prints
   const text = tail.replace(/\x1b\[[0-9;]*m/g, "");
   const count = (word: string) => {
     const matches = [...text.matchAll(new RegExp(`^\\s*(\\d+) ${word}$`, "gm"))];

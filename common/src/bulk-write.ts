@@ -34,7 +34,8 @@ export async function writeMany(
   let next = 0;
   const worker = async () => {
     while (next < entries.length) {
-      const chunk = entries.slice(next, (next += BULK_CHUNK_KEYS));
+      const chunk = entries.slice(next, next + BULK_CHUNK_KEYS);
+      next += BULK_CHUNK_KEYS;
       while (!(await writeChunk(service, connections, durable, op, chunk))) await Bun.sleep(conflictBackoffMs(0));
     }
   };

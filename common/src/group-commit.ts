@@ -299,6 +299,6 @@ type BatchRead = { snapshot: Map<string, Hash | null>; firstSeq: number; losses:
 function parseReads(replies: unknown[], watched: readonly string[], count: number, losses: number): BatchRead {
   const values = replies[2] as Array<string | null>;
   const snapshot = new Map<string, Hash | null>();
-  watched.forEach((key, i) => snapshot.set(key, parseStored(values[i])));
+  for (const [i, key] of watched.entries()) snapshot.set(key, parseStored(values[i]));
   return { snapshot, firstSeq: Number(replies[3]) - count + 1, losses };
 }

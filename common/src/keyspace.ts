@@ -91,7 +91,10 @@ export function indexUpdates(service: ServiceName, written: Iterable<readonly [s
   for (const [key, hash] of last) {
     for (const [set, member, belongs] of indexChanges(service, key, hash)) {
       let update = updates.get(set);
-      if (!update) updates.set(set, (update = { set, add: [], remove: [] }));
+      if (!update) {
+        update = { set, add: [], remove: [] };
+        updates.set(set, update);
+      }
       (belongs ? update.add : update.remove).push(member);
     }
   }

@@ -22,7 +22,7 @@ export const VERSION_FIELD = "v";
 /** The number of the change that last wrote a stored state; 0 when there is none (no state, or no number). */
 export function versionOf(hash: Hash | null | undefined): number {
   const version = Number(hash?.[VERSION_FIELD]);
-  return version > 0 ? version : 0;
+  return Number.isFinite(version) ? Math.max(version, 0) : 0;
 }
 
 export function logPath(logDir: string, service: ServiceName): string {

@@ -47,7 +47,10 @@ describe("planBatch", () => {
     const peek: BatchEntry = {
       op: "test.peek",
       watched: ["k"],
-      decide: (s) => ((seen = s.get("k")?.v), { result: null }),
+      decide: (s) => {
+        seen = s.get("k")?.v;
+        return { result: null };
+      },
     };
     planBatch([take("k", 1), peek], new Map([["k", { n: "1", v: "3" }]]), 20, AT);
     expect(seen).toBe("20");
@@ -78,7 +81,10 @@ describe("planBatch", () => {
     const look: BatchEntry = {
       op: "t",
       watched: ["x", "y"],
-      decide: (s) => ((snapshotKeys = [...s.keys()]), { result: [s.get("x"), s.get("y")] }),
+      decide: (s) => {
+        snapshotKeys = [...s.keys()];
+        return { result: [s.get("x"), s.get("y")] };
+      },
     };
     const plan = planBatch(
       [look],

@@ -4,7 +4,7 @@
  * log — also while a compaction runs. A compaction by hand runs while the writer is stopped, as the
  * README says to do it; the writer's own runs while it appends.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { Redis } from "ioredis";
 import { existsSync, readdirSync, renameSync } from "node:fs";
 import { compact } from "../src/compact";

@@ -20,7 +20,9 @@ setDefaultTimeout(60_000);
 
 const { logDir, redises } = scratch("checkout-log-writer-");
 const clients: Redis[] = [];
-afterAll(() => clients.forEach((c) => c.disconnect()));
+afterAll(() => {
+  for (const c of clients) c.disconnect();
+});
 
 async function redisWithClient(): Promise<{ server: RedisServer; client: Redis }> {
   const server = await startRedis();

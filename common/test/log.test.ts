@@ -77,7 +77,7 @@ describe("parseLog", () => {
   });
 
   test("skips a torn line in the middle and counts it", () => {
-    const torn = formatRecord(record(2, 20)).slice(0, 30) + "\n";
+    const torn = `${formatRecord(record(2, 20)).slice(0, 30)}\n`;
     const text = formatRecord(record(1, 10)) + torn + formatRecord(record(3, 30));
     const parsed = parseLog(text);
     expect(parsed.records.map((r) => r.seq)).toEqual([1, 3]);

@@ -234,7 +234,9 @@ export class Peer {
     const reply = await this.call("POST", STEPS_PATH, { steps: batch.map((queued) => queued.step) });
     const answers = reply.status === 200 ? reply.json.answers : undefined;
     if (Array.isArray(answers) && answers.length === batch.length) {
-      batch.forEach((queued, i) => queued.answer(answerOf(this.name, Number(answers[i]?.status), answers[i] ?? {})));
+      for (const [i, queued] of batch.entries()) {
+        queued.answer(answerOf(this.name, Number(answers[i]?.status), answers[i] ?? {}));
+      }
       return;
     }
     const whole = this.answerOfCall(

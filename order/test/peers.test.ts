@@ -163,7 +163,11 @@ test("steps made while the calls in flight are full leave together in the next c
     "o4:1": { status: 200, outcome: "applied" },
   };
   // The first call is held at the replica until the other steps have queued behind it.
-  const holdFirst = () => (held++ === 0 ? (firstCallArrived.resolve(), release.promise) : Promise.resolve());
+  const holdFirst = () => {
+    if (held++ > 0) return Promise.resolve();
+    firstCallArrived.resolve();
+    return release.promise;
+  };
   const active = start({ reply: (step) => outcomes[String(step.op_id)]!, hold: holdFirst });
   const peer = peerOf([active], 1);
   const answers = ["o1:1", "o2:1", "o3:1", "o4:1"].map((op) => take(peer, op));

@@ -9,9 +9,6 @@ import { keys } from "@checkout/common/keyspace";
 import { AppError } from "@checkout/common/errors";
 import { attemptStart } from "@checkout/common/retention";
 import { Store } from "@checkout/common/store";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createOrders, type OrderStore } from "../src/orders";
 import { createPeers, type Peer, type PeerAnswer, type Peers } from "../src/peers";
 import { createCheckout, type Checkout } from "../src/saga";
@@ -111,7 +108,11 @@ const LONG_LIVED = { ...TIMING, sagaLeaseMs: HOUR_MS, driverAliveTtlMs: HOUR_MS 
 /** The real peers, with every step they are sent recorded in `sent`. */
 function countingPeers(): { peers: Peers; sent: string[] } {
   const sent: string[] = [];
-  const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
+  const counting = (peer: Peer) =>
+    scripted(peer, (action, send) => {
+      sent.push(action);
+      return send();
+    });
   return { peers: { stock: counting(real.stock), payment: counting(real.payment) }, sent };
 }
 
@@ -139,7 +140,11 @@ describe("checkout saga", () => {
     const { id } = await newOrder(orders, 1, 100);
 
     const sent: string[] = [];
-    const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
+    const counting = (peer: Peer) =>
+      scripted(peer, (action, send) => {
+        sent.push(action);
+        return send();
+      });
     const checkout = createCheckout(orders, { stock: counting(real.stock), payment: counting(real.payment) });
 
     const outcomes = await Promise.all([checkout.checkout(id), checkout.checkout(id)]);
@@ -252,7 +257,11 @@ describe("checkout saga", () => {
 
     expect(await leaseRanOut(first, id)).toBe(true);
     const sent: string[] = [];
-    const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
+    const counting = (peer: Peer) =>
+      scripted(peer, (action, send) => {
+        sent.push(action);
+        return send();
+      });
     const takeover = createCheckout(
       createOrders(orderStore, "driver-that-takes-over", LEASE_MS),
       { stock: counting(real.stock), payment: counting(real.payment) },
@@ -326,7 +335,10 @@ describe("checkout saga", () => {
     // 2^53-1 would be) before it goes through.
     let refunds = 0;
     const payment = scripted(real.payment, async (action, send) => {
-      if (action === "charge") return (await send(), { kind: "unknown", reason: "scripted: the answer was lost" });
+      if (action === "charge") {
+        await send();
+        return { kind: "unknown", reason: "scripted: the answer was lost" };
+      }
       if (action === "refund" && ++refunds <= 2)
         return { kind: "refused", error: new AppError(400, "invalid_input", "scripted: would exceed") };
       return send();
@@ -354,7 +366,10 @@ describe("checkout saga", () => {
     // The charge is applied but its answer is lost; the refund is refused until the test lets it through.
     let refusing = true;
     const payment = scripted(real.payment, async (action, send) => {
-      if (action === "charge") return (await send(), { kind: "unknown", reason: "scripted: the answer was lost" });
+      if (action === "charge") {
+        await send();
+        return { kind: "unknown", reason: "scripted: the answer was lost" };
+      }
       if (action === "refund" && refusing)
         return { kind: "refused", error: new AppError(400, "invalid_input", "scripted: would exceed") };
       return send();
@@ -430,7 +445,11 @@ describe("checkout saga", () => {
     // The deadline counts from the attempt's start, not from the takeover: the step records'
     // retention rests on it (common/src/config.ts, minStepRecordRetentionMs).
     const sent: string[] = [];
-    const counting = (peer: Peer) => scripted(peer, (action, send) => (sent.push(action), send()));
+    const counting = (peer: Peer) =>
+      scripted(peer, (action, send) => {
+        sent.push(action);
+        return send();
+      });
     const takeover = createCheckout(
       createOrders(orderStore, "driver-that-takes-over", LEASE_MS),
       { stock: counting(real.stock), payment: counting(real.payment) },

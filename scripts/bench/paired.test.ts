@@ -26,7 +26,9 @@ const gateway = (name: "a" | "b") =>
     },
   });
 const gateways = { a: gateway("a"), b: gateway("b") };
-afterAll(() => Object.values(gateways).forEach((g) => g.stop(true)));
+afterAll(() => {
+  for (const g of Object.values(gateways)) g.stop(true);
+});
 
 const window = (answered2xx: number, elapsedMs: number, latencyMs: number, cpu?: LoadResult["cpu"]): LoadResult => {
   const histogram = createHistogram();

@@ -1,5 +1,5 @@
 /** Reads items, users and orders back through the public API, many at a time. */
-import { Api, mapLimited, SIDE_CONCURRENCY } from "./client";
+import { type Api, mapLimited, SIDE_CONCURRENCY } from "./client";
 import { itemBody, orderBody, userBody } from "./schemas";
 import type { OrderState } from "./verify";
 

@@ -476,8 +476,7 @@ class Supervisor implements Stack {
     try {
       for await (const chunk of stream) {
         pending += decoder.decode(chunk, { stream: true });
-        let newline: number;
-        while ((newline = pending.indexOf("\n")) >= 0) {
+        for (let newline = pending.indexOf("\n"); newline >= 0; newline = pending.indexOf("\n")) {
           emit(pending.slice(0, newline));
           pending = pending.slice(newline + 1);
         }

@@ -14,7 +14,6 @@ import { loadConfig, SERVICES, type ServiceName } from "../../common/src/config"
 import { HEALTH_PATH } from "../../common/src/service";
 import { renderGatewayConfig } from "../../gateway/render";
 import {
-  claimName,
   containerPort,
   isService,
   isWorkload,
@@ -199,7 +198,12 @@ describe.each([...SERVICES])("the %s service", (service) => {
     const read = new Set<string>();
     const config = loadConfig(
       service,
-      new Proxy(env, { get: (target, key) => (typeof key === "string" && read.add(key), Reflect.get(target, key)) }),
+      new Proxy(env, {
+        get: (target, key) => {
+          if (typeof key === "string") read.add(key);
+          return Reflect.get(target, key);
+        },
+      }),
     );
     expect(config.port).toBe(port);
     expect(config.redis).toEqual({ host: redisName(service), port: t.ports.redis[service] });

@@ -208,7 +208,7 @@ export async function runSoak(ctx: ShapeContext, stack: SoakStack, retentionS: n
     await sample();
     const sampler = setInterval(() => void sample().catch(() => {}), SOAK.sampleEveryMs);
     try {
-      for (let round = 0; elapsedS() < ctx.seconds && !ctx.signal?.aborted; round++) {
+      while (elapsedS() < ctx.seconds && !ctx.signal?.aborted) {
         await api.post(
           `/orders/batch_init/${SOAK.roundOrders}/${SOAK.items}/${SOAK.users}/${SOAK.itemPrice}`,
           batchInitBody,
@@ -222,7 +222,9 @@ export async function runSoak(ctx: ShapeContext, stack: SoakStack, retentionS: n
             durationMs: (ctx.seconds - elapsedS()) * 1000,
             session,
             stopSignal: ctx.signal,
-            onProgress: (p) => void (answeredInRound = p.answered),
+            onProgress: (p) => {
+              answeredInRound = p.answered;
+            },
           }),
         );
         answeredInEarlierRounds += loads.at(-1)!.answered;

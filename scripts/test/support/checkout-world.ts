@@ -109,7 +109,7 @@ export class CheckoutWorld {
       session: this.session,
       fault,
     });
-    orderIds.forEach((id, i) => this.answers.set(id, result.statuses[i]!));
+    for (const [i, id] of orderIds.entries()) this.answers.set(id, result.statuses[i]!);
     return result;
   }
 

@@ -237,7 +237,7 @@ async function timedCheckOut(
     session: timed,
     fault,
   });
-  orderIds.forEach((id, i) => world.answers.set(id, load.statuses[i]!));
+  for (const [i, id] of orderIds.entries()) world.answers.set(id, load.statuses[i]!);
   if (answers.length !== decided(load.counts))
     throw new Error(`timed ${answers.length} answers of ${decided(load.counts)}`);
   return { load, answers };

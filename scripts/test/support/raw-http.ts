@@ -42,6 +42,7 @@ export function rawRequest(
  */
 export function rawExchange(baseUrl: string, request: string): Promise<RawAnswer> {
   const { hostname, port } = new URL(baseUrl);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the whole Latin-1 range, control characters included
   const bytes = /^[\u0000-\u00ff]*$/.test(request) ? Buffer.from(request, "latin1") : Buffer.from(request, "utf8");
   return new Promise((resolve, reject) => {
     const socket = connect({ host: hostname, port: Number(port) });
