@@ -11,7 +11,8 @@
  *
  * Replicas are active/standby by default: the first replica of a service takes every request, the
  * others stand by for when it dies. On two cores one busy process per service is faster than two
- * half-busy ones (its batches of transactions and log appends are larger; README, Benchmark results).
+ * half-busy ones (its batches of transactions and log appends are larger;
+ * docs/benchmarks.md#active-standby-against-round-robin).
  * The order service calls its peers the same way (order/src/peers.ts). With `balancing: "round-robin"`
  * every replica takes its turn (nginx's default), each benched like the active one when it fails, and
  * all of them stand by as backups: the local stack's `--balancing round-robin`, and Kubernetes, where
@@ -86,8 +87,8 @@ export const PROXY_READ_TIMEOUT_S = Math.ceil(TIMING.transactionBudgetMs / 1000)
  */
 export const CHECKOUT_READ_TIMEOUT_S = Math.max(60, Math.ceil(TIMING.checkoutAnswerDeadlineMs / 1000) + 30);
 /**
- * A batch_init answers once every entity it creates is written and logged: 26 s for the most orders
- * one may create (BATCH_INIT_MAX, common/src/http.ts) on the 2-core machine while it did other work.
+ * A batch_init answers once every entity it creates is written and logged: tens of seconds for the
+ * most orders one may create (BATCH_INIT_MAX, common/src/http.ts; docs/benchmarks.md#batch_init).
  * Cut off sooner, the client would get a 504 for a batch_init that goes on and completes. Just below
  * the services' idle timeout, which bounds any request, so that nginx answers a JSON 504 first.
  */
@@ -288,14 +289,14 @@ function renderUpstream(service: ServiceName, servers: readonly string[], balanc
   ];
 }
 
+/** Where the gateway's own error pages live. */
+const ERROR_PAGES = "/_gateway_error/";
+
 /**
  * The answers nginx makes itself, as JSON. The 4xx are requests it refuses before any service sees
  * them (a malformed %-escape, a method it does not serve, a path or header beyond its buffers); 494
  * is nginx's own code for a header too large, which it answers as 400.
  */
-/** Where the gateway's own error pages live. */
-const ERROR_PAGES = "/_gateway_error/";
-
 function renderErrorPages(): string[] {
   const pages: [caught: number, answered: number, code: string, message: string][] = [
     [400, 400, "invalid_input", "the request is malformed (a bad %-escape in the path, or bad headers)"],

@@ -1,7 +1,10 @@
 /**
- * Every port, address, timeout and retry bound of the system, in one place.
- * Values that differ between deployments come from the environment (parsed with zod, a bad value
- * stops the process); the rest are named constants.
+ * The ports, addresses, timeouts and bounds an operator sets or a reader reasons about across
+ * services: the environment (parsed with zod, a bad value stops the process) and TIMING, whose
+ * timeouts bound each other (minStepRecordRetentionMs). A constant that matters to one module alone
+ * lives beside its use, named: the saga's polling and retry backoff (order/src/saga.ts), the conflict
+ * backoff and batch size (group-commit.ts), reconnecting (redis.ts), shutdown and listening without
+ * Redis (service.ts), the order service's drain (order/src/main.ts), nginx's (gateway/render.ts).
  */
 import { readFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";

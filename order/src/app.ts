@@ -1,4 +1,8 @@
-/** Order routes: validation and HTTP shapes only; the rules live in orders.ts, checkout in saga.ts. */
+/**
+ * Order routes: validation and HTTP shapes, and the calls that join the parts. addItem asks stock for
+ * the item's price before orders.ts adds it; checkout runs the saga (saga.ts) and counts its outcome.
+ * The rules live in orders.ts.
+ */
 import { AppError, notFound } from "@checkout/common/errors";
 import {
   batchInitCount,

@@ -3,7 +3,7 @@
  * by default: every call goes to the first one, and to the next only when the one before cannot be
  * reached (every saga call is idempotent, so sending it again elsewhere is safe). One busy process
  * per service batches more transactions per Redis round trip and per fsync than two half-busy ones
- * sharing two cores (README, Benchmark results). With PEER_BALANCING=round-robin every replica that
+ * sharing two cores (docs/benchmarks.md#active-standby-against-round-robin). With PEER_BALANCING=round-robin every replica that
  * can be reached takes calls: each call goes to the one with the fewest calls in flight, in turns
  * among equals, and each replica gets its own STEP_CALLS_IN_FLIGHT. A single URL (a Kubernetes
  * Service, which spreads connections over its pods itself) is the same under either. The answer
@@ -38,18 +38,18 @@ export type PeerAnswer =
 /**
  * Bun's fetch keeps at most 64 idle keep-alive connections per process, over all hosts, and the
  * bound cannot be changed (oven-sh/bun#42608). A process that has more connections open than that
- * closes one as each request ends and opens another for the next: at 64 concurrent checkouts that
- * was a new connection per peer call (3 000 sockets in TIME_WAIT after 4 s). So the calls in flight to
- * each peer are capped such that all of them together never need more connections than the pool
- * keeps; a call over the cap waits for a free connection instead of opening one.
+ * closes one as each request ends and opens another for the next: at 64 concurrent checkouts, a new
+ * connection per peer call, and sockets pile up in TIME_WAIT (docs/benchmarks.md#bun-fetch-connections).
+ * So the calls in flight to each peer are capped such that all of them together never need more
+ * connections than the pool keeps; a call over the cap waits for a free connection instead of
+ * opening one.
  */
 export const FETCH_IDLE_POOL = 64;
 
 /**
  * Step calls in flight to one peer. One: the steps made during a call's round trip all leave in the
- * next, and the peer commits them in one group commit. Two calls, one on the wire while the peer
- * commits the other, measured 8-15 % more CPU per checkout and lower throughput in each of five
- * interleaved pairs (README, "Saga steps travel in batches").
+ * next, and the peer commits them in one group commit. More calls split the same steps into smaller
+ * batches, whose fixed costs are then paid more often (docs/benchmarks.md#step-calls-in-flight).
  */
 export const STEP_CALLS_IN_FLIGHT = 1;
 
