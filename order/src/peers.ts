@@ -175,8 +175,12 @@ class Replica {
 
   private async untilReachable(): Promise<void> {
     for (; ; await Bun.sleep(this.probeIntervalMs)) {
-      if (!(await this.reachable())) this.reachableSince = undefined;
-      else if (Date.now() - (this.reachableSince ??= Date.now()) >= this.rejoinAfterMs) break;
+      if (!(await this.reachable())) {
+        this.reachableSince = undefined;
+        continue;
+      }
+      this.reachableSince ??= Date.now();
+      if (Date.now() - this.reachableSince >= this.rejoinAfterMs) break;
     }
     this.down = false;
     this.reachableSince = undefined;
