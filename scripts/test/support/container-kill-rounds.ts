@@ -177,15 +177,6 @@ export function killRounds(mode: KillMode, wiped: ServiceName, kubernetes?: { re
         console.log(
           `[containers] ${mode} of ${target.name}: ${JSON.stringify(load.counts)} ${JSON.stringify(load.failureCodes)}`,
         );
-        if (size === "replica" && process.env.KILL_TIMELINE) {
-          const buckets: number[] = [];
-          for (let t = faultAt - 500; t < runningAgainAt + FAILBACK_MS + 1000; t += 100)
-            buckets.push(answers.filter((a) => a >= t && a < t + 100).length);
-          console.log(
-            `[timeline] ${target.name} back after ${Math.round(runningAgainAt - faultAt)} ms; per 100 ms from -500: ${buckets.join(" ")}`,
-          );
-          console.log(shop.output().slice(-60).join("\n"));
-        }
         if (size === "replica")
           measured.push(`${mode} of ${target.name}: ${throughputLine(answers, faultAt, runningAgainAt + FAILBACK_MS)}`);
 
