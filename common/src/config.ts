@@ -68,6 +68,12 @@ export const TIMING = {
   /** How often a peer's replica that could not be reached is tried again (a connection, not a call). */
   peerProbeIntervalMs: 250,
   /**
+   * A replica marked down takes calls again once connections to it have succeeded for this long: a
+   * process that has just started is still connecting and compiling, and one that crash-loops is
+   * not sent calls at each of its short lives.
+   */
+  peerRejoinAfterMs: 3_000,
+  /**
    * How long after its attempt began a saga may send a forward step: past it, the saga compensates.
    * Counted from the attempt's start, whichever driver sends, so a driver taken over does not extend it.
    */

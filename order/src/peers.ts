@@ -11,7 +11,8 @@
  *
  * Failover assumes no refusal. A replica that a call could not reach (refused, reset, its name not
  * resolving, no connection in time) is marked down: calls pass it over, and it is tried again, by a
- * bare connection every TIMING.peerProbeIntervalMs, until one succeeds. A call that has had no answer
+ * bare connection every TIMING.peerProbeIntervalMs, until connections have succeeded for
+ * TIMING.peerRejoinAfterMs (a process just started is still cold; one that crash-loops gets no calls). A call that has had no answer
  * after TIMING.peerConnectTimeoutMs asks the same of its replica; if no connection can be made, the
  * call is abandoned there (its outcome unknown) and goes on to the next replica, instead of waiting
  * out its timeout on an address that leads nowhere (Docker gives no refusal for a stopped container).
@@ -133,6 +134,8 @@ class Replica {
   /** Calls sent to it and not yet answered. */
   inFlight = 0;
   private down = false;
+  /** While down: since when connections to it have succeeded (undefined: the last one failed). */
+  private reachableSince: number | undefined;
   private probe: Promise<boolean> | undefined;
 
   constructor(
@@ -140,6 +143,7 @@ class Replica {
     private readonly peer: string,
     private readonly connectTimeoutMs: number,
     private readonly probeIntervalMs: number,
+    private readonly rejoinAfterMs: number,
   ) {
     this.url = new URL(baseUrl);
   }
@@ -148,13 +152,18 @@ class Replica {
     return this.down;
   }
 
+  /** Down, but taking connections again: it rejoins once it has taken them for rejoinAfterMs. */
+  get isRejoining(): boolean {
+    return this.down && this.reachableSince !== undefined;
+  }
+
   /** One connection attempt at a time per replica, shared by whoever asks meanwhile. */
   reachable(): Promise<boolean> {
     this.probe ??= canConnect(this.url, this.connectTimeoutMs).finally(() => (this.probe = undefined));
     return this.probe;
   }
 
-  /** Calls pass it over until a connection to it succeeds again. */
+  /** Calls pass it over until connections to it have succeeded for rejoinAfterMs. */
   markDown(why: string): void {
     if (this.down) return;
     this.down = true;
@@ -165,8 +174,16 @@ class Replica {
   }
 
   private async untilReachable(): Promise<void> {
-    while (!(await this.reachable())) await Bun.sleep(this.probeIntervalMs);
+    for (; ; await Bun.sleep(this.probeIntervalMs)) {
+      if (!(await this.reachable())) {
+        this.reachableSince = undefined;
+        continue;
+      }
+      this.reachableSince ??= Date.now();
+      if (Date.now() - this.reachableSince >= this.rejoinAfterMs) break;
+    }
     this.down = false;
+    this.reachableSince = undefined;
     console.error(`[peers] ${this.peer} at ${this.baseUrl} takes connections again`);
   }
 }
@@ -195,9 +212,10 @@ export class Peer {
     private readonly connectTimeoutMs: number = TIMING.peerConnectTimeoutMs,
     probeIntervalMs: number = TIMING.peerProbeIntervalMs,
     private readonly balancing: Balancing = DEFAULT_BALANCING,
+    rejoinAfterMs: number = TIMING.peerRejoinAfterMs,
   ) {
     this.slots = new Slots(connections);
-    this.replicas = baseUrls.map((url) => new Replica(url, name, connectTimeoutMs, probeIntervalMs));
+    this.replicas = baseUrls.map((url) => new Replica(url, name, connectTimeoutMs, probeIntervalMs, rejoinAfterMs));
     this.stepCallsCap = balancing === "round-robin" ? stepCallsInFlight * this.replicas.length : stepCallsInFlight;
     const authorization = internalAuthorization(internalSecret);
     this.headers = { get: authorization, post: { ...authorization, "content-type": "application/json" } };
@@ -206,6 +224,11 @@ export class Peer {
   /** The replicas calls currently pass over (for diagnostics and tests). */
   get replicasDown(): string[] {
     return this.replicas.filter((r) => r.isDown).map((r) => r.baseUrl);
+  }
+
+  /** The replicas passed over that take connections again, not yet for long enough (for tests). */
+  get replicasRejoining(): string[] {
+    return this.replicas.filter((r) => r.isRejoining).map((r) => r.baseUrl);
   }
 
   get = async (path: string): Promise<PeerAnswer> => this.answerOfCall(await this.call("GET", path));

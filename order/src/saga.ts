@@ -347,10 +347,11 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     checkout,
     sweep,
     /**
-     * Keeps this process's liveness key fresh and sweeps for sagas nobody drives, until stop().
+     * Announces this process's presence, keeps its liveness key fresh and sweeps for sagas nobody drives, until stop().
      * Resolves once the key has been set (or Redis did not answer).
      */
     async start() {
+      await orders.announcePresence();
       const beat = () => orders.stillAlive(timing.driverAliveTtlMs).catch(() => {});
       await beat();
       heartbeatTimer = setInterval(beat, timing.driverAliveTtlMs / HEARTBEATS_PER_TTL);
@@ -365,6 +366,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     stop() {
       if (sweepTimer) clearInterval(sweepTimer);
       if (heartbeatTimer) clearInterval(heartbeatTimer);
+      orders.withdrawPresence();
     },
     /** Sagas in flight in this process (for a clean stop). */
     inFlight: () => driving.size,
