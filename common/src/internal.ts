@@ -10,7 +10,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { answerableError, describeIssues, MAX_INTEGER } from "./http";
+import { answerableError, describeIssues } from "./http";
+import { MAX_INTEGER } from "./limits";
 import { AppError, badInput, type ErrorCode } from "./errors";
 import type { StepAnswer, StepState } from "./saga-step";
 

@@ -1,40 +1,25 @@
 /**
- * Orders and the durable record of their checkout saga: pure rules over an order, and the state
- * changes on Redis that apply them. The saga itself (which step, what to call) is in saga.ts.
+ * Orders: pure rules over an order (adding an item, claiming its checkout), and the state changes on
+ * Redis that apply them and the saga's transitions. The saga's record and its transitions are in
+ * saga-record.ts; the saga itself (which step, what to call) in saga.ts, run by saga-engine.ts.
  */
-import { AppError, badInput, notFound, refused, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
-import { MAX_INTEGER } from "@checkout/common/http";
+import { AppError, badInput, notFound, refused } from "@checkout/common/errors";
+import { MAX_INTEGER } from "@checkout/common/limits";
 import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
-import { keys, parseStored, UNFINISHED_SAGA_STATUSES } from "@checkout/common/keyspace";
+import { keys, parseStored } from "@checkout/common/keyspace";
 import type { Hash } from "@checkout/common/log";
 import { operationId } from "@checkout/common/retention";
 import type { Codec, Decision, Store } from "@checkout/common/store";
-
-export type SagaStatus = "none" | "running" | "compensating" | "failed" | "done";
-
-/**
- * The checkout saga of an order, as recorded before its first step and at its decision. `step`: while
- * compensating, the index of the last step whose effect may need undoing (-1: none); 0 while running
- * (a driver runs the forward steps from the first, see saga.ts).
- */
-export type SagaRecord = {
-  status: SagaStatus;
-  attempt: number;
-  /**
-   * The operation id of this attempt, `<order>:<attempt>.<nonce>@<start>`, sent with every step. The
-   * nonce keeps it unique even when batch_init resets an order and its attempts count from 1 again; the
-   * start (ms since the epoch) tells participants how old the attempt is (common/src/retention.ts).
-   */
-  opId: string;
-  step: number;
-  /** Why the attempt failed, as answered to every checkout request that waited for it. */
-  error: { status: ErrorStatus; code: ErrorCode; message: string } | null;
-  /** The process driving the saga, until `leaseUntil` (ms since the epoch) unless it renews. */
-  owner: string;
-  leaseUntil: number;
-  /** When this attempt was claimed (ms since the epoch), for the sagas-in-flight listing. */
-  startedAt: number;
-};
+import { driverAliveKey } from "./keys";
+import {
+  isOrphaned,
+  isUnfinished,
+  needsLiveness,
+  NO_SAGA,
+  type SagaChange,
+  type SagaRecord,
+  type SagaStatus,
+} from "./saga-record";
 
 export type Order = {
   userId: string;
@@ -45,17 +30,6 @@ export type Order = {
 };
 
 const NO_DRIVERS: ReadonlySet<string> = new Set();
-
-const NO_SAGA: SagaRecord = {
-  status: "none",
-  attempt: 0,
-  opId: "",
-  step: -1,
-  error: null,
-  owner: "",
-  leaseUntil: 0,
-  startedAt: 0,
-};
 
 /**
  * Stored as six fields: the order's own four, the saga's status on its own (the unfinished-sagas index
@@ -92,8 +66,6 @@ export const newOrder = (userId: string, items: Array<[string, number]> = [], to
   paid: false,
   saga: NO_SAGA,
 });
-
-export const isUnfinished = (saga: SagaRecord) => UNFINISHED_SAGA_STATUSES.has(saga.status);
 
 const unknownOrder = (id: string) => notFound("unknown_order", `order ${id} does not exist`);
 
@@ -169,57 +141,15 @@ export function startCheckout(
       error: null,
       owner: me,
       leaseUntil: now + leaseMs,
-      startedAt: now,
     },
   };
   return { result: { kind: "drive", order: started, takeover: false }, order: started };
-}
-
-/**
- * A saga nobody drives any more, which any order process may take over: its driver's lease has run
- * out, its driver is gone (`driverGone`: its liveness key has expired, see TIMING.driverAliveTtlMs), or
- * its driver was `me` before a restart. A replica keeps its INSTANCE_ID when it restarts, and a process
- * drives only the sagas it holds in memory, so an unfinished saga recorded as its own that it does not
- * hold was left by its previous run.
- */
-export function isOrphaned(saga: SagaRecord, me: string, now: number, driverGone: boolean): boolean {
-  return isUnfinished(saga) && (saga.leaseUntil <= now || saga.owner === me || driverGone);
 }
 
 /** A saga transition is only valid for its driver's attempt, while the driver still holds it. */
 export function ownsSaga(order: Order | null, opId: string, me: string): order is Order {
   return order !== null && order.saga.opId === opId && order.saga.owner === me && isUnfinished(order.saga);
 }
-
-/** A saga transition: the order's next state, or null where the saga is not in a state that allows it. */
-export type SagaChange = (saga: SagaRecord, order: Order) => (Partial<Order> & { saga: SagaRecord }) | null;
-
-const whileRunning = (saga: SagaRecord) => saga.status === "running";
-
-export const sagaChanges = {
-  renewLease:
-    (now: number, leaseMs: number): SagaChange =>
-    (saga) => ({ saga: { ...saga, leaseUntil: now + leaseMs } }),
-  /** Only a running saga becomes paid: once compensation is decided, a late "charged" changes nothing. */
-  paid: (): SagaChange => (saga) =>
-    whileRunning(saga) ? { paid: true, saga: { ...saga, status: "done", owner: "", leaseUntil: 0 } } : null,
-  compensate:
-    (fromStep: number, error: AppError, now: number, leaseMs: number): SagaChange =>
-    (saga) =>
-      whileRunning(saga)
-        ? {
-            saga: {
-              ...saga,
-              status: "compensating",
-              step: fromStep,
-              error: { status: error.status, code: error.code, message: error.message },
-              leaseUntil: now + leaseMs,
-            },
-          }
-        : null,
-  failed: (): SagaChange => (saga) =>
-    saga.status === "compensating" ? { saga: { ...saga, status: "failed", owner: "", leaseUntil: 0 } } : null,
-};
 
 // ---- state changes ----
 
@@ -231,9 +161,25 @@ function orderOrNotFound(id: string, hash: Hash | null): Order {
 export function createOrders(store: Store, instanceId: string, leaseMs: number) {
   const change = (op: string, id: string, rule: (order: Order | null) => Order | AppError) =>
     store.change(op, keys.order(id), orderCodec, rule);
-  /** Whether the driver's liveness key has expired (false for nobody, and for this process). */
-  const isGone = async (driver: string): Promise<boolean> =>
-    driver !== "" && driver !== instanceId && (await store.client.exists(keys.driverAlive(driver))) === 0;
+  /** Of these drivers, those whose liveness key has expired, read with one MGET (nobody and this process never are). */
+  const goneDrivers = async (drivers: Iterable<string>): Promise<ReadonlySet<string>> => {
+    const others = [...new Set(drivers)].filter((driver) => driver !== "" && driver !== instanceId);
+    if (others.length === 0) return NO_DRIVERS;
+    const alive = await store.client.mget(...others.map(driverAliveKey));
+    return new Set(others.filter((_, i) => alive[i] === null));
+  };
+  /** Whether this process may take the saga over, given the drivers known to be gone (see isOrphaned). */
+  const orphaned = (saga: SagaRecord, now: number, gone: ReadonlySet<string>) =>
+    isOrphaned(saga, instanceId, now, gone.has(saga.owner));
+  /** The orders of the given ids that exist, read in one round trip. */
+  const findMany = async (ids: readonly string[]): Promise<Array<[string, Order]>> => {
+    if (ids.length === 0) return [];
+    const values = await store.client.mget(...ids.map((id) => keys.order(id)));
+    return ids.flatMap((id, i) => {
+      const hash = parseStored(values[i]);
+      return hash ? [[id, orderCodec.decode(hash)] as [string, Order]] : [];
+    });
+  };
 
   /** One claim transaction (see startCheckout). */
   const claim = (id: string, nonce: string, goneDrivers?: ReadonlySet<string>, resume?: string) => {
@@ -302,7 +248,8 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
         // The driver's liveness is read outside the claim: should it come back in between, both drive
         // the saga for a moment, which its operation id makes safe (and the claim's WATCH still
         // refuses a saga that changed hands meanwhile).
-        if (await isGone(start.driver)) start = await claim(id, nonce, new Set([start.driver]), resume);
+        const gone = await goneDrivers([start.driver]);
+        if (gone.size > 0) start = await claim(id, nonce, gone, resume);
       }
       if (start instanceof AppError) throw start;
       // A 200 for a payment another request recorded: its line must be in the log before the answer.
@@ -325,17 +272,26 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     },
 
     /** Whether this process may take the saga over, provided it does not drive it already (see isOrphaned). */
-    isOrphaned: async (saga: SagaRecord): Promise<boolean> =>
-      isOrphaned(
-        saga,
-        instanceId,
-        Date.now(),
-        isUnfinished(saga) && saga.leaseUntil > Date.now() && (await isGone(saga.owner)),
-      ),
+    async isOrphaned(saga: SagaRecord): Promise<boolean> {
+      const gone = await goneDrivers(needsLiveness(saga, instanceId, Date.now()) ? [saga.owner] : []);
+      return orphaned(saga, Date.now(), gone);
+    },
 
-    /** Refreshes this process's liveness key (keys.driverAlive) for `ttlMs`: its sagas are its own while it lives. */
+    /**
+     * The unfinished sagas this process may take over, but for those `skip` names (it drives them):
+     * their orders read with one MGET, their drivers' liveness keys with one more.
+     */
+    async orphanedSagas(skip: (orderId: string) => boolean): Promise<Array<[string, SagaRecord]>> {
+      const ids = (await store.client.smembers(keys.activeSagas)).filter((id) => !skip(id));
+      const sagas = (await findMany(ids)).map(([id, order]) => [id, order.saga] as [string, SagaRecord]);
+      const now = Date.now();
+      const gone = await goneDrivers(sagas.flatMap(([, s]) => (needsLiveness(s, instanceId, now) ? [s.owner] : [])));
+      return sagas.filter(([, saga]) => orphaned(saga, now, gone));
+    },
+
+    /** Refreshes this process's liveness key (driverAliveKey) for `ttlMs`: its sagas are its own while it lives. */
     async stillAlive(ttlMs: number): Promise<void> {
-      await store.client.set(keys.driverAlive(instanceId), "1", "PX", ttlMs);
+      await store.client.set(driverAliveKey(instanceId), "1", "PX", ttlMs);
     },
 
     async unfinishedSagas(): Promise<string[]> {
@@ -345,15 +301,7 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     /** How many sagas are unfinished (running or compensating), without listing them. */
     unfinishedCount: (): Promise<number> => store.client.scard(keys.activeSagas),
 
-    /** The orders of the given ids that exist, read in one round trip. */
-    async findMany(ids: readonly string[]): Promise<Array<[string, Order]>> {
-      if (ids.length === 0) return [];
-      const values = await store.client.mget(...ids.map((id) => keys.order(id)));
-      return ids.flatMap((id, i) => {
-        const hash = parseStored(values[i]);
-        return hash ? [[id, orderCodec.decode(hash)] as [string, Order]] : [];
-      });
-    },
+    findMany,
   };
 }
 

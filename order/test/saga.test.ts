@@ -12,6 +12,7 @@ import { Store } from "@checkout/common/store";
 import { createOrders, type OrderStore } from "../src/orders";
 import { createPeers, type Peer, type PeerAnswer, type Peers } from "../src/peers";
 import { createCheckout, type Checkout } from "../src/saga";
+import { driverAliveKey } from "../src/keys";
 import { get, post, TEST_INTERNAL_SECRET } from "../../common/test/support/http";
 import { startRedis, type RedisServer } from "../../common/test/support/redis-server";
 import { eventually } from "../../common/test/support/eventually";
@@ -316,7 +317,7 @@ describe("checkout saga", () => {
 
     // It dies: its beats stop, and its liveness key expires (here, at once).
     firstDriver.stop();
-    await orderStore.client.del(keys.driverAlive("order-replica-that-dies"));
+    await orderStore.client.del(driverAliveKey("order-replica-that-dies"));
     const { peers, sent } = countingPeers();
     expect(await createCheckout(other, peers, LONG_LIVED).checkout(id)).toEqual({ paid: true });
     expect(sent).toEqual(["take", "charge"]);
