@@ -21,7 +21,8 @@ import { AppError } from "@checkout/common/errors";
 import { crashPoint } from "@checkout/common/faults";
 import { metrics } from "@checkout/common/metrics";
 import { attemptStart } from "@checkout/common/retention";
-import type { Order, OrderStore } from "./orders";
+import type { Order } from "./order-rules";
+import type { OrderStore } from "./orders";
 import type { PeerAnswer } from "./peers";
 import { type SagaChange, sagaChanges } from "./saga-record";
 

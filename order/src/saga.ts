@@ -20,7 +20,8 @@
  * A new step: one entry below, and its participant's endpoint (docs/saga.md).
  */
 import { TIMING, type Timing } from "@checkout/common/config";
-import type { Order, OrderStore } from "./orders";
+import type { Order } from "./order-rules";
+import type { OrderStore } from "./orders";
 import type { PeerAnswer, Peers } from "./peers";
 import type { Saga } from "./saga-attempt";
 import { createSagaEngine, type SagaEngine } from "./saga-engine";

@@ -4,7 +4,7 @@
  * holder, age and last error, and the counts by state. Pure: the order service reads, this shapes.
  */
 import { attemptStart } from "@checkout/common/retention";
-import type { Order } from "./orders";
+import type { Order } from "./order-rules";
 import { isUnfinished } from "./saga-record";
 
 /** The most sagas listed in one answer; the counts cover them all. */

@@ -3,7 +3,7 @@ import { AppError } from "@checkout/common/errors";
 import { expectAppError } from "../../common/test/support/errors";
 import { MAX_INTEGER } from "@checkout/common/limits";
 import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
-import { newOrder, orderCodec, ownsSaga, startCheckout, withItem, type Order } from "../src/orders";
+import { newOrder, orderCodec, ownsSaga, startCheckout, withItem, type Order } from "../src/order-rules";
 import { DERIVED_INDEXES, keys } from "@checkout/common/keyspace";
 import { isOrphaned, isUnfinished, NO_SAGA, sagaChanges, type SagaRecord, type SagaStatus } from "../src/saga-record";
 

@@ -327,6 +327,34 @@ describe("checkout saga", () => {
     expect(await firstAnswer).toEqual({ paid: true });
   });
 
+  test("a sweep takes over the sagas of every driver that is gone, and none of a driver that lives", async () => {
+    const gone = createOrders(orderStore, "order-replica-gone", HOUR_MS);
+    const alive = createOrders(orderStore, "order-replica-alive", HOUR_MS);
+    // Both drivers live (their liveness keys are set, as their beats would), and each stalls at a charge.
+    await Promise.all([gone.stillAlive(HOUR_MS), alive.stillAlive(HOUR_MS)]);
+    const orphans = [await newOrder(gone, 1, 100), await newOrder(gone, 1, 100)];
+    const kept = await newOrder(alive, 1, 100);
+    const stalled = [
+      ...(await Promise.all(orphans.map(({ id }) => stalledAtCharge(gone, id, LONG_LIVED)))),
+      await stalledAtCharge(alive, kept.id, LONG_LIVED),
+    ];
+
+    // One of them dies: its liveness key expires (here, at once).
+    await orderStore.client.del(driverAliveKey("order-replica-gone"));
+    const { peers, sent } = countingPeers();
+    await createCheckout(createOrders(orderStore, "order-replica-sweeping", HOUR_MS), peers, LONG_LIVED).sweep();
+    for (const { id } of orphans) expect(await sagaFinished(id)).toBe(true);
+    expect(sent.sort()).toEqual(["charge", "charge", "take", "take"]);
+    expect(await sagaStatus(kept.id)).toBe("running");
+
+    for (const { release } of stalled) release({ kind: "unknown", reason: "scripted: the process died" });
+    expect(await Promise.all(stalled.map(({ answered }) => answered))).toEqual([
+      { paid: true },
+      { paid: true },
+      { paid: false, error: expect.objectContaining({ code: "peer_unavailable" }) },
+    ]);
+  });
+
   test("a compensation the participant refuses is sent again until it is applied, and only then is the saga failed", async () => {
     const timing = { ...TIMING, forwardStepDeadlineMs: 100 as typeof TIMING.forwardStepDeadlineMs };
     const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);

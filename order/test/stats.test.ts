@@ -1,6 +1,6 @@
 /** The dashboard's latency figures and the sagas-in-flight listing: pure shaping of what was read. */
 import { describe, expect, test } from "bun:test";
-import { newOrder, type Order } from "../src/orders";
+import { newOrder, type Order } from "../src/order-rules";
 import { sagasInFlight } from "../src/sagas-in-flight";
 import { bucketDelta, quantileOf } from "../src/stats";
 
