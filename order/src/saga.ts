@@ -7,12 +7,14 @@
  *
  * What the answers mean:
  * - 200: the order is paid, durably (its record is in the log).
- * - 409 naming a step's refusal (insufficient_stock, insufficient_credit, unknown_item, unknown_user):
- *   the decision to undo is durable, nothing stays taken once the compensations have run (they run
- *   on after the answer, whoever drives them).
+ * - 409 naming a step's refusal (such as insufficient_stock, insufficient_credit, unknown_item,
+ *   unknown_user): the decision to undo is durable, and nothing stays taken once the compensations
+ *   have run (they run on after the answer, whoever drives them).
  * - 409 peer_unavailable: a participant's answer stayed unknown past the forward steps' deadline;
  *   every step is undone, as any of them may have been applied.
  * - 409 checkout_in_progress: the order's previous attempt is still undoing its steps.
+ * - 503 peer_unavailable: the attempt is driven by another process, and its outcome was not known
+ *   by the answer deadline; the checkout, sent again, answers it.
  *
  * Each step is sent with the attempt's operation id: the participant applies it once, answers a repeat
  * with its first outcome, and a compensation fences a step that never arrived. That is what lets the
