@@ -6,7 +6,8 @@ import { keys, parseStored } from "./keyspace";
 import { addTotals, measured, totalsDelta } from "./totals";
 import { formatLine, type Hash } from "./log";
 import type { DurablePosition } from "./durability";
-import { addLines, addWrites, conflictBackoffMs } from "./group-commit";
+import { backoffMs } from "./backoff";
+import { addLines, addWrites, CONFLICT_BACKOFF } from "./group-commit";
 import { throwOnReplyError, type ServiceConnections } from "./redis";
 import type { ServiceName } from "./config";
 
@@ -36,7 +37,8 @@ export async function writeMany(
     while (next < entries.length) {
       const chunk = entries.slice(next, next + BULK_CHUNK_KEYS);
       next += BULK_CHUNK_KEYS;
-      while (!(await writeChunk(service, connections, durable, op, chunk))) await Bun.sleep(conflictBackoffMs(0));
+      while (!(await writeChunk(service, connections, durable, op, chunk)))
+        await Bun.sleep(backoffMs(0, CONFLICT_BACKOFF));
     }
   };
   await Promise.all(Array.from({ length: BULK_PARALLEL }, worker));

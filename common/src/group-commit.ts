@@ -18,6 +18,7 @@
  *     outcome is reported unknown, as in 2.
  */
 import type { Redis } from "ioredis";
+import { backoffMs, type Backoff } from "./backoff";
 import { TIMING } from "./config";
 import { AppError } from "./errors";
 import { crashPoint, faultsArmed } from "./faults";
@@ -38,14 +39,8 @@ import type { ServiceName } from "./config";
  * below this many keys.
  */
 export const MAX_WATCHED_KEYS = 128;
-/** Backoff after a WATCH conflict: jittered, doubling from the first up to the cap. */
-const CONFLICT_BACKOFF_FIRST_MS = 1;
-const CONFLICT_BACKOFF_CAP_MS = 50;
-
-export function conflictBackoffMs(attempt: number, random = Math.random()): number {
-  const ceiling = Math.min(CONFLICT_BACKOFF_CAP_MS, CONFLICT_BACKOFF_FIRST_MS * 2 ** attempt);
-  return ceiling * (0.5 + random / 2);
-}
+/** Backoff after a WATCH conflict: jittered, doubling from 1 ms up to 50 ms. */
+export const CONFLICT_BACKOFF: Backoff = { firstMs: 1, capMs: 50, jitter: true };
 
 /** A transaction waiting for its batch. */
 type Waiting = BatchEntry & { resolve: (value: unknown) => void; reject: (error: unknown) => void; deadline: number };
@@ -172,7 +167,7 @@ export class GroupCommit {
           metrics.txConflicts.inc();
           this.waiting.unshift(...next);
           next = [];
-          await Bun.sleep(conflictBackoffMs(attempt++));
+          await Bun.sleep(backoffMs(attempt++, CONFLICT_BACKOFF));
           batch = this.dropExpired(batch);
           if (batch.length > 0) read = await this.readPhase(conn, batch);
           continue;

@@ -7,11 +7,9 @@ import { describeRoute, resolver, validator } from "hono-openapi";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { AppError, badInput } from "./errors";
+import { MAX_INTEGER } from "./limits";
 import type { ServiceName } from "./config";
 import { requestMetrics } from "./metrics";
-
-/** The largest integer the API accepts: beyond it JSON numbers lose precision. */
-export const MAX_INTEGER = Number.MAX_SAFE_INTEGER;
 
 /** The HTTP methods of the API (HEAD is a GET without its body); the gateway refuses any other too. */
 export const SERVED_METHODS = ["GET", "HEAD", "POST"] as const;

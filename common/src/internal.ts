@@ -10,7 +10,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { answerableError, describeIssues, MAX_INTEGER } from "./http";
+import { answerableError, describeIssues } from "./http";
+import { MAX_INTEGER } from "./limits";
 import { AppError, badInput, type ErrorCode } from "./errors";
 import type { StepAnswer, StepState } from "./saga-step";
 
@@ -20,7 +21,7 @@ export const STEPS_PATH = "/internal/steps";
 export const MAX_STEPS_PER_CALL = 256;
 
 /**
- * The most lines one stock step carries. An order holds no more (order/src/orders.ts), so no take
+ * The most lines one stock step carries. An order holds no more (order/src/order-rules.ts), so no take
  * or restore of an order is refused for its size: a compensation is sent until it is applied.
  */
 export const MAX_ITEMS_PER_STEP = 1_000;

@@ -47,17 +47,9 @@ export const keys = {
   processStarts: "process:starts",
   /** Running totals of the conservation meter (totals.ts): observability only, never logged. */
   totals: "meta:totals",
-  /** Ids of orders whose saga is running or compensating (order service). */
+  /** Ids of orders whose saga is unfinished (order service; DERIVED_INDEXES). */
   activeSagas: "sagas:active",
-  /**
-   * Present while the order process `instanceId` is alive (it refreshes the key, which expires):
-   * liveness, not state, so it is never logged, and a Redis rebuilt without it only hastens takeovers.
-   */
-  driverAlive: (instanceId: string) => `driver:${instanceId}:alive`,
 } as const;
-
-/** Whether the key is an order process's liveness key (keys.driverAlive), which no log holds. */
-export const isLivenessKey = (key: string): boolean => key.startsWith("driver:") && key.endsWith(":alive");
 
 /**
  * A set derived from hashes: a hash under `keyPrefix` belongs to `set` (by the id after the prefix)
@@ -66,12 +58,20 @@ export const isLivenessKey = (key: string): boolean => key.startsWith("driver:")
  */
 export type DerivedIndex = { set: string; keyPrefix: string; contains: (hash: Hash) => boolean };
 
-/** Saga statuses that mean "not finished": the saga must be driven on by someone. */
-export const UNFINISHED_SAGA_STATUSES: ReadonlySet<string> = new Set(["running", "compensating"]);
-
+/**
+ * The derived sets of each service. They are declared here, and not in the service's folder, because
+ * recovery rebuilds them in the Redis container, which holds common/ only. The order service's set of
+ * unfinished sagas holds the orders whose `saga_status` is one of the statuses that
+ * order/src/saga-record.ts calls unfinished (UNFINISHED_SAGA_STATUSES; order/test/rules.test.ts holds
+ * the two together).
+ */
 export const DERIVED_INDEXES: Record<ServiceName, readonly DerivedIndex[]> = {
   order: [
-    { set: keys.activeSagas, keyPrefix: "order:", contains: (h) => UNFINISHED_SAGA_STATUSES.has(h.saga_status ?? "") },
+    {
+      set: keys.activeSagas,
+      keyPrefix: "order:",
+      contains: (h) => h.saga_status === "running" || h.saga_status === "compensating",
+    },
   ],
   stock: [],
   payment: [],

@@ -15,7 +15,7 @@ import { DurablePosition } from "./durability";
 import { GroupCommit } from "./group-commit";
 import { ServiceConnections } from "./redis";
 
-export { conflictBackoffMs } from "./group-commit";
+export { CONFLICT_BACKOFF } from "./group-commit";
 
 /** What a transaction read: each watched key's fields, or null where the key does not exist. */
 export type Snapshot = ReadonlyMap<string, Hash | null>;

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { entityId, MAX_INTEGER, nonNegativeInteger } from "@checkout/common/http";
+import { entityId, nonNegativeInteger } from "@checkout/common/http";
+import { MAX_INTEGER } from "@checkout/common/limits";
 
 const amount = nonNegativeInteger("amount");
 const id = entityId("item_id");

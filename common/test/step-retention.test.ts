@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { compact } from "@checkout/common/compact";
-import { MAX_INTEGER } from "@checkout/common/http";
+import { MAX_INTEGER } from "@checkout/common/limits";
 import { keys, parseStored } from "@checkout/common/keyspace";
 import { snapshotPath } from "@checkout/common/log";
 import { recover } from "@checkout/common/recover";

@@ -1,18 +1,19 @@
 import { describe, expect, test } from "bun:test";
 import { atOrBefore, formatStreamId, nextStreamId, parseStreamId } from "@checkout/common/durability";
-import { conflictBackoffMs } from "@checkout/common/store";
+import { backoffMs } from "@checkout/common/backoff";
+import { CONFLICT_BACKOFF } from "@checkout/common/store";
 
-describe("conflictBackoffMs", () => {
+describe("backoff after a WATCH conflict", () => {
   test("the first retry waits between half a millisecond and one", () => {
-    expect(conflictBackoffMs(0, 0)).toBe(0.5);
-    expect(conflictBackoffMs(0, 1)).toBe(1);
+    expect(backoffMs(0, CONFLICT_BACKOFF, 0)).toBe(0.5);
+    expect(backoffMs(0, CONFLICT_BACKOFF, 1)).toBe(1);
   });
 
   test("stays within half and all of a ceiling that doubles per attempt up to 50 ms", () => {
     for (let attempt = 0; attempt < 100; attempt++) {
       const ceiling = Math.min(50, 2 ** attempt);
       for (const random of [0, 0.25, 0.5, 0.999, 1]) {
-        const wait = conflictBackoffMs(attempt, random);
+        const wait = backoffMs(attempt, CONFLICT_BACKOFF, random);
         expect(wait).toBeGreaterThanOrEqual(ceiling / 2);
         expect(wait).toBeLessThanOrEqual(ceiling);
       }
@@ -20,13 +21,13 @@ describe("conflictBackoffMs", () => {
   });
 
   test("never exceeds 50 ms, however many attempts", () => {
-    expect(conflictBackoffMs(10_000, 1)).toBe(50);
-    expect(conflictBackoffMs(10_000, 0)).toBe(25);
+    expect(backoffMs(10_000, CONFLICT_BACKOFF, 1)).toBe(50);
+    expect(backoffMs(10_000, CONFLICT_BACKOFF, 0)).toBe(25);
   });
 
   test("with its real randomness stays within the bounds", () => {
     for (let i = 0; i < 1_000; i++) {
-      const wait = conflictBackoffMs(3);
+      const wait = backoffMs(3, CONFLICT_BACKOFF);
       expect(wait).toBeGreaterThanOrEqual(4);
       expect(wait).toBeLessThanOrEqual(8);
     }

@@ -17,7 +17,8 @@ import { errorBody, post } from "../../common/test/support/http";
 import { startRedis, type RedisServer } from "../../common/test/support/redis-server";
 import { startService, type RunningService } from "../../common/test/support/service";
 import { committedNotLogged, waitingForTheLog } from "../../common/test/support/unlogged";
-import { newOrder, orderCodec, type Order, type SagaRecord } from "../src/orders";
+import { newOrder, orderCodec, type Order } from "../src/order-rules";
+import type { SagaRecord } from "../src/saga-record";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(60_000);
@@ -63,7 +64,6 @@ const saga = (fields: Partial<SagaRecord>): SagaRecord => ({
   error: null,
   owner: "order-elsewhere",
   leaseUntil: Date.now() + 60_000,
-  startedAt: Date.now(),
   ...fields,
 });
 

@@ -1,19 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { AppError } from "@checkout/common/errors";
 import { expectAppError } from "../../common/test/support/errors";
-import { MAX_INTEGER } from "@checkout/common/http";
+import { MAX_INTEGER } from "@checkout/common/limits";
 import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
-import {
-  isOrphaned,
-  newOrder,
-  orderCodec,
-  ownsSaga,
-  sagaChanges,
-  startCheckout,
-  withItem,
-  type Order,
-  type SagaRecord,
-} from "../src/orders";
+import { newOrder, orderCodec, ownsSaga, startCheckout, withItem, type Order } from "../src/order-rules";
+import { DERIVED_INDEXES, keys } from "@checkout/common/keyspace";
+import { isOrphaned, isUnfinished, NO_SAGA, sagaChanges, type SagaRecord, type SagaStatus } from "../src/saga-record";
 
 const ME = "order-1";
 const OTHER = "order-2";
@@ -129,7 +121,6 @@ describe("startCheckout", () => {
       error: null,
       owner: ME,
       leaseUntil: NOW + LEASE,
-      startedAt: NOW,
     };
     expect(decision.result).toEqual({ kind: "drive", order: { ...newOrder("u1"), saga }, takeover: false });
     expect(decision.order?.saga).toEqual(saga);
@@ -186,7 +177,6 @@ describe("startCheckout", () => {
       error: null,
       owner: ME,
       leaseUntil: NOW + LEASE,
-      startedAt: NOW,
     });
   });
 
@@ -370,5 +360,16 @@ describe("orderCodec", () => {
       error: { status: 409, code: "insufficient_credit", message: "no" },
     });
     expect(orderCodec.decode(orderCodec.encode(order))).toEqual(order);
+  });
+});
+
+describe("the unfinished-sagas index recovery rebuilds (common/src/keyspace.ts)", () => {
+  test("holds an order exactly when its saga is unfinished", () => {
+    const [index] = DERIVED_INDEXES.order.filter((i) => i.set === keys.activeSagas);
+    const statuses: SagaStatus[] = ["none", "running", "compensating", "failed", "done"];
+    for (const status of statuses) {
+      const order = { ...newOrder("u1"), saga: { ...NO_SAGA, status } };
+      expect(index!.contains(orderCodec.encode(order))).toBe(isUnfinished(order.saga));
+    }
   });
 });

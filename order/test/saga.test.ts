@@ -12,6 +12,7 @@ import { Store } from "@checkout/common/store";
 import { createOrders, type OrderStore } from "../src/orders";
 import { createPeers, type Peer, type PeerAnswer, type Peers } from "../src/peers";
 import { createCheckout, type Checkout } from "../src/saga";
+import { driverAliveKey } from "../src/keys";
 import { get, post, TEST_INTERNAL_SECRET } from "../../common/test/support/http";
 import { startRedis, type RedisServer } from "../../common/test/support/redis-server";
 import { eventually } from "../../common/test/support/eventually";
@@ -317,7 +318,7 @@ describe("checkout saga", () => {
     expect(await other.startCheckout(id)).toMatchObject({ kind: "wait", driver: "order-replica-that-dies" });
 
     // Its machine is lost: its connections stay open on Redis's side, but its liveness key expires (here, at once).
-    await orderStore.client.del(keys.driverAlive("order-replica-that-dies"));
+    await orderStore.client.del(driverAliveKey("order-replica-that-dies"));
     const { peers, sent } = countingPeers();
     expect(await createCheckout(other, peers, LONG_LIVED).checkout(id)).toEqual({ paid: true });
     expect(sent).toEqual(["take", "charge"]);
@@ -334,12 +335,12 @@ describe("checkout saga", () => {
     const { id, item: a, user } = await newOrder(dying, 2, 100);
     const { checkout: firstDriver, answered: firstAnswer, release } = await stalledAtCharge(dying, id, LONG_LIVED);
     // The driver's presence is a real process subscribed to its liveness channel; its key lives an hour.
-    await orderStore.client.set(keys.driverAlive(driver), "1", "PX", HOUR_MS);
-    const presence = Bun.spawn(["redis-cli", "-p", String(orderRedis.port), "subscribe", keys.driverAlive(driver)], {
+    await orderStore.client.set(driverAliveKey(driver), "1", "PX", HOUR_MS);
+    const presence = Bun.spawn(["redis-cli", "-p", String(orderRedis.port), "subscribe", driverAliveKey(driver)], {
       stdout: "ignore",
     });
     const subscribers = async () =>
-      Number(((await orderStore.client.pubsub("NUMSUB", keys.driverAlive(driver))) as [string, number])[1]);
+      Number(((await orderStore.client.pubsub("NUMSUB", driverAliveKey(driver))) as [string, number])[1]);
     expect(await eventually(async () => (await subscribers()) === 1)).toBe(true);
 
     const other = createOrders(orderStore, "order-replica-that-lives", HOUR_MS);
@@ -348,7 +349,7 @@ describe("checkout saga", () => {
     presence.kill("SIGKILL");
     await presence.exited;
     expect(await eventually(async () => (await subscribers()) === 0)).toBe(true);
-    expect(await orderStore.client.exists(keys.driverAlive(driver))).toBe(1);
+    expect(await orderStore.client.exists(driverAliveKey(driver))).toBe(1);
     const { peers, sent } = countingPeers();
     expect(await createCheckout(other, peers, LONG_LIVED).checkout(id)).toEqual({ paid: true });
     expect(sent).toEqual(["take", "charge"]);
@@ -357,6 +358,36 @@ describe("checkout saga", () => {
     firstDriver.stop();
     release({ kind: "unknown", reason: "scripted: the process died" });
     expect(await firstAnswer).toEqual({ paid: true });
+  });
+
+  test("a sweep takes over the sagas of every driver that is gone, and none of a driver that lives", async () => {
+    const gone = createOrders(orderStore, "order-replica-gone", HOUR_MS);
+    const alive = createOrders(orderStore, "order-replica-alive", HOUR_MS);
+    // Both drivers live (present, and their liveness keys set, as their beats would), and each stalls at a charge.
+    await Promise.all([gone.announcePresence(), alive.announcePresence()]);
+    await Promise.all([gone.stillAlive(HOUR_MS), alive.stillAlive(HOUR_MS)]);
+    const orphans = [await newOrder(gone, 1, 100), await newOrder(gone, 1, 100)];
+    const kept = await newOrder(alive, 1, 100);
+    const stalled = [
+      ...(await Promise.all(orphans.map(({ id }) => stalledAtCharge(gone, id, LONG_LIVED)))),
+      await stalledAtCharge(alive, kept.id, LONG_LIVED),
+    ];
+
+    // One of them is lost with its machine: its liveness key expires (here, at once), its connection lingers.
+    await orderStore.client.del(driverAliveKey("order-replica-gone"));
+    const { peers, sent } = countingPeers();
+    await createCheckout(createOrders(orderStore, "order-replica-sweeping", HOUR_MS), peers, LONG_LIVED).sweep();
+    for (const { id } of orphans) expect(await sagaFinished(id)).toBe(true);
+    expect(sent.sort()).toEqual(["charge", "charge", "take", "take"]);
+    expect(await sagaStatus(kept.id)).toBe("running");
+
+    for (const orders of [gone, alive]) orders.withdrawPresence();
+    for (const { release } of stalled) release({ kind: "unknown", reason: "scripted: the process died" });
+    expect(await Promise.all(stalled.map(({ answered }) => answered))).toEqual([
+      { paid: true },
+      { paid: true },
+      { paid: false, error: expect.objectContaining({ code: "peer_unavailable" }) },
+    ]);
   });
 
   test("a compensation the participant refuses is sent again until it is applied, and only then is the saga failed", async () => {

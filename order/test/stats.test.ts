@@ -1,6 +1,6 @@
 /** The dashboard's latency figures and the sagas-in-flight listing: pure shaping of what was read. */
 import { describe, expect, test } from "bun:test";
-import { newOrder, type Order } from "../src/orders";
+import { newOrder, type Order } from "../src/order-rules";
 import { sagasInFlight } from "../src/sagas-in-flight";
 import { bucketDelta, quantileOf } from "../src/stats";
 
@@ -79,7 +79,7 @@ describe("sagasInFlight", () => {
           step: 0,
           owner: "order-1",
           leaseUntil: NOW + 2_000,
-          startedAt: NOW - 100,
+          opId: `a:1.n0nce@${NOW - 100}`,
         }),
       ],
       [
@@ -90,7 +90,7 @@ describe("sagasInFlight", () => {
           step: 1,
           owner: "order-2",
           leaseUntil: NOW - 5,
-          startedAt: NOW - 900,
+          opId: `b:2.n0nce@${NOW - 900}`,
           error: { status: 409, code: "insufficient_credit", message: "no" },
         }),
       ],

@@ -3,7 +3,7 @@
  * Credit never goes below zero, nor above MAX_INTEGER.
  */
 import { AppError, badInput, notFound, refused } from "@checkout/common/errors";
-import { MAX_INTEGER } from "@checkout/common/http";
+import { MAX_INTEGER } from "@checkout/common/limits";
 import { keys } from "@checkout/common/keyspace";
 import type { Writes } from "@checkout/common/log";
 import type { StepRetention } from "@checkout/common/retention";

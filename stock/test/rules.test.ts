@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { MAX_INTEGER } from "@checkout/common/http";
+import { MAX_INTEGER } from "@checkout/common/limits";
 import { expectAppError } from "../../common/test/support/errors";
 import { added, mergeDemand, restoreAll, subtracted, takeAll, type Item } from "../src/stock";
 

@@ -8,7 +8,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Redis } from "ioredis";
 import { SERVICES } from "../../../common/src/config";
-import { isLivenessKey, keys } from "../../../common/src/keyspace";
+import { keys } from "../../../common/src/keyspace";
+import { isLivenessKey } from "../../../order/src/keys";
 import { recover } from "../../../common/src/recover";
 import { startRedis } from "../../../common/test/support/redis-server";
 import { redisState } from "../../../common/test/support/redis-state";
