@@ -40,8 +40,14 @@ export async function projectContainers(project: string): Promise<ContainerState
     .split("\n")
     .filter(Boolean);
   if (ids.length === 0) return [];
-  const format =
-    '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{.State.Pid}} {{.State.StartedAt}} {{if .State.Health}}{{.State.Health.Status}}{{end}}';
+  const format = [
+    "{{.Id}}",
+    '{{index .Config.Labels "com.docker.compose.service"}}',
+    "{{.State.Status}}",
+    "{{.State.Pid}}",
+    "{{.State.StartedAt}}",
+    "{{if .State.Health}}{{.State.Health.Status}}{{end}}",
+  ].join(" ");
   // A container removed meanwhile makes inspect fail for it alone; the others are still listed.
   const lines = (await run(["docker", "inspect", "--format", format, ...ids])).stdout.split("\n").filter(Boolean);
   return lines.map((line) => {

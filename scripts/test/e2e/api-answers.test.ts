@@ -92,25 +92,29 @@ describe("every 200 answer has the fields and types API.md gives it", () => {
     });
   });
 
-  test("POST /orders/addItem/{order_id}/{item_id}/{quantity} answers {order_id, total_cost}; find lists [item_id, quantity] pairs", async () => {
-    const [cheap, dear] = [await newItem(3), await newItem(10)];
-    const userId = await newUser();
-    const orderId = await newOrder(userId);
-    expect(await ok("POST", `/orders/addItem/${orderId}/${cheap}/2`)).toEqual({ order_id: orderId, total_cost: 6 });
-    expect(await ok("POST", `/orders/addItem/${orderId}/${dear}/1`)).toEqual({ order_id: orderId, total_cost: 16 });
-    expect(await ok("POST", `/orders/addItem/${orderId}/${cheap}/1`)).toEqual({ order_id: orderId, total_cost: 19 });
-    expect(await orderOf(orderId)).toEqual({
-      order_id: orderId,
-      paid: false,
-      items: [
-        [cheap, 2],
-        [dear, 1],
-        [cheap, 1],
-      ],
-      user_id: userId,
-      total_cost: 19,
-    });
-  });
+  test(
+    "POST /orders/addItem/{order_id}/{item_id}/{quantity} answers {order_id, total_cost}; " +
+      "find lists [item_id, quantity] pairs",
+    async () => {
+      const [cheap, dear] = [await newItem(3), await newItem(10)];
+      const userId = await newUser();
+      const orderId = await newOrder(userId);
+      expect(await ok("POST", `/orders/addItem/${orderId}/${cheap}/2`)).toEqual({ order_id: orderId, total_cost: 6 });
+      expect(await ok("POST", `/orders/addItem/${orderId}/${dear}/1`)).toEqual({ order_id: orderId, total_cost: 16 });
+      expect(await ok("POST", `/orders/addItem/${orderId}/${cheap}/1`)).toEqual({ order_id: orderId, total_cost: 19 });
+      expect(await orderOf(orderId)).toEqual({
+        order_id: orderId,
+        paid: false,
+        items: [
+          [cheap, 2],
+          [dear, 1],
+          [cheap, 1],
+        ],
+        user_id: userId,
+        total_cost: 19,
+      });
+    },
+  );
 
   test("POST /orders/checkout/{order_id} answers {order_id, paid: true}; find then says paid", async () => {
     const itemId = await newItem(4, 1);
@@ -150,31 +154,35 @@ describe("batch_init creates the benchmark's data", () => {
     expect((await get(url(`/payment/find_user/${USERS}`))).status).toBe(404);
   });
 
-  test('POST /orders/batch_init/{n}/{n_items}/{n_users}/{item_price} creates orders "0" … "n-1": a random user, two random items of quantity 1, total 2 × price', async () => {
-    expect(await ok("POST", `/orders/batch_init/${ORDERS}/${ITEMS}/${USERS}/${PRICE}`)).toEqual({
-      msg: expect.any(String),
-    });
-    const idBelow = (n: number) =>
-      expect.stringMatching(new RegExp(`^(${Array.from({ length: n }, (_, i) => i).join("|")})$`));
-    const users = new Set<string>();
-    for (let i = 0; i < ORDERS; i++) {
-      const order = await orderOf(String(i));
-      expect(order).toEqual({
-        order_id: String(i),
-        paid: false,
-        items: [
-          [idBelow(ITEMS), 1],
-          [idBelow(ITEMS), 1],
-        ],
-        user_id: idBelow(USERS),
-        total_cost: 2 * PRICE,
+  test(
+    'POST /orders/batch_init/{n}/{n_items}/{n_users}/{item_price} creates orders "0" … "n-1": ' +
+      "a random user, two random items of quantity 1, total 2 × price",
+    async () => {
+      expect(await ok("POST", `/orders/batch_init/${ORDERS}/${ITEMS}/${USERS}/${PRICE}`)).toEqual({
+        msg: expect.any(String),
       });
-      users.add(order.user_id);
-    }
-    // Random, not one user for all: 60 orders over 6 users all landing on one has odds of 6^-59.
-    expect(users.size).toBeGreaterThan(1);
-    expect((await get(url(`/orders/find/${ORDERS}`))).status).toBe(404);
-  });
+      const idBelow = (n: number) =>
+        expect.stringMatching(new RegExp(`^(${Array.from({ length: n }, (_, i) => i).join("|")})$`));
+      const users = new Set<string>();
+      for (let i = 0; i < ORDERS; i++) {
+        const order = await orderOf(String(i));
+        expect(order).toEqual({
+          order_id: String(i),
+          paid: false,
+          items: [
+            [idBelow(ITEMS), 1],
+            [idBelow(ITEMS), 1],
+          ],
+          user_id: idBelow(USERS),
+          total_cost: 2 * PRICE,
+        });
+        users.add(order.user_id);
+      }
+      // Random, not one user for all: 60 orders over 6 users all landing on one has odds of 6^-59.
+      expect(users.size).toBeGreaterThan(1);
+      expect((await get(url(`/orders/find/${ORDERS}`))).status).toBe(404);
+    },
+  );
 
   test("an order made by batch_init checks out: its items' stock is taken and its user charged", async () => {
     await ok("POST", `/stock/batch_init/${ITEMS}/${STOCK}/${PRICE}`);
