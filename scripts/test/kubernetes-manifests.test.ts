@@ -154,7 +154,10 @@ describe("network policies", () => {
   const policies = objects.filter((o) => o.kind === "NetworkPolicy");
   const podLabels = (name: string) => workloads.find((w) => w.metadata.name === name)!.spec.template.metadata.labels;
   const outsider: Labels = { "app.kubernetes.io/name": "somebody-else" };
-  /** Who reaches each workload's port: the gateway anyone, order the gateway, stock and payment the gateway and order, a Redis its service. */
+  /**
+   * Who reaches each workload's port: the gateway anyone, order the gateway, stock and payment the
+   * gateway and order, a Redis its service.
+   */
   const reachers = (name: string): string[] => {
     if (name === GATEWAY) return ["outsider", ...workloads.map((w) => w.metadata.name)];
     if (name === "order") return [GATEWAY];

@@ -51,39 +51,43 @@ describe.each([...SERVICES])("the %s service", (service) => {
     expect(instance?.valueFrom).toEqual({ fieldRef: { fieldPath: "metadata.name" } });
   });
 
-  test("the real config module reads that environment as the topology, and nothing it reads is left unset but the deliberate defaults", () => {
-    const secretHere = join(mkdtempSync(join(tmpdir(), "k8s-secret-")), "secret");
-    writeFileSync(secretHere, "0".repeat(64));
-    const env = { ...envOf(container), INSTANCE_ID: `${service}-7d9f-x2`, INTERNAL_SECRET_FILE: secretHere };
-    const read = new Set<string>();
-    const config = loadConfig(
-      service,
-      new Proxy(env, {
-        get: (target, key) => {
-          if (typeof key === "string") read.add(key);
-          return Reflect.get(target, key);
-        },
-      }),
-    );
-    expect(config.port).toBe(port);
-    expect(config.redis).toEqual({ host: redisName(service), port: t.ports.redis[service] });
-    if (service === "order") {
-      // One Service URL per peer: the Service spreads the calls over the pods.
-      expect(config.stockUrls).toEqual([`http://${kubernetesServiceName("stock")}:${replicaPort(t, "stock", 1)}`]);
-      expect(config.paymentUrls).toEqual([
-        `http://${kubernetesServiceName("payment")}:${replicaPort(t, "payment", 1)}`,
-      ]);
-    }
-    const notForThisService =
-      service === "order" ? ["INTERNAL_SECRET"] : ["INTERNAL_SECRET", "STOCK_URLS", "PAYMENT_URLS", "PEER_BALANCING"];
-    const unset = [...read].filter(
-      (name) =>
-        !(name in env) &&
-        !(OPTIONAL_SERVICE_ENV_NAMES as readonly string[]).includes(name) &&
-        !notForThisService.includes(name),
-    );
-    expect(unset).toEqual([]);
-  });
+  test(
+    "the real config module reads that environment as the topology, " +
+      "and nothing it reads is left unset but the deliberate defaults",
+    () => {
+      const secretHere = join(mkdtempSync(join(tmpdir(), "k8s-secret-")), "secret");
+      writeFileSync(secretHere, "0".repeat(64));
+      const env = { ...envOf(container), INSTANCE_ID: `${service}-7d9f-x2`, INTERNAL_SECRET_FILE: secretHere };
+      const read = new Set<string>();
+      const config = loadConfig(
+        service,
+        new Proxy(env, {
+          get: (target, key) => {
+            if (typeof key === "string") read.add(key);
+            return Reflect.get(target, key);
+          },
+        }),
+      );
+      expect(config.port).toBe(port);
+      expect(config.redis).toEqual({ host: redisName(service), port: t.ports.redis[service] });
+      if (service === "order") {
+        // One Service URL per peer: the Service spreads the calls over the pods.
+        expect(config.stockUrls).toEqual([`http://${kubernetesServiceName("stock")}:${replicaPort(t, "stock", 1)}`]);
+        expect(config.paymentUrls).toEqual([
+          `http://${kubernetesServiceName("payment")}:${replicaPort(t, "payment", 1)}`,
+        ]);
+      }
+      const notForThisService =
+        service === "order" ? ["INTERNAL_SECRET"] : ["INTERNAL_SECRET", "STOCK_URLS", "PAYMENT_URLS", "PEER_BALANCING"];
+      const unset = [...read].filter(
+        (name) =>
+          !(name in env) &&
+          !(OPTIONAL_SERVICE_ENV_NAMES as readonly string[]).includes(name) &&
+          !notForThisService.includes(name),
+      );
+      expect(unset).toEqual([]);
+    },
+  );
 
   test("readiness and liveness ask the health route every service serves, on the service's port", () => {
     for (const probe of [container.readinessProbe, container.livenessProbe]) {
@@ -131,16 +135,20 @@ describe.each([...SERVICES])("the %s service", (service) => {
       expect(containerPort(redisContainer, probe!.tcpSocket!.port)).toBe(t.ports.redis[service]);
   });
 
-  test("its Redis's claims hold the data and the service log, where the start script and its log writer look for them; the service pods mount no claim", () => {
-    const mounts = Object.fromEntries((redisContainer.volumeMounts ?? []).map((m) => [m.mountPath, m.name]));
-    const templates = (redis.spec.volumeClaimTemplates ?? []).map((c) => c.metadata.name);
-    expect(templates.sort()).toEqual(Object.values(KUBERNETES_CLAIMS).sort());
-    expect(mounts[COMPOSE_REDIS_DIR]).toBe(KUBERNETES_CLAIMS.redisData);
-    expect(mounts[COMPOSE_LOG_DIR]).toBe(KUBERNETES_CLAIMS.log);
-    // The log writer beside Redis writes the log; the service's pods keep no file, so run on any node.
-    expect(pod.volumes?.filter((v) => v.persistentVolumeClaim !== undefined) ?? []).toEqual([]);
-    expect(container.volumeMounts?.find((m) => m.mountPath === COMPOSE_LOG_DIR)).toBeUndefined();
-  });
+  test(
+    "its Redis's claims hold the data and the service log, where the start script and its log writer " +
+      "look for them; the service pods mount no claim",
+    () => {
+      const mounts = Object.fromEntries((redisContainer.volumeMounts ?? []).map((m) => [m.mountPath, m.name]));
+      const templates = (redis.spec.volumeClaimTemplates ?? []).map((c) => c.metadata.name);
+      expect(templates.sort()).toEqual(Object.values(KUBERNETES_CLAIMS).sort());
+      expect(mounts[COMPOSE_REDIS_DIR]).toBe(KUBERNETES_CLAIMS.redisData);
+      expect(mounts[COMPOSE_LOG_DIR]).toBe(KUBERNETES_CLAIMS.log);
+      // The log writer beside Redis writes the log; the service's pods keep no file, so run on any node.
+      expect(pod.volumes?.filter((v) => v.persistentVolumeClaim !== undefined) ?? []).toEqual([]);
+      expect(container.volumeMounts?.find((m) => m.mountPath === COMPOSE_LOG_DIR)).toBeUndefined();
+    },
+  );
 
   test("the internal secret is mounted read-only where INTERNAL_SECRET_FILE points", () => {
     const file = envOf(container).INTERNAL_SECRET_FILE!;
