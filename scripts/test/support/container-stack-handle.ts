@@ -1,0 +1,265 @@
+/**
+ * The handle a test holds on a running container stack (started by container-stack.ts): its
+ * containers killed, started, wiped and recreated through the Docker engine, and waited for until
+ * healthy again.
+ */
+import { rmSync } from "node:fs";
+import { REPO_ROOT, type ServiceName } from "../../../common/src/config";
+import {
+  composeArgs,
+  mustRun,
+  projectContainers,
+  run,
+  waitForHealthy,
+  type ComposeContext,
+  type ContainerState,
+} from "../../lib/containers";
+import { LOOPBACK, redisName } from "../../lib/topology";
+
+/** A container that was killed is back and healthy well within this (a Redis replays its log first). */
+const HEALTHY_TIMEOUT_MS = 180_000;
+const POLL_MS = 100;
+/**
+ * The tag of the images a test builds (compose.yaml's CHECKOUT_IMAGE_TAG): one per checkout of the
+ * repository, so that tests of two checkouts running at once never run each other's images.
+ */
+export const IMAGE_TAG = `test-${Bun.hash(REPO_ROOT).toString(16)}`;
+/** compose.yaml's image of the services. */
+const SERVICE_IMAGE = `checkout-service:${IMAGE_TAG}`;
+/** Output lines of each container shown when something fails. */
+const SHOWN_OUTPUT_LINES = 15;
+
+/** When a container that was killed was running again (performance.now()): before its health check passed. */
+export type Restarted = { runningAgainAt: number };
+
+export type ContainerStack = {
+  readonly project: string;
+  readonly gatewayUrl: string;
+  /** The container whose port the test's gateway URL is (for Kubernetes, the first gateway pod). */
+  readonly gatewayContainer: string;
+  /** The host folder every container's logging/ is (CHECKOUT_LOG_DIR). */
+  readonly logDir: string;
+  readonly redisPorts: Readonly<Record<ServiceName, number>>;
+  /** compose.yaml's services: the containers' names. */
+  readonly services: readonly string[];
+  container(service: string): Promise<ContainerState>;
+  /**
+   * The container's main process gets SIGKILL; resolves once `restart: always` has it running and
+   * healthy again, with the moment (performance.now()) it was seen running again.
+   */
+  crash(service: string): Promise<Restarted>;
+  /** `docker kill`: it stays down (Docker does not restart a container it was told to kill). */
+  dockerKill(service: string): Promise<void>;
+  /** `docker start`; resolves once it is healthy, with the moment it was running again. */
+  dockerStart(service: string): Promise<Restarted>;
+  /**
+   * A Redis killed (`how`), its container and data volume removed, and the container created again by
+   * compose: it rebuilds its data from the service log alone. Resolves once it is healthy.
+   */
+  wipeRedis(service: ServiceName, how: "crash" | "docker kill"): Promise<void>;
+  /**
+   * The container killed and removed, and created again by compose with the same volumes: a pod
+   * rescheduled after its node was lost, its claims on network storage. Resolves once it is healthy.
+   */
+  recreate(service: string): Promise<Restarted>;
+  /** The container's address on the project's network. */
+  address(service: string): Promise<string>;
+  /**
+   * Starts a bare container on the project's network (removed by stop()): it takes the lowest free
+   * address, as any container started there would, e.g. one that a killed replica had.
+   */
+  occupyFreeAddress(): Promise<string>;
+  /** Resolves once every container (or the ones named) is running and healthy. */
+  waitHealthy(services?: readonly string[]): Promise<void>;
+  /** The last lines every container printed. */
+  output(): string[];
+  /** compose down -v, and the log folder removed. */
+  stop(): Promise<void>;
+};
+
+export class Containers implements ContainerStack {
+  services: string[] = [];
+  private readonly occupants: string[] = [];
+  readonly gatewayUrl: string;
+
+  constructor(
+    private readonly context: ComposeContext,
+    readonly project: string,
+    private readonly files: string[],
+    private readonly scratch: string,
+    readonly logDir: string,
+    private readonly env: Record<string, string>,
+    readonly gatewayContainer: string,
+    gatewayPort: number,
+    readonly redisPorts: Record<ServiceName, number>,
+  ) {
+    this.gatewayUrl = `http://${LOOPBACK}:${gatewayPort}`;
+  }
+
+  private compose(args: string[]): Promise<string> {
+    return mustRun(composeArgs(this.context, this.project, args, this.files), { env: this.env });
+  }
+
+  async container(service: string): Promise<ContainerState> {
+    const found = (await projectContainers(this.project)).find((c) => c.service === service);
+    if (!found) throw new Error(`${this.project} has no container for ${service}`);
+    return found;
+  }
+
+  async crash(service: string): Promise<Restarted> {
+    const before = await this.container(service);
+    if (before.status !== "running") throw new Error(`${service} is ${before.status}, not running`);
+    process.kill(before.pid, "SIGKILL");
+    await this.until(`${service} restarted by Docker`, async () => {
+      const now = await this.container(service);
+      return now.startedAt !== before.startedAt && now.status === "running";
+    });
+    const runningAgainAt = performance.now();
+    await this.waitHealthy([service]);
+    return { runningAgainAt };
+  }
+
+  async dockerKill(service: string): Promise<void> {
+    await mustRun(["docker", "kill", (await this.container(service)).id]);
+  }
+
+  async dockerStart(service: string): Promise<Restarted> {
+    await mustRun(["docker", "start", (await this.container(service)).id]);
+    const runningAgainAt = performance.now();
+    await this.waitHealthy([service]);
+    return { runningAgainAt };
+  }
+
+  async wipeRedis(service: ServiceName, how: "crash" | "docker kill"): Promise<void> {
+    const name = redisName(service);
+    const { id, pid } = await this.container(name);
+    if (how === "crash") {
+      // Its restart policy would bring it back before the volume could go.
+      await mustRun(["docker", "update", "--restart", "no", id]);
+      process.kill(pid, "SIGKILL");
+    } else {
+      await mustRun(["docker", "kill", id]);
+    }
+    await this.until(`${name} stopped`, async () => (await this.container(name)).status !== "running");
+    const volumes = (
+      await mustRun([
+        "docker",
+        "inspect",
+        "--format",
+        '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}',
+        id,
+      ])
+    ).trim();
+    if (!volumes) throw new Error(`${name} has no data volume at /data`);
+    await mustRun(["docker", "rm", "--force", id]);
+    await mustRun(["docker", "volume", "rm", volumes]);
+    await this.compose(["up", "--detach", "--no-deps", name]);
+    await this.waitHealthy([name]);
+  }
+
+  async recreate(service: string): Promise<Restarted> {
+    const { id } = await this.container(service);
+    await mustRun(["docker", "rm", "--force", id]);
+    await this.compose(["up", "--detach", "--no-deps", service]);
+    const runningAgainAt = performance.now();
+    await this.waitHealthy([service]);
+    return { runningAgainAt };
+  }
+
+  async address(service: string): Promise<string> {
+    const { id } = await this.container(service);
+    return (
+      await mustRun(["docker", "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id])
+    ).trim();
+  }
+
+  async occupyFreeAddress(): Promise<string> {
+    const { id } = await this.container(this.services[0]!);
+    const network = (
+      await mustRun([
+        "docker",
+        "inspect",
+        "--format",
+        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}",
+        id,
+      ])
+    ).trim();
+    // The service image is here, whichever base image it was built from; it only sleeps.
+    const occupant = (
+      await mustRun([
+        "docker",
+        "run",
+        "--detach",
+        "--network",
+        network,
+        "--entrypoint",
+        "sleep",
+        SERVICE_IMAGE,
+        "infinity",
+      ])
+    ).trim();
+    this.occupants.push(occupant);
+    return (
+      await mustRun([
+        "docker",
+        "inspect",
+        "--format",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        occupant,
+      ])
+    ).trim();
+  }
+
+  async waitHealthy(services: readonly string[] = this.services): Promise<void> {
+    await waitForHealthy(this.project, services, HEALTHY_TIMEOUT_MS, POLL_MS);
+  }
+
+  private async until(what: string, check: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + HEALTHY_TIMEOUT_MS;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`${what}: not within ${HEALTHY_TIMEOUT_MS / 1000} s`);
+      await Bun.sleep(POLL_MS);
+    }
+  }
+
+  output(): string[] {
+    const ids = Bun.spawnSync([
+      "docker",
+      "ps",
+      "--all",
+      "--quiet",
+      "--filter",
+      `label=com.docker.compose.project=${this.project}`,
+    ])
+      .stdout.toString()
+      .split("\n")
+      .filter(Boolean);
+    return ids.flatMap((id) => {
+      const name = Bun.spawnSync([
+        "docker",
+        "inspect",
+        "--format",
+        '{{index .Config.Labels "com.docker.compose.service"}}',
+        id,
+      ])
+        .stdout.toString()
+        .trim();
+      const logs = Bun.spawnSync(["docker", "logs", "--tail", String(SHOWN_OUTPUT_LINES), id]);
+      return `${logs.stdout}${logs.stderr}`
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => `[${name}] ${line}`);
+    });
+  }
+
+  async stop(): Promise<void> {
+    // Not compose's: compose down would not remove the network while they are on it.
+    if (this.occupants.length > 0) await run(["docker", "rm", "--force", ...this.occupants.splice(0)]);
+    await run(
+      composeArgs(this.context, this.project, ["down", "--volumes", "--remove-orphans", "--timeout", "5"], this.files),
+      { env: this.env },
+    );
+    rmSync(this.scratch, { recursive: true, force: true });
+  }
+}
