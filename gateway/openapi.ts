@@ -38,7 +38,7 @@ const NO_SECRET = "-".repeat(MIN_INTERNAL_SECRET_LENGTH);
 /** Each service's app, with its public routes as the gateway exposes them (internal ones included; see publicApi). */
 export function serviceApps(): Record<ServiceName, Hono> {
   const apps: Record<ServiceName, Hono> = {
-    order: orderApp(noState, noState, noState, noState, NO_SECRET),
+    order: orderApp(noState, NO_SECRET),
     stock: stockApp(noState, NO_SECRET),
     payment: paymentApp(noState, NO_SECRET),
   };

@@ -5,6 +5,7 @@
 import { TIMING, type ServiceConfig } from "@checkout/common/config";
 import { addServiceRoutes, type Service, type ServiceDeps } from "@checkout/common/service";
 import { orderApp } from "./app";
+import { createHandlers } from "./handlers";
 import { createOrders } from "./orders";
 import { createPeers } from "./peers";
 import { type Checkout, createCheckout } from "./saga";
@@ -21,7 +22,8 @@ export function build(config: ServiceConfig, { store }: ServiceDeps): OrderServi
   const orders = createOrders(store, config.instanceId, TIMING.sagaLeaseMs);
   const peers = createPeers(config.stockUrls, config.paymentUrls, config.internalSecret, config.peerBalancing);
   const checkout = createCheckout(orders, peers);
-  const app = orderApp(orders, checkout, peers, createStats(orders, peers, store.client), config.internalSecret);
+  const handlers = createHandlers(orders, checkout, peers, createStats(orders, peers, store.client));
+  const app = orderApp(handlers, config.internalSecret);
   addServiceRoutes(app, "order", store, config.internalSecret);
   return {
     app,
