@@ -15,7 +15,7 @@ import { addServiceRoutes } from "../common/src/service";
 import { orderApp } from "../order/src/app";
 import { paymentApp } from "../payment/src/app";
 import { stockApp } from "../stock/src/app";
-import { PUBLIC_PREFIX } from "./render";
+import { PUBLIC_PREFIX } from "./paths";
 
 export const OPENAPI_FILE = new URL("./public/openapi.json", import.meta.url).pathname;
 

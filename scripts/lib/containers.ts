@@ -22,7 +22,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../common/src/config";
-import { COMPOSE_SECRET_MAKER } from "./topology";
+import { COMPOSE_SECRET_MAKER } from "../../deploy/deployments";
 
 /** Thrown when the engine, compose or a base image cannot be had; the message says why and what to do. */
 export class ContainerSetupError extends Error {

@@ -17,7 +17,8 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { REPO_ROOT, SERVICES, type Balancing, type ServiceName } from "../../common/src/config";
-import { PUBLIC_PREFIX, renderGatewayConfig } from "../../gateway/render";
+import { PUBLIC_PREFIX } from "../../gateway/paths";
+import { renderGatewayConfig } from "../../gateway/render";
 import { httpOk, redisPing } from "./health";
 import {
   assertNoRunningStack,
@@ -44,7 +45,6 @@ import {
 } from "./procfs";
 import {
   allPorts,
-  gatewayOptions,
   processes as topologyProcesses,
   redisEnv,
   redisName,
@@ -61,7 +61,8 @@ import {
   type ProcessRole,
   type Replicas,
   type Topology,
-} from "./topology";
+} from "../../deploy/topology";
+import { gatewayOptions } from "../../gateway/options";
 
 /** First restart of a process that died: soon, but not in a tight loop with whatever killed it. */
 export const RESTART_DELAY_MS = 500;

@@ -33,16 +33,13 @@ import {
   KUBERNETES_DIR,
   KUBERNETES_GATEWAY_CONFIG,
   KUBERNETES_SECRET,
-  kubernetesGatewayOptions,
   kubernetesPodsName,
   kubernetesServiceEnv,
   kubernetesServiceName,
   kubernetesTopology,
-  OPTIONAL_SERVICE_ENV_NAMES,
-  redisEnv,
-  redisName,
-  replicaPort,
-} from "../lib/topology";
+} from "../../deploy/deployments";
+import { kubernetesGatewayOptions } from "../../gateway/options";
+import { OPTIONAL_SERVICE_ENV_NAMES, redisEnv, redisName, replicaPort } from "../../deploy/topology";
 
 const { objects, missingFiles } = readManifests();
 const t = kubernetesTopology();

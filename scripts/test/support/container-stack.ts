@@ -37,15 +37,8 @@ import {
 } from "../../lib/containers";
 import { claimName, composeOf, isWorkload, podNames, readManifests, writeGeneratedFiles } from "../../lib/kubernetes";
 import { findFreePortOffset } from "../../lib/ports";
-import {
-  COMPOSE_REPLICAS,
-  GATEWAY_NAME,
-  KUBERNETES_CLAIMS,
-  KUBERNETES_SECRET,
-  LOOPBACK,
-  redisName,
-  topology,
-} from "../../lib/topology";
+import { COMPOSE_REPLICAS, KUBERNETES_CLAIMS, KUBERNETES_SECRET } from "../../../deploy/deployments";
+import { GATEWAY_NAME, LOOPBACK, redisName, topology } from "../../../deploy/topology";
 
 /** Building the service images from cold takes a minute or two on the 2-core machine; starting, seconds. */
 export const CONTAINER_STACK_START_TIMEOUT_MS = 10 * 60_000;
