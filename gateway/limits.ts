@@ -19,10 +19,13 @@ export const KEEPALIVE_REQUESTS = 100_000;
 export const PROXY_CONNECT_TIMEOUT_MS = 300;
 /**
  * How long the active replica is passed over after it failed a request: one request in each such
- * period finds out whether it is back. The standbys are never benched, so a service always has a
- * replica to try (with every replica benched, nginx would answer 502 without trying any).
+ * period finds out whether it is back. A crashed replica is running again within about two seconds;
+ * the rest of the period lets it finish starting before it takes every request again (the order
+ * service's peers wait as long, TIMING.peerRejoinAfterMs), while the standby, warm by then, serves.
+ * The standbys are never benched, so a service always has a replica to try (with every replica
+ * benched, nginx would answer 502 without trying any).
  */
-export const ACTIVE_BENCH_S = 2;
+export const ACTIVE_BENCH_S = 5;
 /**
  * Any request but checkout: a service answers within its optimistic-transaction budget, plus a peer
  * call for addItem; the margin keeps nginx from cutting off an answer that is about to come.
@@ -34,8 +37,8 @@ export const PROXY_READ_TIMEOUT_S = Math.ceil(TIMING.transactionBudgetMs / 1000)
  */
 export const CHECKOUT_READ_TIMEOUT_S = Math.max(60, Math.ceil(TIMING.checkoutAnswerDeadlineMs / 1000) + 30);
 /**
- * A batch_init answers once every entity it creates is written and logged: 26 s for the most orders
- * one may create (BATCH_INIT_MAX, common/src/http.ts) on the 2-core machine while it did other work.
+ * A batch_init answers once every entity it creates is written and logged: tens of seconds for the
+ * most orders one may create (BATCH_INIT_MAX, common/src/http.ts; docs/benchmarks.md#batch_init).
  * Cut off sooner, the client would get a 504 for a batch_init that goes on and completes. Just below
  * the services' idle timeout, which bounds any request, so that nginx answers a JSON 504 first.
  */

@@ -14,7 +14,8 @@
  *
  * Replicas are active/standby by default: the first replica of a service takes every request, the
  * others stand by for when it dies. On two cores one busy process per service is faster than two
- * half-busy ones (its batches of transactions and log appends are larger; README, Benchmark results).
+ * half-busy ones (its batches of transactions and log appends are larger;
+ * docs/benchmarks.md#active-standby-against-round-robin).
  * The order service calls its peers the same way (order/src/peers.ts). With `balancing: "round-robin"`
  * every replica takes its turn (nginx's default), each benched like the active one when it fails, and
  * all of them stand by as backups: the local stack's `--balancing round-robin`, and Kubernetes, where

@@ -5,7 +5,7 @@
  * `POST /stock/add/<item>/1` to random items from 64 clients for `seconds` (default 10) after a 3 s
  * warm-up: each is one optimistic transaction and one log line, group-committed as every write is.
  * The figure is the ceiling one Redis-and-log pair puts on a service however many pods it has
- * (README, Deploy on Kubernetes), measured with the client, nginx and the stock process on the same
+ * (docs/kubernetes.md), measured with the client, nginx and the stock process on the same
  * cores.
  */
 import { mkdtempSync, rmSync } from "node:fs";

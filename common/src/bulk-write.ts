@@ -11,9 +11,9 @@ import { throwOnReplyError, type ServiceConnections } from "./redis";
 import type { ServiceName } from "./config";
 
 /**
- * Keys per bulk chunk. Redis runs the chunks one after another, and a WATCH of 256 keys took it
- * 0.93 ms; chunks of 128 keys were as fast or a little faster for orders' batch_init (1.3-1.8 s
- * against 1.4-1.9 s over six runs), chunks of 64 slower (1.9-2.3 s).
+ * Keys per bulk chunk: the group commit's bound on watched keys. Redis runs the chunks one after
+ * another, so a chunk's WATCH must stay short; smaller chunks pay more round trips
+ * (docs/benchmarks.md#redis-commands-and-chunk-sizes).
  */
 const BULK_CHUNK_KEYS = 128;
 /** Bulk chunks (batch_init) committed at once, each on its own pooled connection (see REDIS_POOL_SIZE). */

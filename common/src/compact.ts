@@ -62,8 +62,8 @@ export async function compact(logDir: string, service: ServiceName): Promise<Com
 
 /**
  * The snapshot is written and fdatasync'ed in parts of about this many bytes. The services' durable log
- * appends share the disk and wait behind a write-back in progress: behind one 64 MB write they waited
- * up to 79 ms here, behind 4 MB parts at most 12 ms.
+ * appends share the disk and wait behind a write-back in progress, so one large write would stall
+ * every answer behind it; parts this size keep each wait short (docs/benchmarks.md#compaction).
  */
 const SYNCED_PART_BYTES = 4 * 1024 * 1024;
 

@@ -1,7 +1,10 @@
 /**
- * Every port, address, timeout and retry bound of the system, in one place.
- * Values that differ between deployments come from the environment (parsed with zod, a bad value
- * stops the process); the rest are named constants.
+ * The ports, addresses, timeouts and bounds an operator sets or a reader reasons about across
+ * services: the environment (parsed with zod, a bad value stops the process) and TIMING, whose
+ * timeouts bound each other (minStepRecordRetentionMs). A constant that matters to one module alone
+ * lives beside its use, named: the saga's polling and retry backoff (order/src/saga.ts), the conflict
+ * backoff and batch size (group-commit.ts), reconnecting (redis.ts), shutdown and listening without
+ * Redis (service.ts), the order service's drain (order/src/main.ts), nginx's (gateway/render.ts).
  */
 import { readFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
@@ -64,6 +67,12 @@ export const TIMING = {
   peerConnectTimeoutMs: 300,
   /** How often a peer's replica that could not be reached is tried again (a connection, not a call). */
   peerProbeIntervalMs: 250,
+  /**
+   * A replica marked down takes calls again once connections to it have succeeded for this long: a
+   * process that has just started is still connecting and compiling, and one that crash-loops is
+   * not sent calls at each of its short lives.
+   */
+  peerRejoinAfterMs: 3_000,
   /**
    * How long after its attempt began a saga may send a forward step: past it, the saga compensates.
    * Counted from the attempt's start, whichever driver sends, so a driver taken over does not extend it.

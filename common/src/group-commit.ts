@@ -33,8 +33,9 @@ import type { ServiceName } from "./config";
 
 /**
  * Redis 7.0 checks each WATCHed key against every key the connection already watches, so WATCH
- * costs grow with the square of the keys: 2 000 keys took 79 ms of Redis time, 128 keys a fraction
- * of a millisecond. Batches and bulk chunks stay below this many keys.
+ * costs grow with the square of the keys, and one large batch would stall its Redis for every
+ * service process (docs/benchmarks.md#redis-commands-and-chunk-sizes). Batches and bulk chunks stay
+ * below this many keys.
  */
 export const MAX_WATCHED_KEYS = 128;
 /** Backoff after a WATCH conflict: jittered, doubling from the first up to the cap. */

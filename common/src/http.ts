@@ -78,8 +78,8 @@ export function nonNegativeInteger(name: string, min = 0) {
 
 /**
  * The most entities one batch_init creates. It is one request that writes them all before answering
- * (orders: 26 s for this many on the 2-core machine, busy with other work), and the gateway waits
- * for it accordingly (gateway/render.ts).
+ * (tens of seconds for this many orders: docs/benchmarks.md#batch_init), and the gateway waits for
+ * it accordingly (gateway/render.ts).
  */
 export const BATCH_INIT_MAX = 1_000_000;
 

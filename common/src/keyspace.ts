@@ -2,9 +2,9 @@
  * The layout of the three Redis databases, in one place. Every entity (item, user, order, saga-step
  * record) is one Redis string: the JSON of its fields, all strings, and `v`, the sequence number of
  * the change that last wrote it (see log.ts). Strings rather than hashes, because a batch of
- * transactions then reads all its keys with one MGET and writes them with one MSET. Through ioredis
- * each command costs the client about 15 µs of CPU whatever its size: ten HGETALLs and ten HSETs of
- * orders cost 520 µs, one MGET and one MSET of the same ten orders 245 µs.
+ * transactions then reads all its keys with one MGET and writes them with one MSET: through ioredis
+ * each command costs the client CPU whatever its size, so two commands per batch cost less than two
+ * per key (docs/benchmarks.md#redis-commands-and-chunk-sizes).
  */
 import type { ServiceName } from "./config";
 import { VERSION_FIELD, type Hash } from "./log";

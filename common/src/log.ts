@@ -4,7 +4,7 @@
  * replay needs (see replay.ts), and replaying a line twice, or out of order, changes nothing.
  *
  *   <seq> <ISO time> <operation> <JSON: { key: { field: value, ... }, ... }>
- *   17 2026-11-26T05:12:01.004Z stock.take {"item:3":{"stock":"9","price":"5"},"op:a1:1":{"state":"taken",...}}
+ *   17 2026-11-26T05:12:01.004Z stock.take {"item:3":{"stock":"9","price":"5"},"op:a1:1.f3c9@1764133920990":{"state":"applied",...}}
  */
 import { join } from "node:path";
 import type { ServiceName } from "./config";

@@ -89,7 +89,7 @@ let processMetricsRegistered = false;
 /**
  * The process's own CPU, memory and start time, read only when Prometheus asks. prom-client's
  * collectDefaultMetrics would give more, but under Bun its event-loop and GC monitors cost each
- * process CPU all the time (about 8 ms a second while idle), which checkouts would pay for.
+ * process CPU all the time, idle or not, which checkouts would pay for (docs/benchmarks.md#metrics).
  */
 export function collectProcessMetrics(service: string): void {
   if (processMetricsRegistered) return;

@@ -18,7 +18,7 @@ import { Store } from "./store";
 const SHUTDOWN_GRACE_MS = 5_000;
 /**
  * A service listens once its Redis answers, or after this long if it does not: a Redis replaying its
- * log after a crash takes seconds (6 s for 220 000 orders), and with no replica of the order service
+ * log after a crash takes seconds (docs/benchmarks.md#recovery), and with no replica of the order service
  * listening meanwhile the gateway answers checkouts 502, which checkers count as successes. Listening,
  * the service holds a checkout until its Redis answers (saga.ts, untilReachable) and answers other
  * requests 503. A Redis that is up answers within milliseconds, so until then the gateway keeps

@@ -2,7 +2,7 @@
  * Log compaction against real Redis and real files: what it keeps, the log writer rotating the log
  * under a stream of changes, and recovery from a snapshot, an interrupted compaction and the live
  * log — also while a compaction runs. A compaction by hand runs while the writer is stopped, as the
- * README says to do it; the writer's own runs while it appends.
+ * docs/operations.md says to do it; the writer's own runs while it appends.
  */
 import { beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { Redis } from "ioredis";
@@ -64,7 +64,7 @@ async function expectReplayEqualsLive(): Promise<void> {
 const records = async (path: string) => (existsSync(path) ? parseLog(await Bun.file(path).text()).records : []);
 const lines = async (path: string) => (await records(path)).length;
 
-/** A compaction by hand, its writer stopped meanwhile (as the README says). */
+/** A compaction by hand, its writer stopped meanwhile (as docs/operations.md says). */
 async function compactByHand(): Promise<Awaited<ReturnType<typeof compact>>> {
   await fixture.redis.holdWriter();
   try {

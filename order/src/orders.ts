@@ -6,6 +6,8 @@ import { AppError, badInput, notFound, refused, type ErrorCode, type ErrorStatus
 import { MAX_INTEGER } from "@checkout/common/http";
 import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
 import { keys, parseStored, UNFINISHED_SAGA_STATUSES } from "@checkout/common/keyspace";
+import { throwOnReplyError } from "@checkout/common/redis";
+import type { Redis } from "ioredis";
 import type { Hash } from "@checkout/common/log";
 import { operationId } from "@checkout/common/retention";
 import type { Codec, Decision, Store } from "@checkout/common/store";
@@ -231,9 +233,20 @@ function orderOrNotFound(id: string, hash: Hash | null): Order {
 export function createOrders(store: Store, instanceId: string, leaseMs: number) {
   const change = (op: string, id: string, rule: (order: Order | null) => Order | AppError) =>
     store.change(op, keys.order(id), orderCodec, rule);
-  /** Whether the driver's liveness key has expired (false for nobody, and for this process). */
-  const isGone = async (driver: string): Promise<boolean> =>
-    driver !== "" && driver !== instanceId && (await store.client.exists(keys.driverAlive(driver))) === 0;
+  /**
+   * Whether the driver is gone (false for nobody, and for this process): its presence connection is
+   * closed, or its liveness key has expired. A process that dies closes its connections at once, so
+   * Redis knows within a moment; the key covers a machine that vanished with its connections open.
+   */
+  const isGone = async (driver: string): Promise<boolean> => {
+    if (driver === "" || driver === instanceId) return false;
+    const [alive, presence] = throwOnReplyError(
+      await store.client.pipeline().exists(keys.driverAlive(driver)).pubsub("NUMSUB", keys.driverAlive(driver)).exec(),
+    ) as [number, [string, number]];
+    return alive === 0 || Number(presence[1]) === 0;
+  };
+  /** This process's presence: a connection subscribed to its own liveness channel while it lives. */
+  let presence: Redis | undefined;
 
   /** One claim transaction (see startCheckout). */
   const claim = (id: string, nonce: string, goneDrivers?: ReadonlySet<string>, resume?: string) => {
@@ -336,6 +349,20 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
     /** Refreshes this process's liveness key (keys.driverAlive) for `ttlMs`: its sagas are its own while it lives. */
     async stillAlive(ttlMs: number): Promise<void> {
       await store.client.set(keys.driverAlive(instanceId), "1", "PX", ttlMs);
+    },
+
+    /**
+     * Opens this process's presence (see isGone); ioredis subscribes again after a reconnection.
+     * Resolves once subscribed, or Redis did not answer (its sagas look gone meanwhile: others may drive them).
+     */
+    async announcePresence(): Promise<void> {
+      presence ??= store.client.duplicate({ enableAutoPipelining: false, enableOfflineQueue: true });
+      await presence.subscribe(keys.driverAlive(instanceId)).catch(() => {});
+    },
+
+    withdrawPresence(): void {
+      presence?.disconnect();
+      presence = undefined;
     },
 
     async unfinishedSagas(): Promise<string[]> {

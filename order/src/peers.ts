@@ -3,7 +3,7 @@
  * by default: every call goes to the first one, and to the next only when the one before cannot be
  * reached (every saga call is idempotent, so sending it again elsewhere is safe). One busy process
  * per service batches more transactions per Redis round trip and per fsync than two half-busy ones
- * sharing two cores (README, Benchmark results). With PEER_BALANCING=round-robin every replica that
+ * sharing two cores (docs/benchmarks.md#active-standby-against-round-robin). With PEER_BALANCING=round-robin every replica that
  * can be reached takes calls: each call goes to the one with the fewest calls in flight, in turns
  * among equals, and each replica gets its own STEP_CALLS_IN_FLIGHT. A single URL (a Kubernetes
  * Service, which spreads connections over its pods itself) is the same under either. The answer
@@ -11,7 +11,8 @@
  *
  * Failover assumes no refusal. A replica that a call could not reach (refused, reset, its name not
  * resolving, no connection in time) is marked down: calls pass it over, and it is tried again, by a
- * bare connection every TIMING.peerProbeIntervalMs, until one succeeds. A call that has had no answer
+ * bare connection every TIMING.peerProbeIntervalMs, until connections have succeeded for
+ * TIMING.peerRejoinAfterMs (a process just started is still cold; one that crash-loops gets no calls). A call that has had no answer
  * after TIMING.peerConnectTimeoutMs asks the same of its replica; if no connection can be made, the
  * call is abandoned there (its outcome unknown) and goes on to the next replica, instead of waiting
  * out its timeout on an address that leads nowhere (Docker gives no refusal for a stopped container).
@@ -38,18 +39,18 @@ export type PeerAnswer =
 /**
  * Bun's fetch keeps at most 64 idle keep-alive connections per process, over all hosts, and the
  * bound cannot be changed (oven-sh/bun#42608). A process that has more connections open than that
- * closes one as each request ends and opens another for the next: at 64 concurrent checkouts that
- * was a new connection per peer call (3 000 sockets in TIME_WAIT after 4 s). So the calls in flight to
- * each peer are capped such that all of them together never need more connections than the pool
- * keeps; a call over the cap waits for a free connection instead of opening one.
+ * closes one as each request ends and opens another for the next: at 64 concurrent checkouts, a new
+ * connection per peer call, and sockets pile up in TIME_WAIT (docs/benchmarks.md#bun-fetch-connections).
+ * So the calls in flight to each peer are capped such that all of them together never need more
+ * connections than the pool keeps; a call over the cap waits for a free connection instead of
+ * opening one.
  */
 export const FETCH_IDLE_POOL = 64;
 
 /**
  * Step calls in flight to one peer. One: the steps made during a call's round trip all leave in the
- * next, and the peer commits them in one group commit. Two calls, one on the wire while the peer
- * commits the other, measured 8-15 % more CPU per checkout and lower throughput in each of five
- * interleaved pairs (README, "Saga steps travel in batches").
+ * next, and the peer commits them in one group commit. More calls split the same steps into smaller
+ * batches, whose fixed costs are then paid more often (docs/benchmarks.md#step-calls-in-flight).
  */
 export const STEP_CALLS_IN_FLIGHT = 1;
 
@@ -133,6 +134,8 @@ class Replica {
   /** Calls sent to it and not yet answered. */
   inFlight = 0;
   private down = false;
+  /** While down: since when connections to it have succeeded (undefined: the last one failed). */
+  private reachableSince: number | undefined;
   private probe: Promise<boolean> | undefined;
 
   constructor(
@@ -140,6 +143,7 @@ class Replica {
     private readonly peer: string,
     private readonly connectTimeoutMs: number,
     private readonly probeIntervalMs: number,
+    private readonly rejoinAfterMs: number,
   ) {
     this.url = new URL(baseUrl);
   }
@@ -148,13 +152,18 @@ class Replica {
     return this.down;
   }
 
+  /** Down, but taking connections again: it rejoins once it has taken them for rejoinAfterMs. */
+  get isRejoining(): boolean {
+    return this.down && this.reachableSince !== undefined;
+  }
+
   /** One connection attempt at a time per replica, shared by whoever asks meanwhile. */
   reachable(): Promise<boolean> {
     this.probe ??= canConnect(this.url, this.connectTimeoutMs).finally(() => (this.probe = undefined));
     return this.probe;
   }
 
-  /** Calls pass it over until a connection to it succeeds again. */
+  /** Calls pass it over until connections to it have succeeded for rejoinAfterMs. */
   markDown(why: string): void {
     if (this.down) return;
     this.down = true;
@@ -165,8 +174,16 @@ class Replica {
   }
 
   private async untilReachable(): Promise<void> {
-    while (!(await this.reachable())) await Bun.sleep(this.probeIntervalMs);
+    for (; ; await Bun.sleep(this.probeIntervalMs)) {
+      if (!(await this.reachable())) {
+        this.reachableSince = undefined;
+        continue;
+      }
+      this.reachableSince ??= Date.now();
+      if (Date.now() - this.reachableSince >= this.rejoinAfterMs) break;
+    }
     this.down = false;
+    this.reachableSince = undefined;
     console.error(`[peers] ${this.peer} at ${this.baseUrl} takes connections again`);
   }
 }
@@ -195,9 +212,10 @@ export class Peer {
     private readonly connectTimeoutMs: number = TIMING.peerConnectTimeoutMs,
     probeIntervalMs: number = TIMING.peerProbeIntervalMs,
     private readonly balancing: Balancing = DEFAULT_BALANCING,
+    rejoinAfterMs: number = TIMING.peerRejoinAfterMs,
   ) {
     this.slots = new Slots(connections);
-    this.replicas = baseUrls.map((url) => new Replica(url, name, connectTimeoutMs, probeIntervalMs));
+    this.replicas = baseUrls.map((url) => new Replica(url, name, connectTimeoutMs, probeIntervalMs, rejoinAfterMs));
     this.stepCallsCap = balancing === "round-robin" ? stepCallsInFlight * this.replicas.length : stepCallsInFlight;
     const authorization = internalAuthorization(internalSecret);
     this.headers = { get: authorization, post: { ...authorization, "content-type": "application/json" } };
@@ -206,6 +224,11 @@ export class Peer {
   /** The replicas calls currently pass over (for diagnostics and tests). */
   get replicasDown(): string[] {
     return this.replicas.filter((r) => r.isDown).map((r) => r.baseUrl);
+  }
+
+  /** The replicas passed over that take connections again, not yet for long enough (for tests). */
+  get replicasRejoining(): string[] {
+    return this.replicas.filter((r) => r.isRejoining).map((r) => r.baseUrl);
   }
 
   get = async (path: string): Promise<PeerAnswer> => this.answerOfCall(await this.call("GET", path));

@@ -230,7 +230,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     decide(failedCheckout(order.saga.error ?? { code: "internal_error", message: "checkout failed" }));
     // A compensation is sent until it is applied, with no deadline: the failure is answered already,
     // and the step's effect must not stay. A participant refuses one that would take a balance past
-    // 2^53-1 until the balance allows it (README, "Idempotent, fenced steps").
+    // 2^53-1 until the balance allows it (docs/design.md, "Idempotent, fenced steps").
     for (let k = order.saga.step; k >= 0; k--) {
       await sendUntil(orderId, `undo_${steps[k]!.name}`, steps[k]!.compensate, (a) => a.kind === "ok", keepLease);
       metrics.sagaCompensations.inc({ step: steps[k]!.name });
@@ -347,10 +347,11 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     checkout,
     sweep,
     /**
-     * Keeps this process's liveness key fresh and sweeps for sagas nobody drives, until stop().
+     * Announces this process's presence, keeps its liveness key fresh and sweeps for sagas nobody drives, until stop().
      * Resolves once the key has been set (or Redis did not answer).
      */
     async start() {
+      await orders.announcePresence();
       const beat = () => orders.stillAlive(timing.driverAliveTtlMs).catch(() => {});
       await beat();
       heartbeatTimer = setInterval(beat, timing.driverAliveTtlMs / HEARTBEATS_PER_TTL);
@@ -365,6 +366,7 @@ export function createCheckout(orders: OrderStore, peers: Peers, timing: Timing 
     stop() {
       if (sweepTimer) clearInterval(sweepTimer);
       if (heartbeatTimer) clearInterval(heartbeatTimer);
+      orders.withdrawPresence();
     },
     /** Sagas in flight in this process (for a clean stop). */
     inFlight: () => driving.size,

@@ -11,6 +11,8 @@ import { eventually } from "../../common/test/support/eventually";
 import { TEST_INTERNAL_SECRET } from "../../common/test/support/http";
 import { Peer } from "../src/peers";
 
+const HOUR_MS = 3_600_000;
+
 type Call = { path: string; steps: Array<Record<string, unknown>> };
 type Replica = { url: string; calls: Call[]; stop: () => Promise<void> };
 
@@ -59,7 +61,10 @@ afterEach(async () => {
  */
 const CALL_TIMEOUT_MS = 30_000;
 
-const peerAt = (urls: string[], stepCallsInFlight = 2) =>
+/** A replica that comes back takes calls again at once here, unless a test says otherwise. */
+const REJOIN_AT_ONCE_MS = 0;
+
+const peerAt = (urls: string[], stepCallsInFlight = 2, rejoinAfterMs = REJOIN_AT_ONCE_MS) =>
   new Peer(
     "stock",
     urls,
@@ -68,11 +73,16 @@ const peerAt = (urls: string[], stepCallsInFlight = 2) =>
     8,
     CALL_TIMEOUT_MS,
     stepCallsInFlight,
+    undefined,
+    undefined,
+    undefined,
+    rejoinAfterMs,
   );
-const peerOf = (replicas: Replica[], stepCallsInFlight = 2) =>
+const peerOf = (replicas: Replica[], stepCallsInFlight = 2, rejoinAfterMs = REJOIN_AT_ONCE_MS) =>
   peerAt(
     replicas.map((r) => r.url),
     stepCallsInFlight,
+    rejoinAfterMs,
   );
 const take = (peer: Peer, op = "o:1.x") => peer.step("take", op, { items: [["i", 1]] });
 
@@ -105,6 +115,20 @@ test("a replica that could not be reached is passed over until it takes connecti
   expect(await eventually(async () => peer.replicasDown.length === 0, 10_000)).toBe(true);
   expect((await take(peer)).kind).toBe("ok");
   expect([back.calls.length, standby.calls.length]).toEqual([1, 3]);
+});
+
+test("a replica that takes connections again is passed over until it has taken them for the rejoin period", async () => {
+  const [active, standby] = [start(), start()];
+  const peer = peerOf([active, standby], 2, HOUR_MS);
+  await active.stop();
+  expect((await take(peer)).kind).toBe("ok");
+  expect(peer.replicasDown).toEqual([active.url]);
+  const back = start({ port: Number(new URL(active.url).port) });
+  // A probe has found it taking connections.
+  expect(await eventually(async () => peer.replicasRejoining.includes(active.url))).toBe(true);
+  for (let i = 0; i < 3; i++) expect((await take(peer)).kind).toBe("ok");
+  expect([back.calls.length, standby.calls.length]).toEqual([0, 4]);
+  expect(peer.replicasDown).toEqual([active.url]);
 });
 
 test("a replica that answers late is not marked down: it takes connections, it is only slow", async () => {

@@ -33,6 +33,7 @@ const redises: RedisServer[] = [];
 let stock: RunningService;
 let payment: RunningService;
 let orderStore: Store;
+let orderRedis: RedisServer;
 let real: Peers;
 
 beforeAll(async () => {
@@ -42,6 +43,7 @@ beforeAll(async () => {
     startRedis({ logFor: { service: "order" } }),
   ]);
   redises.push(forStock, forPayment, forOrder);
+  orderRedis = forOrder;
   stock = await startService("stock", { redisPort: forStock.port });
   payment = await startService("payment", { redisPort: forPayment.port });
   orderStore = await Store.open(serviceConfig("order", { redisPort: forOrder.port, instanceId: INSTANCE }));
@@ -305,7 +307,7 @@ describe("checkout saga", () => {
     expect(await drivesNothing(firstRun)).toBe(true);
   });
 
-  test("a checkout of an order whose driver is gone takes its saga over at once, long before the lease runs out, and not while the driver lives", async () => {
+  test("a checkout of an order whose driver's liveness key expired takes its saga over at once, long before the lease runs out, and not while the driver lives", async () => {
     const dying = createOrders(orderStore, "order-replica-that-dies", HOUR_MS);
     const { id, item: a, user } = await newOrder(dying, 2, 100);
     const { checkout: firstDriver, answered: firstAnswer, release } = await stalledAtCharge(dying, id, LONG_LIVED);
@@ -314,14 +316,45 @@ describe("checkout saga", () => {
     const other = createOrders(orderStore, "order-replica-that-lives", HOUR_MS);
     expect(await other.startCheckout(id)).toMatchObject({ kind: "wait", driver: "order-replica-that-dies" });
 
-    // It dies: its beats stop, and its liveness key expires (here, at once).
-    firstDriver.stop();
+    // Its machine is lost: its connections stay open on Redis's side, but its liveness key expires (here, at once).
     await orderStore.client.del(keys.driverAlive("order-replica-that-dies"));
     const { peers, sent } = countingPeers();
     expect(await createCheckout(other, peers, LONG_LIVED).checkout(id)).toEqual({ paid: true });
     expect(sent).toEqual(["take", "charge"]);
     expect([await stockOf(a), await creditOf(user)]).toEqual([8, 90]);
 
+    firstDriver.stop();
+    release({ kind: "unknown", reason: "scripted: the process died" });
+    expect(await firstAnswer).toEqual({ paid: true });
+  });
+
+  test("a checkout of an order whose driver's process was killed takes its saga over at once, though its liveness key has not expired", async () => {
+    const driver = "order-replica-killed";
+    const dying = createOrders(orderStore, driver, HOUR_MS);
+    const { id, item: a, user } = await newOrder(dying, 2, 100);
+    const { checkout: firstDriver, answered: firstAnswer, release } = await stalledAtCharge(dying, id, LONG_LIVED);
+    // The driver's presence is a real process subscribed to its liveness channel; its key lives an hour.
+    await orderStore.client.set(keys.driverAlive(driver), "1", "PX", HOUR_MS);
+    const presence = Bun.spawn(["redis-cli", "-p", String(orderRedis.port), "subscribe", keys.driverAlive(driver)], {
+      stdout: "ignore",
+    });
+    const subscribers = async () =>
+      Number(((await orderStore.client.pubsub("NUMSUB", keys.driverAlive(driver))) as [string, number])[1]);
+    expect(await eventually(async () => (await subscribers()) === 1)).toBe(true);
+
+    const other = createOrders(orderStore, "order-replica-that-lives", HOUR_MS);
+    expect(await other.isOrphaned((await dying.find(id)).saga)).toBe(false);
+
+    presence.kill("SIGKILL");
+    await presence.exited;
+    expect(await eventually(async () => (await subscribers()) === 0)).toBe(true);
+    expect(await orderStore.client.exists(keys.driverAlive(driver))).toBe(1);
+    const { peers, sent } = countingPeers();
+    expect(await createCheckout(other, peers, LONG_LIVED).checkout(id)).toEqual({ paid: true });
+    expect(sent).toEqual(["take", "charge"]);
+    expect([await stockOf(a), await creditOf(user)]).toEqual([8, 90]);
+
+    firstDriver.stop();
     release({ kind: "unknown", reason: "scripted: the process died" });
     expect(await firstAnswer).toEqual({ paid: true });
   });

@@ -29,8 +29,8 @@ export class ApiError extends Error {
 /**
  * Bun's fetch keeps at most this many idle keep-alive connections per process (plain HTTP), shared by
  * every session and host; `maxIdleSockets` cannot raise it. With more requests in flight than this,
- * connections are closed as they come back and reopened for the next request (TIME_WAIT piles up).
- * Measured with Bun 1.4.5: 64 clients used 64 connections, 65 clients used 162, 100 used 5 760 in 3 s.
+ * connections are closed as they come back and reopened for the next request (TIME_WAIT piles up;
+ * docs/benchmarks.md#bun-fetch-connections).
  */
 export const FETCH_IDLE_POOL_LIMIT = 64;
 

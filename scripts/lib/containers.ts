@@ -421,7 +421,6 @@ export async function waitForHealthy(
   }
 }
 
-/** The service names compose.yaml defines, in its order. */
 /** compose.yaml's long-running services, each with a health check (the one-shot secret maker left out). */
 export async function composeServices(
   context: ComposeContext,

@@ -10,7 +10,7 @@ import { describe, expect, test } from "bun:test";
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { loadConfig, SERVICES, type ServiceName } from "../../common/src/config";
+import { loadConfig, METRICS_PORT_SHIFT, SERVICES, type ServiceName } from "../../common/src/config";
 import { HEALTH_PATH } from "../../common/src/service";
 import { renderGatewayConfig } from "../../gateway/render";
 import {
@@ -141,14 +141,16 @@ describe("selectors and labels", () => {
     },
   );
 
-  test("every PodDisruptionBudget, topology spread and NetworkPolicy selects pods of a workload", () => {
+  test("every PodDisruptionBudget, topology spread and NetworkPolicy selects pods of a workload (but Prometheus's, from any namespace)", () => {
     const selectorsOf = (o: KubeObject): Labels[] => {
       const spec = o.spec as Record<string, any>;
       if (o.kind === "PodDisruptionBudget") return [spec.selector.matchLabels];
       if (o.kind === "NetworkPolicy")
         return [
           spec.podSelector.matchLabels,
-          ...(spec.ingress ?? []).flatMap((r: any) => (r.from ?? []).map((f: any) => f.podSelector.matchLabels)),
+          ...(spec.ingress ?? []).flatMap((r: any) =>
+            (r.from ?? []).filter((f: any) => !f.namespaceSelector).map((f: any) => f.podSelector.matchLabels),
+          ),
         ];
       if (isWorkload(o))
         return (o.spec.template.spec.topologySpreadConstraints ?? []).map((c) => c.labelSelector!.matchLabels!);
@@ -180,6 +182,8 @@ describe.each([...SERVICES])("the %s service", (service) => {
     expect(imageName(container)).toBe(IMAGES.service);
     expect(container.command).toEqual(["bun", `${service}/src/main.ts`]);
     expect(containerPort(container, "http")).toBe(port);
+    // Where the config module serves /metrics when METRICS_PORT is not set, as here.
+    expect(containerPort(container, "metrics")).toBe(port + METRICS_PORT_SHIFT);
   });
 
   test("its pods get exactly the topology's environment, and their instance id from their pod's name", () => {
@@ -242,12 +246,16 @@ describe.each([...SERVICES])("the %s service", (service) => {
     expect(spread.map((c) => c.topologyKey)).toContain("kubernetes.io/hostname");
   });
 
-  test("a Service for its callers and a headless one for the gateway", () => {
+  test("a Service for its callers and a headless one for the gateway and for scraping each pod's metrics", () => {
     const plain = find<Service>("Service", kubernetesServiceName(service));
     const headless = find<Service>("Service", kubernetesPodsName(service));
     expect(plain.spec.clusterIP).toBeUndefined();
     expect(headless.spec.clusterIP).toBe("None");
-    for (const s of [plain, headless]) expect(s.spec.ports.map((p) => p.port)).toEqual([port]);
+    expect(plain.spec.ports.map((p) => p.port)).toEqual([port]);
+    expect(headless.spec.ports.map((p) => [p.port, containerPort(container, p.targetPort!)])).toEqual([
+      [port, port],
+      [port + METRICS_PORT_SHIFT, port + METRICS_PORT_SHIFT],
+    ]);
   });
 
   test("its Redis: one pod of the Redis image, recovering through start_redis_with_recovery.sh before its port opens", () => {
@@ -315,7 +323,7 @@ describe("the gateway", () => {
       const [host, port] = options.upstreams[service][0]!.split(":");
       const headless = find<Service>("Service", host!);
       expect(headless.spec.clusterIP).toBe("None");
-      expect(headless.spec.ports.map((p) => p.port)).toEqual([Number(port)]);
+      expect(headless.spec.ports[0]?.port).toBe(Number(port));
       expect(
         selects(
           headless.spec.selector,
@@ -396,6 +404,21 @@ describe("network policies", () => {
       expect(reached.sort()).toEqual(reachers(name).sort());
     },
   );
+
+  test.each(SERVICES.map((s) => [s] as const))("%s's metrics port is reached by Prometheus's pods only", (service) => {
+    const target = workloads.find((w) => w.metadata.name === service)!;
+    const metrics = containerPort(containerOf(target), "metrics")!;
+    const prometheus: Labels = { "app.kubernetes.io/name": "prometheus" };
+    const sources: [string, Labels][] = [
+      ["prometheus", prometheus],
+      ["outsider", outsider],
+      ...workloads.map((w): [string, Labels] => [w.metadata.name, podLabels(w.metadata.name)]),
+    ];
+    const reached = sources.filter(([, labels]) =>
+      allowed(policies, labels, target.spec.template.metadata.labels, metrics),
+    );
+    expect(reached.map(([name]) => name)).toEqual(["prometheus"]);
+  });
 
   test("the evaluator itself: with no policy, everyone reaches everyone", () => {
     expect(allowed([], outsider, podLabels(redisName("stock" as ServiceName)), t.ports.redis.stock)).toBe(true);

@@ -1,12 +1,10 @@
 /**
  * Two shapes measured in turns, so that a fraction of one over the other compares like with like.
- * This machine's speed drifts over a run (the same code measures from 0.7 to 1.3 ms of CPU per
- * checkout from one run to the next): measured one after the other, the skeleton could meet a fast
- * stretch and uniform a slow one. In turns of a few seconds, in the order A B B A A B B A, a drift
- * weighs on both alike. Both stacks are up for the whole time, and the one at rest takes a little
- * of the other's windows: a real stack 40-60 ms of CPU per second (2-3 % of the machine, its upkeep
- * timers), as much right after one of its windows as long after, a skeleton stack 24 ms (1 %). The
- * ratio of uniform to the skeleton reads at most 1-2 % high for it.
+ * A machine's speed drifts over a run (docs/benchmarks.md#comparing-versions): measured one after
+ * the other, the skeleton could meet a fast stretch and uniform a slow one. In turns of a few
+ * seconds, in the order A B B A A B B A, a drift weighs on both alike. Both stacks are up for the
+ * whole time, and the one at rest takes a little of the other's windows (its upkeep timers), which
+ * makes the ratio of uniform to the skeleton read slightly high (docs/benchmarks.md#the-benchmark).
  */
 import type { ShapeResult } from "../report";
 import type { PreparedShape, ShapeContext } from "./measure";

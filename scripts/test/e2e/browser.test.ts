@@ -4,7 +4,7 @@
  * second move above zero while its conservation meter holds; a killed service's restart count goes up.
  *
  * With CHECKOUT_DASHBOARD_SCREENSHOT=<file.png> it also saves the dashboard under load there (the
- * README's picture, docs/dashboard.png).
+ * picture in docs/design.md, docs/dashboard.png).
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { REPO_ROOT } from "../../../common/src/config";

@@ -1,5 +1,5 @@
 /**
- * The Guarantees of the README, tested the hard way: a real stack (two replicas of each service),
+ * The Guarantees (docs/design.md), tested the hard way: a real stack (two replicas of each service),
  * checkouts streaming through the gateway, and SIGKILL for one process at a time — a service
  * replica, each Redis, the gateway, a Redis with its data folder wiped — plus crash points inside
  * the saga, inside a commit, and in the log writers, each followed by a Redis wiped and rebuilt
