@@ -1,5 +1,5 @@
 /**
- * Prometheus scrape configurations, rendered from the topology (scripts/lib/topology.ts): every
+ * Prometheus scrape configurations, rendered from the topology (deploy/topology.ts): every
  * service replica's metrics port, with the internal secret as a bearer token.
  *
  *   deploy/prometheus.yml          the local stack (`bun run up`): 127.0.0.1, the secret in .state/
@@ -14,8 +14,6 @@ import { SERVICES } from "../common/src/config";
 import { INTERNAL_SECRET_FILE } from "../scripts/lib/stack";
 import {
   COMPOSE_HOSTS,
-  COMPOSE_SECRET_FILE,
-  composeTopology,
   LOCAL_HOSTS,
   metricsPort,
   replicaIndexes,
@@ -23,7 +21,8 @@ import {
   topology,
   type Hosts,
   type Topology,
-} from "../scripts/lib/topology";
+} from "./topology";
+import { COMPOSE_SECRET_FILE, composeTopology } from "./deployments";
 import { DEFAULT_REPLICAS } from "../scripts/lib/cli";
 
 /** How often Prometheus asks each process: the dashboard's own pace. */

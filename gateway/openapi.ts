@@ -15,7 +15,7 @@ import { addServiceRoutes } from "../common/src/service";
 import { orderApp } from "../order/src/app";
 import { paymentApp } from "../payment/src/app";
 import { stockApp } from "../stock/src/app";
-import { PUBLIC_PREFIX } from "./render";
+import { PUBLIC_PREFIX } from "./paths";
 
 export const OPENAPI_FILE = new URL("./public/openapi.json", import.meta.url).pathname;
 
@@ -38,7 +38,7 @@ const NO_SECRET = "-".repeat(MIN_INTERNAL_SECRET_LENGTH);
 /** Each service's app, with its public routes as the gateway exposes them (internal ones included; see publicApi). */
 export function serviceApps(): Record<ServiceName, Hono> {
   const apps: Record<ServiceName, Hono> = {
-    order: orderApp(noState, noState, noState, noState, NO_SECRET),
+    order: orderApp(noState, NO_SECRET),
     stock: stockApp(noState, NO_SECRET),
     payment: paymentApp(noState, NO_SECRET),
   };

@@ -3,11 +3,14 @@
  *
  * The local stack renders it into its state folder on every start; `gateway/nginx.compose.conf` is
  * the same function rendered for compose's host names and committed (regenerate it with
- * `bun gateway/render.ts`; scripts/test/compose-equivalence.test.ts fails if the two drift apart).
+ * `bun gateway/render.ts`; scripts/test/compose-equivalence.test.ts fails if the two drift apart),
+ * and so is deploy/k8s/gateway/nginx.conf for Kubernetes. The options of each deployment are in
+ * options.ts, read off the topology (deploy/topology.ts); the paths in paths.ts; the bounds and
+ * timeouts in limits.ts; each service's locations in locations.ts.
  *
  * Routing: `/orders/*` → order, `/stock/*` → stock, `/payment/*` → payment, the first path segment
  * stripped. Which requests nginx may re-send to another replica is the one decision here that touches
- * correctness; see `retryPolicy` below.
+ * correctness; see `retryPolicy` in locations.ts.
  *
  * Replicas are active/standby by default: the first replica of a service takes every request, the
  * others stand by for when it dies. On two cores one busy process per service is faster than two
@@ -29,119 +32,31 @@
  * connections in Debian's nginx 1.22; and Docker's DNS can take seconds to say that a stopped
  * container's name is gone, which every request would then wait for. `server … resolve` needs 1.27.3.)
  */
-import { DEFAULT_BALANCING, TIMING, type Balancing, type ServiceName, SERVICES } from "../common/src/config";
+import { DEFAULT_BALANCING, type Balancing, type ServiceName, SERVICES } from "../common/src/config";
 import { SERVED_METHODS } from "../common/src/http";
-
-/** The public path prefix of each service (the order service is the one whose prefix is plural). */
-export const PUBLIC_PREFIX: Readonly<Record<ServiceName, string>> = {
-  order: "orders",
-  stock: "stock",
-  payment: "payment",
-};
-
-/**
- * Paths (after the prefix) answered by GET, i.e. reads that may safely be asked of a second replica.
- * Everything else under a prefix is a POST that changes state.
- */
-export const READ_PATHS: Readonly<Record<ServiceName, readonly string[]>> = {
-  order: ["find/"],
-  stock: ["find/"],
-  payment: ["find_user/"],
-};
-
-/** The path (after the prefix) where the order service takes checkouts. */
-export const CHECKOUT_PATH = "checkout/";
-/** The path (after the prefix) of every service's batch_init. */
-export const BATCH_INIT_PATH = "batch_init/";
-
-/** Idle connections to the replicas of one upstream that each nginx worker keeps open for reuse. */
-export const UPSTREAM_KEEPALIVE_CONNECTIONS = 128;
-/**
- * How long an idle upstream connection is kept. It must stay below the services' own idle timeout
- * (TIMING.serviceIdleTimeoutS): if the service closes first, nginx may send a request on a connection
- * that is being closed, and a POST that is not retried then fails with 502.
- */
-export const UPSTREAM_KEEPALIVE_TIMEOUT_S = 5;
-/** Requests served over one keep-alive connection (client or upstream) before nginx closes it. */
-export const KEEPALIVE_REQUESTS = 100_000;
-/**
- * Connecting to a replica. Its kernel accepts the connection, so a live replica accepts within a
- * millisecond however busy it is; no connection by then means its address leads nowhere (a container
- * that stopped), and the request goes on to the next replica.
- */
-export const PROXY_CONNECT_TIMEOUT_MS = 300;
-/**
- * How long the active replica is passed over after it failed a request: one request in each such
- * period finds out whether it is back. A crashed replica is running again within about two seconds;
- * the rest of the period lets it finish starting before it takes every request again (the order
- * service's peers wait as long, TIMING.peerRejoinAfterMs), while the standby, warm by then, serves.
- * The standbys are never benched, so a service always has a replica to try (with every replica
- * benched, nginx would answer 502 without trying any).
- */
-export const ACTIVE_BENCH_S = 5;
-/**
- * Any request but checkout: a service answers within its optimistic-transaction budget, plus a peer
- * call for addItem; the margin keeps nginx from cutting off an answer that is about to come.
- */
-export const PROXY_READ_TIMEOUT_S = Math.ceil(TIMING.transactionBudgetMs / 1000) + 20;
-/**
- * Checkout waits up to `TIMING.checkoutAnswerDeadlineMs` for its saga's outcome before answering;
- * nginx must wait longer than that, or clients would see a 504 for an outcome the service could decide.
- */
-export const CHECKOUT_READ_TIMEOUT_S = Math.max(60, Math.ceil(TIMING.checkoutAnswerDeadlineMs / 1000) + 30);
-/**
- * A batch_init answers once every entity it creates is written and logged: tens of seconds for the
- * most orders one may create (BATCH_INIT_MAX, common/src/http.ts; docs/benchmarks.md#batch_init).
- * Cut off sooner, the client would get a 504 for a batch_init that goes on and completes. Just below
- * the services' idle timeout, which bounds any request, so that nginx answers a JSON 504 first.
- */
-export const BATCH_INIT_READ_TIMEOUT_S = TIMING.serviceIdleTimeoutS - 5;
-/**
- * Attempts for one checkout: the first replica, and one other if the first died under it. More would
- * only multiply the client's worst-case wait.
- */
-export const CHECKOUT_TRIES = 2;
-/** Request bodies are empty in this API; anything larger is a mistake or an attack. */
-export const CLIENT_MAX_BODY_SIZE = "16k";
-/** Per worker; every proxied request holds two connections (client and upstream). */
-export const WORKER_CONNECTIONS = 8192;
-
-export type GatewayConfigOptions = {
-  /** The port clients connect to. */
-  listenPort: number;
-  /** The address to listen on; omitted: every interface (inside a container). The local stack passes 127.0.0.1. */
-  listenAddress?: string;
-  /** `host:port` of every replica of each service. */
-  upstreams: Readonly<Record<ServiceName, readonly string[]>>;
-  /**
-   * A folder for nginx's pid file and temp folders. Omitted: nginx's compiled-in paths (right in the
-   * nginx image; not writable by a non-root user on a developer machine).
-   */
-  runtimeDir?: string;
-  /** Default "auto" (one worker per core). */
-  workerProcesses?: number | "auto";
-  /** The folder holding gateway/public's files (the pages below). Default: where the gateway's image keeps them. */
-  staticRoot?: string;
-  /** How requests are spread over a service's replicas; default active-standby. */
-  balancing?: Balancing;
-};
-
-/** Where gateway/Dockerfile copies gateway/public. */
-export const IMAGE_STATIC_ROOT = "/usr/share/checkout/public";
-
-/**
- * The gateway's own pages, served from gateway/public, read-only and the same for everyone: the
- * OpenAPI document (gateway/openapi.ts), its reference page, and the live dashboard (which reads the
- * aggregate figures of GET /orders/stats). No service's internal endpoint or metrics port is among them.
- */
-export const PAGES = { openApi: "/openapi.json", docs: "/docs", dashboard: "/dashboard" } as const;
+import { KUBERNETES_GATEWAY_CONFIG } from "../deploy/deployments";
+import {
+  ACTIVE_BENCH_S,
+  CLIENT_MAX_BODY_SIZE,
+  KEEPALIVE_REQUESTS,
+  PROXY_CONNECT_TIMEOUT_MS,
+  PROXY_READ_TIMEOUT_S,
+  UPSTREAM_KEEPALIVE_CONNECTIONS,
+  UPSTREAM_KEEPALIVE_TIMEOUT_S,
+  WORKER_CONNECTIONS,
+} from "./limits";
+import { errorJson, renderServiceLocations } from "./locations";
+import {
+  composeGatewayOptions,
+  IMAGE_STATIC_ROOT,
+  kubernetesGatewayOptions,
+  type GatewayConfigOptions,
+} from "./options";
+import { PAGES, PUBLIC_PREFIX } from "./paths";
 
 /** The file types of gateway/public. */
 const STATIC_TYPES =
   "types { text/html html; text/css css; text/javascript js; application/json json; image/png png; }";
-
-/** The retry policy of a location: when nginx may hand a request that failed to another replica. */
-type RetryPolicy = "read" | "checkout" | "write" | "bulk";
 
 /** The nginx.conf text for the given replicas. Pure: the same options always give the same text. */
 export function renderGatewayConfig(options: GatewayConfigOptions): string {
@@ -331,79 +246,8 @@ function renderErrorPages(): string[] {
   ]);
 }
 
-function renderServiceLocations(service: ServiceName): string[] {
-  const prefix = PUBLIC_PREFIX[service];
-  const location = (path: string, policy: RetryPolicy, exact = false): string[] => [
-    `        location ${exact ? "= " : ""}/${prefix}/${path} {`,
-    ...retryPolicy(policy).map((line) => `            ${line}`),
-    `            proxy_pass http://${service}$service_path;`,
-    "        }",
-  ];
-  /**
-   * A prefix location ending in a slash makes nginx answer its path without the slash with a 301 to
-   * the slashed one; clients that count any non-4xx checkout as a success would take that for a
-   * payment. So each such path gets an exact location of its own, answering 404 as a service would.
-   */
-  const withoutSlash = (path: string): string[] => [
-    `        location = /${prefix}${path ? `/${path.slice(0, -1)}` : ""} { return 404 '${errorJson("not_found", `no such path: try /${prefix}/${path}...`)}'; }`,
-  ];
-  // Every other path is a write, served by the catch-all location of the prefix.
-  const routes: Array<[path: string, policy: RetryPolicy]> = [
-    ...READ_PATHS[service].map((path): [string, RetryPolicy] => [path, "read"]),
-    [BATCH_INIT_PATH, "bulk"],
-    ...(service === "order" ? [[CHECKOUT_PATH, "checkout"] as [string, RetryPolicy]] : []),
-  ];
-  return [
-    "",
-    `        # ${service} service: /${prefix}/x → http://${service}/x`,
-    ...["", ...routes.map(([path]) => path)].flatMap(withoutSlash),
-    ...location("", "write"),
-    ...location("health", "read", true),
-    ...routes.flatMap(([path, policy]) => location(path, policy)),
-  ];
-}
-
-/**
- * When a request may be handed to another replica after the first one failed.
- *
- * - read: GETs change nothing; retrying on a connection error or a timeout is always safe.
- * - write, bulk: a POST that reached a replica may have been applied even if no answer came back
- *   (`/stock/subtract` twice takes the stock twice), so it is never re-sent: without
- *   `non_idempotent`, nginx passes a POST on only when it could not be sent at all (connection
- *   refused by a dead replica), which is safe. One that was sent and then lost gets a 502.
- * - checkout: the one POST that may be re-sent, even after it reached a replica that then died
- *   (`non_idempotent`), because checkout is idempotent by design: a second checkout of the same order
- *   joins or finds the saga of the first and never charges twice. Re-sending turns the death of an
- *   order replica mid-checkout into a slower 200/409 instead of a 502 the client cannot interpret.
- */
-function retryPolicy(policy: RetryPolicy): string[] {
-  switch (policy) {
-    case "read":
-      return ["proxy_next_upstream error timeout;"];
-    case "write":
-      return ["proxy_next_upstream error timeout;"];
-    case "bulk":
-      return ["proxy_next_upstream error timeout;", `proxy_read_timeout ${BATCH_INIT_READ_TIMEOUT_S}s;`];
-    case "checkout":
-      return [
-        "proxy_next_upstream error timeout non_idempotent;",
-        `proxy_next_upstream_tries ${CHECKOUT_TRIES};`,
-        `proxy_read_timeout ${CHECKOUT_READ_TIMEOUT_S}s;`,
-      ];
-  }
-}
-
-/** A JSON error body for an nginx `return` (single-quoted there, so the text must hold no quote). */
-function errorJson(error: string, message: string): string {
-  if (/['"\\]/.test(message)) throw new Error(`errorJson: quote in message: ${message}`);
-  return JSON.stringify({ error, message });
-}
-
 /** The committed renderings: compose's gateway image, and Kubernetes' gateway ConfigMap (deploy/k8s/). */
 if (import.meta.main) {
-  const { composeGatewayOptions, kubernetesGatewayOptions, KUBERNETES_GATEWAY_CONFIG } = await import(
-    "../scripts/lib/topology"
-  );
   const renderings = [
     [new URL("./nginx.compose.conf", import.meta.url).pathname, composeGatewayOptions()],
     [KUBERNETES_GATEWAY_CONFIG, kubernetesGatewayOptions()],

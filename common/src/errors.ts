@@ -47,3 +47,15 @@ export const badInput = (message: string) => new AppError(400, "invalid_input", 
 export const refused = (code: ErrorCode, message: string) => new AppError(409, code, message);
 
 export const notFound = (code: ErrorCode, message: string) => new AppError(404, code, message);
+
+/** What the API names by id: an id that names none is refused 404 `unknown_<entity>`. */
+export type Entity = "item" | "user" | "order";
+
+export const unknown = (entity: Entity, id: string) =>
+  notFound(`unknown_${entity}` as const, `${entity} ${id} does not exist`);
+
+/** Find-or-404: the entity `id` names, read (null where there is none), or its 404. */
+export function found<T>(entity: Entity, id: string, value: T | null | undefined): T {
+  if (value === null || value === undefined) throw unknown(entity, id);
+  return value;
+}

@@ -85,9 +85,15 @@ export const BATCH_INIT_MAX = 1_000_000;
 export const batchInitCount = () =>
   nonNegativeInteger("n").pipe(z.number().max(BATCH_INIT_MAX, `n must be at most ${BATCH_INIT_MAX}`));
 
-/** Ids are opaque strings; this bounds them so a key can never be huge or contain separators. */
+/**
+ * Ids are opaque strings; this bounds them so a key can never be huge or contain separators. The one
+ * definition: public paths (entityId) and internal steps (internal.ts) both check it.
+ */
+export const ID_PATTERN = "[A-Za-z0-9_-]{1,64}";
+export const ENTITY_ID = new RegExp(`^${ID_PATTERN}$`);
+
 export const entityId = (name: string) =>
-  z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, `${name} must be 1-64 letters, digits, '-' or '_'`);
+  z.string().regex(ENTITY_ID, `${name} must be 1-64 letters, digits, '-' or '_'`);
 
 /**
  * Validates path parameters; a failure is a 400 with the problems named. The validator is

@@ -10,7 +10,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { answerableError, describeIssues } from "./http";
+import { answerableError, describeIssues, ENTITY_ID, ID_PATTERN } from "./http";
 import { MAX_INTEGER } from "./limits";
 import { AppError, badInput, type ErrorCode } from "./errors";
 import type { StepAnswer, StepState } from "./saga-step";
@@ -56,11 +56,11 @@ export function internalOnly(secret: string): MiddlewareHandler {
 const opId = z
   .string()
   .regex(
-    /^[A-Za-z0-9_-]{1,64}:\d{1,9}(\.[A-Za-z0-9-]{1,16})?(@\d{1,15})?$/,
+    new RegExp(`^${ID_PATTERN}:\\d{1,9}(\\.[A-Za-z0-9-]{1,16})?(@\\d{1,15})?$`),
     "op_id must be <order id>:<attempt>[.<nonce>][@<start, ms since the epoch>]",
   );
 
-const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const id = z.string().regex(ENTITY_ID);
 const count = z.number().int().min(1).max(MAX_INTEGER);
 const amount = z.number().int().min(0).max(MAX_INTEGER);
 

@@ -10,11 +10,15 @@
  * is refused with `operation_cancelled`. Records expire (retention.ts): a call that finds none once
  * it may have expired is refused with `operation_expired`, and a call that finds one still `applied`
  * keeps it longer.
+ *
+ * `participantSteps` runs them on a participant's store: a participant names each step's entity keys,
+ * its payload and its rule (stock.ts, payment.ts), and nothing else.
  */
 import { AppError, refused } from "./errors";
+import { keys } from "./keyspace";
 import { VERSION_FIELD, versionOf, type Hash, type Writes } from "./log";
-import { renewed, stamped, unrecordedRefusal, type StepClock } from "./retention";
-import type { Decision, Store } from "./store";
+import { renewed, stamped, unrecordedRefusal, type StepClock, type StepRetention } from "./retention";
+import type { Decision, Snapshot, Store } from "./store";
 
 export type StepState = "applied" | "refused" | "compensated" | "cancelled";
 
@@ -124,4 +128,46 @@ export function compensateStep(
 export async function settled(store: Store, answer: StepAnswer): Promise<StepAnswer> {
   if (answer.repeatOf !== undefined) await store.untilCommittedDurable();
   return answer;
+}
+
+/**
+ * A participant's forward step and compensation on its store: each is one transaction over the step's
+ * record and `touched` (the keys its rule reads and writes), answered once durable (see settled).
+ * `payload` is what the record keeps of the call, so that a compensation can check it names the same.
+ */
+export function participantSteps(store: Store, retention: StepRetention) {
+  const run = async (
+    op: string,
+    opId: string,
+    touched: readonly string[],
+    decide: (opKey: string, record: Hash | null, clock: StepClock, snapshot: Snapshot) => Decision<StepAnswer>,
+  ): Promise<StepAnswer> => {
+    const opKey = keys.operation(opId);
+    const answer = await store.transact(op, [opKey, ...touched], (snapshot) =>
+      decide(opKey, snapshot.get(opKey) ?? null, { opId, now: Date.now(), retention }, snapshot),
+    );
+    return settled(store, answer);
+  };
+  return {
+    forward: (
+      op: string,
+      opId: string,
+      touched: readonly string[],
+      payload: Hash,
+      apply: (snapshot: Snapshot) => Writes | AppError,
+    ) =>
+      run(op, opId, touched, (opKey, record, clock, snapshot) =>
+        forwardStep(opKey, record, payload, clock, () => apply(snapshot)),
+      ),
+    compensate: (
+      op: string,
+      opId: string,
+      touched: readonly string[],
+      payload: Hash,
+      undo: (applied: Hash, snapshot: Snapshot) => Writes | AppError,
+    ) =>
+      run(op, opId, touched, (opKey, record, clock, snapshot) =>
+        compensateStep(opKey, record, payload, clock, (applied) => undo(applied, snapshot)),
+      ),
+  };
 }

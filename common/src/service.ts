@@ -1,12 +1,17 @@
-/** Start-up shared by the three services: config, store, health, serve, and a clean stop. */
+/**
+ * The one shape of a service. Each service exports `build(config, deps)` (its src/service.ts), which
+ * wires its app, stores, peers and background work; its main.ts loads the config, connects, builds
+ * and serves, and the tests build it the same way (common/test/support/service.ts).
+ */
 import type { Hono } from "hono";
+import { z } from "zod";
 import { loadConfig, TIMING, type ServiceConfig, type ServiceName } from "./config";
 import { armFaults } from "./faults";
-import { collectProcessMetrics, metricsText, registry } from "./metrics";
-import { z } from "zod";
 import { createApp, documented } from "./http";
 import { internalOnly } from "./internal";
+import { collectProcessMetrics, metricsText, registry } from "./metrics";
 import { OVERVIEW_PATH, readOverview, recordStart } from "./overview";
+import type { StepRetention } from "./retention";
 import { Store } from "./store";
 
 /** How long a stopping service lets requests in flight finish before it exits anyway. */
@@ -23,6 +28,22 @@ const LISTEN_WITHOUT_REDIS_AFTER_MS = 1_000;
 
 /** Answers 200 while the service and its Redis answer, 503 otherwise: health checks and probes ask it. */
 export const HEALTH_PATH = "/health";
+
+/**
+ * What a service is built on. `retention`: how stock and payment keep saga step records,
+ * stepRetention(config) unless a test gives its own.
+ */
+export type ServiceDeps = { store: Store; retention?: StepRetention };
+
+/** A built service: its app (every route, its own and addServiceRoutes'), and its background work. */
+export type Service = {
+  app: Hono;
+  /** Once it listens and its Redis answers: starts its background work (the order service's sweeps). */
+  start?: () => Promise<void>;
+  /** Before it stops listening: lets the work it drives finish, and stops its background work. */
+  stop?: () => Promise<void>;
+};
+
 /**
  * The routes every service has besides its own: `GET /health`, and `GET /internal/overview` (its
  * processes' starts and conservation totals, for the dashboard; internal secret required).
@@ -44,30 +65,34 @@ export function addServiceRoutes(
   app.get(OVERVIEW_PATH, internalOnly(internalSecret), async (c) => c.json(await readOverview(store.client)));
 }
 
-export type ServiceParts = { app: Hono; onStarted?: () => void; onStopping?: () => Promise<void> | void };
-
-export async function runService(
-  service: ServiceName,
-  build: (config: ServiceConfig, store: Store) => ServiceParts | Promise<ServiceParts>,
-): Promise<void> {
+/** The service's config, from the environment; its fault point armed (faults.ts). */
+export function configFor(service: ServiceName): ServiceConfig {
   const config = loadConfig(service);
   armFaults(config.faultPoint, config.faultDir, config.instanceId);
-  const store = Store.connecting(config);
-  const parts = await build(config, store);
-  addServiceRoutes(parts.app, service, store, config.internalSecret);
+  return config;
+}
+
+/** Its Redis, still being connected: the service listens before it answers (see LISTEN_WITHOUT_REDIS_AFTER_MS). */
+export function connect(config: ServiceConfig): ServiceDeps {
+  return { store: Store.connecting(config) };
+}
+
+/** Serves a built service until SIGTERM or SIGINT, then stops it cleanly. */
+export async function serve(config: ServiceConfig, deps: ServiceDeps, service: Service): Promise<void> {
+  const { store } = deps;
   await Promise.race([store.connected(), Bun.sleep(LISTEN_WITHOUT_REDIS_AFTER_MS)]);
   const server = Bun.serve({
     port: config.port,
     hostname: config.bindAddress,
-    fetch: parts.app.fetch,
+    fetch: service.app.fetch,
     idleTimeout: TIMING.serviceIdleTimeoutS,
   });
   const metricsServer = serveMetrics(config);
   await store.connected();
   await recordStart(store.client, config.instanceId).catch(() => {});
-  parts.onStarted?.();
+  void service.start?.();
   console.log(
-    `[${config.instanceId}] ${service} service listening on :${server.port}, metrics on :${metricsServer.port}`,
+    `[${config.instanceId}] ${config.service} service listening on :${server.port}, metrics on :${metricsServer.port}`,
   );
 
   let stopping = false;
@@ -75,7 +100,7 @@ export async function runService(
     if (stopping) return;
     stopping = true;
     const forced = setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS);
-    await parts.onStopping?.();
+    await service.stop?.();
     await server.stop();
     await metricsServer.stop();
     await store.close();

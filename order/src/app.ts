@@ -1,9 +1,7 @@
 /**
- * Order routes: validation and HTTP shapes, and the calls that join the parts. addItem asks stock for
- * the item's price before orders.ts adds it; checkout runs the saga (saga.ts) and counts its outcome.
- * The rules live in orders.ts.
+ * Order routes: validation and HTTP shapes only. What each route does is in handlers.ts, the rules in
+ * orders.ts, checkout in saga.ts.
  */
-import { AppError, notFound } from "@checkout/common/errors";
 import {
   batchInitCount,
   createApp,
@@ -14,30 +12,20 @@ import {
   validParams,
 } from "@checkout/common/http";
 import { internalOnly } from "@checkout/common/internal";
-import { metrics } from "@checkout/common/metrics";
 import { z } from "zod";
-import type { OrderStore } from "./orders";
-import type { Peers } from "./peers";
-import type { Checkout } from "./saga";
-import { sagasInFlight } from "./sagas-in-flight";
-import { statsBody, type StatsSource } from "./stats";
+import type { OrderHandlers } from "./handlers";
+import { statsBody } from "./stats";
 
 const orderId = z.object({ order_id: entityId("order_id") });
 
-export function orderApp(
-  orders: OrderStore,
-  checkout: Checkout,
-  peers: Peers,
-  stats: StatsSource,
-  internalSecret: string,
-) {
+export function orderApp(handlers: OrderHandlers, internalSecret: string) {
   const app = createApp("order");
 
   app.post(
     "/create/:user_id",
     documented("Creates an empty order for a user", z.object({ order_id: z.string() })),
     validParams(z.object({ user_id: entityId("user_id") })),
-    async (c) => c.json({ order_id: await orders.create(c.req.valid("param").user_id) }),
+    async (c) => c.json({ order_id: await handlers.create(c.req.valid("param").user_id) }),
   );
 
   app.get(
@@ -56,7 +44,7 @@ export function orderApp(
     validParams(orderId),
     async (c) => {
       const { order_id } = c.req.valid("param");
-      const order = await orders.find(order_id);
+      const order = await handlers.find(order_id);
       return c.json({
         order_id,
         paid: order.paid,
@@ -83,14 +71,7 @@ export function orderApp(
     ),
     async (c) => {
       const { order_id, item_id, quantity } = c.req.valid("param");
-      // Cheap refusals first: no call to stock for an order that does not exist or cannot change.
-      await orders.find(order_id);
-      const item = await peers.stock.get(`/find/${item_id}`);
-      if (item.kind === "refused")
-        throw item.error.status === 404 ? notFound("unknown_item", `item ${item_id} does not exist`) : item.error;
-      if (item.kind === "unknown")
-        throw new AppError(503, "peer_unavailable", `could not look up item ${item_id}: ${item.reason}`);
-      const order = await orders.addItem(order_id, item_id, quantity, Number(item.body.price));
+      const order = await handlers.addItem(order_id, item_id, quantity);
       return c.json({ order_id, total_cost: order.totalCost });
     },
   );
@@ -105,12 +86,7 @@ export function orderApp(
     validParams(orderId),
     async (c) => {
       const { order_id } = c.req.valid("param");
-      metrics.checkoutsInFlight.inc();
-      const outcome = await checkout.checkout(order_id).finally(() => metrics.checkoutsInFlight.dec());
-      metrics.checkouts.inc(
-        outcome.paid ? { outcome: "paid", reason: "" } : { outcome: "refused", reason: outcome.error.code },
-      );
-      if (!outcome.paid) throw outcome.error;
+      await handlers.checkout(order_id);
       return c.json({ order_id, paid: true });
     },
   );
@@ -130,7 +106,7 @@ export function orderApp(
     ),
     async (c) => {
       const { n, n_items, n_users, item_price } = c.req.valid("param");
-      await orders.batchInit(n, n_items, n_users, item_price);
+      await handlers.batchInit(n, n_items, n_users, item_price);
       return c.json({ msg: `${n} orders created` });
     },
   );
@@ -138,15 +114,12 @@ export function orderApp(
   app.get(
     "/stats",
     documented("The dashboard's live figures: aggregate and read-only, nothing per order or per user", statsBody),
-    async (c) => c.json(await stats.current()),
+    async (c) => c.json(await handlers.stats()),
   );
 
   app.use("/internal/*", internalOnly(internalSecret));
 
-  app.get("/internal/sagas", async (c) => {
-    const found = await orders.findMany(await orders.unfinishedSagas());
-    return c.json(sagasInFlight(found, Date.now(), checkout.lastStepError));
-  });
+  app.get("/internal/sagas", async (c) => c.json(await handlers.sagasInFlight()));
 
   return app;
 }

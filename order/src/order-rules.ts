@@ -3,7 +3,7 @@
  * owning its saga). The state changes on Redis that apply them are in orders.ts; the saga record's own
  * rules in saga-record.ts.
  */
-import { type AppError, badInput, notFound, refused } from "@checkout/common/errors";
+import { type AppError, badInput, refused, unknown } from "@checkout/common/errors";
 import { MAX_ITEMS_PER_STEP } from "@checkout/common/internal";
 import { MAX_INTEGER } from "@checkout/common/limits";
 import { operationId } from "@checkout/common/retention";
@@ -56,8 +56,6 @@ export const newOrder = (userId: string, items: Array<[string, number]> = [], to
   saga: NO_SAGA,
 });
 
-export const unknownOrder = (id: string) => notFound("unknown_order", `order ${id} does not exist`);
-
 export function withItem(
   order: Order | null,
   orderId: string,
@@ -65,7 +63,7 @@ export function withItem(
   quantity: number,
   price: number,
 ): Order | AppError {
-  if (!order) return unknownOrder(orderId);
+  if (!order) return unknown("order", orderId);
   if (order.paid) return refused("order_already_paid", `order ${orderId} is paid; items can no longer be added`);
   if (isUnfinished(order.saga)) return refused("checkout_in_progress", `order ${orderId} is being checked out`);
   if (order.items.length >= MAX_ITEMS_PER_STEP)
@@ -105,7 +103,7 @@ export function startCheckout(
   goneDrivers: ReadonlySet<string> = NO_DRIVERS,
   resume?: string,
 ): Decision<CheckoutStart | AppError> & { order?: Order } {
-  if (!order) return { result: unknownOrder(orderId) };
+  if (!order) return { result: unknown("order", orderId) };
   if (order.paid) return { result: { kind: "paid" } };
   const saga = order.saga;
   if (resume !== undefined && !(isUnfinished(saga) && saga.opId === resume)) return { result: { kind: "ended" } };

@@ -3,7 +3,7 @@
  * (order-rules.ts) or a saga transition (saga-record.ts), and the reads the saga engine needs (the
  * unfinished sagas, the drivers' liveness).
  */
-import { AppError } from "@checkout/common/errors";
+import { AppError, found } from "@checkout/common/errors";
 import { keys, parseStored } from "@checkout/common/keyspace";
 import { throwOnReplyError } from "@checkout/common/redis";
 import type { Redis } from "ioredis";
@@ -18,15 +18,11 @@ import {
   orderCodec,
   ownsSaga,
   startCheckout,
-  unknownOrder,
   withItem,
 } from "./order-rules";
 import { isOrphaned, needsLiveness, type SagaChange, type SagaRecord } from "./saga-record";
 
-function orderOrNotFound(id: string, hash: Hash | null): Order {
-  if (!hash) throw unknownOrder(id);
-  return orderCodec.decode(hash);
-}
+const orderOrNotFound = (id: string, hash: Hash | null): Order => orderCodec.decode(found("order", id, hash));
 
 export function createOrders(store: Store, instanceId: string, leaseMs: number) {
   const change = (op: string, id: string, rule: (order: Order | null) => Order | AppError) =>

@@ -1,8 +1,6 @@
-import { stepRetention } from "@checkout/common/retention";
-import { runService } from "@checkout/common/service";
-import { paymentApp } from "./app";
-import { createPayment } from "./payment";
+import { configFor, connect, serve } from "@checkout/common/service";
+import { build } from "./service";
 
-await runService("payment", (config, store) => ({
-  app: paymentApp(createPayment(store, stepRetention(config)), config.internalSecret),
-}));
+const config = configFor("payment");
+const deps = connect(config);
+await serve(config, deps, build(config, deps));

@@ -2,12 +2,12 @@
  * Users and their credit: pure rules, and the state changes on Redis that apply them.
  * Credit never goes below zero, nor above MAX_INTEGER.
  */
-import { AppError, badInput, notFound, refused } from "@checkout/common/errors";
+import { AppError, badInput, found, refused, unknown } from "@checkout/common/errors";
 import { MAX_INTEGER } from "@checkout/common/limits";
 import { keys } from "@checkout/common/keyspace";
 import type { Writes } from "@checkout/common/log";
 import type { StepRetention } from "@checkout/common/retention";
-import { compensateStep, forwardStep, settled, type StepAnswer } from "@checkout/common/saga-step";
+import { participantSteps, type StepAnswer } from "@checkout/common/saga-step";
 import type { Codec, Store } from "@checkout/common/store";
 
 export type User = { credit: number };
@@ -19,16 +19,14 @@ export const userCodec: Codec<User> = {
 
 // ---- pure rules ----
 
-const unknownUser = (id: string) => notFound("unknown_user", `user ${id} does not exist`);
-
 export function credited(user: User | null, id: string, amount: number): User | AppError {
-  if (!user) return unknownUser(id);
+  if (!user) return unknown("user", id);
   if (user.credit + amount > MAX_INTEGER) return badInput(`credit of user ${id} would exceed ${MAX_INTEGER}`);
   return { credit: user.credit + amount };
 }
 
 export function charged(user: User | null, id: string, amount: number): User | AppError {
-  if (!user) return unknownUser(id);
+  if (!user) return unknown("user", id);
   if (user.credit < amount)
     return refused("insufficient_credit", `user ${id} has credit ${user.credit}, ${amount} requested`);
   return { credit: user.credit - amount };
@@ -41,6 +39,7 @@ function userWrite(id: string, next: User | AppError): Writes | AppError {
 // ---- state changes ----
 
 export function createPayment(store: Store, retention: StepRetention) {
+  const steps = participantSteps(store, retention);
   const userIn = (hash: Parameters<Codec<User>["decode"]>[0] | null | undefined) =>
     hash ? userCodec.decode(hash) : null;
 
@@ -51,11 +50,7 @@ export function createPayment(store: Store, retention: StepRetention) {
       return id;
     },
 
-    async find(id: string): Promise<User> {
-      const hash = await store.read(keys.user(id));
-      if (!hash) throw unknownUser(id);
-      return userCodec.decode(hash);
-    },
+    find: async (id: string): Promise<User> => userCodec.decode(found("user", id, await store.read(keys.user(id)))),
 
     addFunds: (id: string, amount: number) =>
       store.change("payment.add_funds", keys.user(id), userCodec, (u) => credited(u, id, amount)),
@@ -71,42 +66,24 @@ export function createPayment(store: Store, retention: StepRetention) {
     },
 
     /** Saga step: charges an order's total once per operation id. */
-    async charge(opId: string, userId: string, amount: number): Promise<StepAnswer> {
-      const opKey = keys.operation(opId);
+    charge(opId: string, userId: string, amount: number): Promise<StepAnswer> {
       const userKey = keys.user(userId);
       const payload = { user_id: userId, amount: String(amount) };
-      return settled(
-        store,
-        await store.transact("payment.charge", [opKey, userKey], (snapshot) =>
-          forwardStep(opKey, snapshot.get(opKey) ?? null, payload, { opId, now: Date.now(), retention }, () =>
-            userWrite(userId, charged(userIn(snapshot.get(userKey)), userId, amount)),
-          ),
-        ),
+      return steps.forward("payment.charge", opId, [userKey], payload, (snapshot) =>
+        userWrite(userId, charged(userIn(snapshot.get(userKey)), userId, amount)),
       );
     },
 
     /** Compensation of `charge`: refunds exactly what that operation charged, at most once. */
-    async refund(opId: string, userId: string, amount: number): Promise<StepAnswer> {
-      const opKey = keys.operation(opId);
+    refund(opId: string, userId: string, amount: number): Promise<StepAnswer> {
       const userKey = keys.user(userId);
       const payload = { user_id: userId, amount: String(amount) };
-      return settled(
-        store,
-        await store.transact("payment.refund", [opKey, userKey], (snapshot) =>
-          compensateStep(
-            opKey,
-            snapshot.get(opKey) ?? null,
-            payload,
-            { opId, now: Date.now(), retention },
-            (applied) => {
-              if (applied.user_id !== userId || applied.amount !== payload.amount) {
-                throw badInput(`operation ${opId} charged another user or amount than the refund names`);
-              }
-              return userWrite(userId, credited(userIn(snapshot.get(userKey)), userId, amount));
-            },
-          ),
-        ),
-      );
+      return steps.compensate("payment.refund", opId, [userKey], payload, (applied, snapshot) => {
+        if (applied.user_id !== userId || applied.amount !== payload.amount) {
+          throw badInput(`operation ${opId} charged another user or amount than the refund names`);
+        }
+        return userWrite(userId, credited(userIn(snapshot.get(userKey)), userId, amount));
+      });
     },
   };
 }

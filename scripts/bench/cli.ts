@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_BALANCING, type Balancing } from "../../common/src/config";
 import { balancingOf, DEFAULT_REPLICAS, UsageError as StackUsageError } from "../lib/cli";
-import { MAX_REPLICAS } from "../lib/topology";
+import { MAX_REPLICAS } from "../../deploy/topology";
 import type { ShapeName } from "./report";
 import { SOAK } from "./shapes/soak";
 

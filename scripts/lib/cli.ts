@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { BALANCINGS, DEFAULT_BALANCING, type Balancing } from "../../common/src/config";
 import type { ProcessInfo } from "./stack";
 import { defaultStateDir } from "./stack";
-import { MAX_REPLICAS } from "./topology";
+import { MAX_REPLICAS } from "../../deploy/topology";
 
 /**
  * Replicas of each service unless told otherwise: two, as in compose.yaml, so that a replica that dies

@@ -1,6 +1,6 @@
 /** Health probes: "is this Redis / service / gateway ready for traffic right now?" */
 import { createConnection } from "node:net";
-import { LOOPBACK } from "./topology";
+import { LOOPBACK } from "../../deploy/topology";
 
 /** One probe's budget; a process that cannot answer a ping this fast is not ready. */
 export const HEALTH_PROBE_TIMEOUT_MS = 1_000;

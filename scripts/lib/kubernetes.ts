@@ -17,7 +17,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { KUBERNETES_DIR } from "./topology";
+import { KUBERNETES_DIR } from "../../deploy/deployments";
 
 /** The few fields of the Kubernetes API that this file and the manifest tests read. */
 export type Probe = {

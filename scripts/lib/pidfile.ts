@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ProcessRole } from "./topology";
+import type { ProcessRole } from "../../deploy/topology";
 import {
   groupMembers,
   identify,

@@ -1,6 +1,6 @@
 /** Finding ports nobody listens on, so that a test's private stack can run beside a developer's. */
 import { createServer } from "node:net";
-import { allPorts, topology, LOOPBACK, type Replicas } from "./topology";
+import { allPorts, topology, LOOPBACK, type Replicas } from "../../deploy/topology";
 
 /**
  * Private stacks are shifted by a multiple of this, so that two of them (and the default stack) never

@@ -24,7 +24,7 @@ import { REPO_ROOT } from "../../common/src/config";
 import { assertNoRunningStack } from "./pidfile";
 import { busyPorts } from "./ports";
 import { requirePrograms } from "./prerequisites";
-import { allPorts, topology } from "./topology";
+import { allPorts, topology } from "../../deploy/topology";
 import type { Stack, StackOptions } from "./stack/api";
 import { Supervisor } from "./stack/supervisor";
 

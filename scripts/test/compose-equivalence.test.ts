@@ -16,26 +16,28 @@ import {
 } from "../../common/src/config";
 import { renderGatewayConfig } from "../../gateway/render";
 import { BASE_IMAGES } from "../lib/containers";
+import { composeGatewayOptions } from "../../gateway/options";
 import {
-  composeGatewayOptions,
   composeTopology,
-  processes,
-  redisEnv,
-  redisName,
-  replicaIndexes,
-  replicaName,
-  serviceEnv,
   COMPOSE_LOG_DIR,
   COMPOSE_PLACEMENT,
   COMPOSE_SECRET_FILE,
   COMPOSE_SECRET_MAKER,
   COMPOSE_REDIS_BIND,
   COMPOSE_REDIS_DIR,
+} from "../../deploy/deployments";
+import {
+  processes,
+  redisEnv,
+  redisName,
+  replicaIndexes,
+  replicaName,
+  serviceEnv,
   OPTIONAL_SERVICE_ENV_NAMES,
   ORDER_ENV_NAMES,
   SERVICE_ENV_NAMES,
   SHARED_SETTING_ENV_NAMES,
-} from "../lib/topology";
+} from "../../deploy/topology";
 
 type ComposeService = {
   build?: string | { context: string; dockerfile?: string; args?: Record<string, string> };

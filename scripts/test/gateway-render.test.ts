@@ -8,19 +8,15 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TIMING } from "../../common/src/config";
-import {
-  ACTIVE_BENCH_S,
-  BATCH_INIT_READ_TIMEOUT_S,
-  PROXY_CONNECT_TIMEOUT_MS,
-  renderGatewayConfig,
-} from "../../gateway/render";
+import { ACTIVE_BENCH_S, BATCH_INIT_READ_TIMEOUT_S, PROXY_CONNECT_TIMEOUT_MS } from "../../gateway/limits";
+import { renderGatewayConfig } from "../../gateway/render";
 import { httpOk } from "../lib/health";
 import { nginxCommand } from "../lib/nginx";
 import { stopGroup } from "../lib/pidfile";
 import { findFreePortOffset } from "../lib/ports";
 import { requirePrograms } from "../lib/prerequisites";
 import { identify, waitUntil, type ProcessIdentity } from "../lib/procfs";
-import { replicaPort, topology, LOOPBACK } from "../lib/topology";
+import { replicaPort, topology, LOOPBACK } from "../../deploy/topology";
 import { rawRequest, type RawAnswer } from "./support/raw-http";
 
 /** An nginx that does not answer its health check within this long is stuck. */

@@ -19,7 +19,8 @@ import {
   type Service,
   type Workload,
 } from "../lib/kubernetes";
-import { KUBERNETES_DIR, redisName } from "../lib/topology";
+import { KUBERNETES_DIR } from "../../deploy/deployments";
+import { redisName } from "../../deploy/topology";
 import {
   containerOf,
   find,

@@ -19,15 +19,12 @@ import {
   KUBERNETES_CLAIMS,
   KUBERNETES_GATEWAY_CONFIG,
   KUBERNETES_SECRET,
-  kubernetesGatewayOptions,
   kubernetesPodsName,
   kubernetesServiceEnv,
   kubernetesServiceName,
-  OPTIONAL_SERVICE_ENV_NAMES,
-  redisEnv,
-  redisName,
-  replicaPort,
-} from "../lib/topology";
+} from "../../deploy/deployments";
+import { kubernetesGatewayOptions } from "../../gateway/options";
+import { OPTIONAL_SERVICE_ENV_NAMES, redisEnv, redisName, replicaPort } from "../../deploy/topology";
 import { containerOf, envOf, find, GATEWAY, imageName, IMAGES, t, workloads } from "./support/kubernetes-objects";
 
 describe.each([...SERVICES])("the %s service", (service) => {

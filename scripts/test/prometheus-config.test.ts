@@ -5,7 +5,6 @@ import { composePrometheusConfig, localPrometheusConfig, PROMETHEUS_FILES } from
 import { DEFAULT_REPLICAS } from "../lib/cli";
 import {
   COMPOSE_HOSTS,
-  composeTopology,
   gatewayUpstreams,
   LOCAL_HOSTS,
   metricsPort,
@@ -13,7 +12,8 @@ import {
   topology,
   type Hosts,
   type Topology,
-} from "../lib/topology";
+} from "../../deploy/topology";
+import { composeTopology } from "../../deploy/deployments";
 
 type ScrapeConfig = {
   scrape_configs: Array<{

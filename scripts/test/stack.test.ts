@@ -13,7 +13,7 @@ import { readStackRecord } from "../lib/pidfile";
 import { findFreePortOffset } from "../lib/ports";
 import { groupMembers, isAlive } from "../lib/procfs";
 import { memoryOutput, startStack, type Stack, type StackEvent } from "../lib/stack";
-import { LOOPBACK } from "../lib/topology";
+import { LOOPBACK } from "../../deploy/topology";
 
 const STUB = join(import.meta.dir, "fixtures", "stub-service.ts");
 const CRASHING = join(import.meta.dir, "fixtures", "crashing-service.ts");

@@ -1,8 +1,6 @@
-import { stepRetention } from "@checkout/common/retention";
-import { runService } from "@checkout/common/service";
-import { stockApp } from "./app";
-import { createStock } from "./stock";
+import { configFor, connect, serve } from "@checkout/common/service";
+import { build } from "./service";
 
-await runService("stock", (config, store) => ({
-  app: stockApp(createStock(store, stepRetention(config)), config.internalSecret),
-}));
+const config = configFor("stock");
+const deps = connect(config);
+await serve(config, deps, build(config, deps));

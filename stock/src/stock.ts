@@ -2,12 +2,12 @@
  * Items and their stock: pure rules, and the state changes on Redis that apply them.
  * Stock never goes below zero, nor above MAX_INTEGER.
  */
-import { AppError, badInput, notFound, refused } from "@checkout/common/errors";
+import { AppError, badInput, found, refused, unknown } from "@checkout/common/errors";
 import { MAX_INTEGER } from "@checkout/common/limits";
 import { keys } from "@checkout/common/keyspace";
 import type { Writes } from "@checkout/common/log";
 import type { StepRetention } from "@checkout/common/retention";
-import { compensateStep, forwardStep, settled, type StepAnswer } from "@checkout/common/saga-step";
+import { participantSteps, type StepAnswer } from "@checkout/common/saga-step";
 import type { Codec, Snapshot, Store } from "@checkout/common/store";
 
 export type Item = { stock: number; price: number };
@@ -21,16 +21,14 @@ export const itemCodec: Codec<Item> = {
 
 // ---- pure rules ----
 
-const unknownItem = (id: string) => notFound("unknown_item", `item ${id} does not exist`);
-
 export function added(item: Item | null, id: string, amount: number): Item | AppError {
-  if (!item) return unknownItem(id);
+  if (!item) return unknown("item", id);
   if (item.stock + amount > MAX_INTEGER) return badInput(`stock of item ${id} would exceed ${MAX_INTEGER}`);
   return { ...item, stock: item.stock + amount };
 }
 
 export function subtracted(item: Item | null, id: string, amount: number): Item | AppError {
-  if (!item) return unknownItem(id);
+  if (!item) return unknown("item", id);
   if (item.stock < amount)
     return refused("insufficient_stock", `item ${id} has ${item.stock} in stock, ${amount} requested`);
   return { ...item, stock: item.stock - amount };
@@ -71,6 +69,8 @@ export function restoreAll(items: ReadonlyMap<string, Item | null>, demand: Dema
   return writes;
 }
 
+const itemKeys = (demand: Demand) => demand.map(([id]) => keys.item(id));
+
 function itemsOf(snapshot: Snapshot, demand: Demand): Map<string, Item | null> {
   return new Map(
     demand.map(([id]) => {
@@ -83,6 +83,7 @@ function itemsOf(snapshot: Snapshot, demand: Demand): Map<string, Item | null> {
 // ---- state changes ----
 
 export function createStock(store: Store, retention: StepRetention) {
+  const steps = participantSteps(store, retention);
   return {
     async create(price: number): Promise<string> {
       const id = crypto.randomUUID();
@@ -90,11 +91,7 @@ export function createStock(store: Store, retention: StepRetention) {
       return id;
     },
 
-    async find(id: string): Promise<Item> {
-      const hash = await store.read(keys.item(id));
-      if (!hash) throw unknownItem(id);
-      return itemCodec.decode(hash);
-    },
+    find: async (id: string): Promise<Item> => itemCodec.decode(found("item", id, await store.read(keys.item(id)))),
 
     add: (id: string, amount: number) =>
       store.change("stock.add", keys.item(id), itemCodec, (item) => added(item, id, amount)),
@@ -108,41 +105,21 @@ export function createStock(store: Store, retention: StepRetention) {
     },
 
     /** Saga step: takes every item of an order in one transaction, once per operation id. */
-    async take(opId: string, lines: ReadonlyArray<readonly [string, number]>): Promise<StepAnswer> {
+    take(opId: string, lines: ReadonlyArray<readonly [string, number]>): Promise<StepAnswer> {
       const demand = mergeDemand(lines);
-      const opKey = keys.operation(opId);
-      const payload = { items: JSON.stringify(demand) };
-      return settled(
-        store,
-        await store.transact("stock.take", [opKey, ...demand.map(([id]) => keys.item(id))], (snapshot) =>
-          forwardStep(opKey, snapshot.get(opKey) ?? null, payload, { opId, now: Date.now(), retention }, () =>
-            takeAll(itemsOf(snapshot, demand), demand),
-          ),
-        ),
+      return steps.forward("stock.take", opId, itemKeys(demand), { items: JSON.stringify(demand) }, (snapshot) =>
+        takeAll(itemsOf(snapshot, demand), demand),
       );
     },
 
     /** Compensation of `take`: puts back exactly what that operation took, at most once. */
-    async restore(opId: string, lines: ReadonlyArray<readonly [string, number]>): Promise<StepAnswer> {
+    restore(opId: string, lines: ReadonlyArray<readonly [string, number]>): Promise<StepAnswer> {
       const demand = mergeDemand(lines);
-      const opKey = keys.operation(opId);
-      const payload = { items: JSON.stringify(demand) };
-      return settled(
-        store,
-        await store.transact("stock.restore", [opKey, ...demand.map(([id]) => keys.item(id))], (snapshot) =>
-          compensateStep(
-            opKey,
-            snapshot.get(opKey) ?? null,
-            payload,
-            { opId, now: Date.now(), retention },
-            (applied) => {
-              if (applied.items !== payload.items)
-                throw badInput(`operation ${opId} took other items than the restore names`);
-              return restoreAll(itemsOf(snapshot, demand), demand);
-            },
-          ),
-        ),
-      );
+      const items = JSON.stringify(demand);
+      return steps.compensate("stock.restore", opId, itemKeys(demand), { items }, (applied, snapshot) => {
+        if (applied.items !== items) throw badInput(`operation ${opId} took other items than the restore names`);
+        return restoreAll(itemsOf(snapshot, demand), demand);
+      });
     },
   };
 }

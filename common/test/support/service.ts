@@ -1,31 +1,22 @@
 /**
- * A service started in-process for a test, wired as its main.ts wires it, served over real HTTP on a
- * free port. Tests talk to it with fetch, exactly as the gateway would.
+ * A service started in-process for a test, built by its own `build` as its main.ts builds it, served
+ * over real HTTP on a free port. Tests talk to it with fetch, exactly as the gateway would.
  */
 import { afterAll, beforeAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Hono } from "hono";
 import { DEFAULT_STEP_RECORD_RETENTION_S, TIMING, type ServiceConfig, type ServiceName } from "@checkout/common/config";
-import { stepRetention, type StepRetention } from "@checkout/common/retention";
+import type { StepRetention } from "@checkout/common/retention";
+import type { Service, ServiceDeps } from "@checkout/common/service";
 import { Store } from "@checkout/common/store";
-import { addServiceRoutes } from "@checkout/common/service";
-import { stockApp } from "../../../stock/src/app";
-import { createStock } from "../../../stock/src/stock";
-import { paymentApp } from "../../../payment/src/app";
-import { createPayment } from "../../../payment/src/payment";
-import { orderApp } from "../../../order/src/app";
-import { createStats } from "../../../order/src/stats";
-import { createOrders } from "../../../order/src/orders";
-import { createPeers } from "../../../order/src/peers";
-import { createCheckout, type Checkout } from "../../../order/src/saga";
+import { build as buildOrder } from "../../../order/src/service";
+import type { Checkout } from "../../../order/src/saga";
+import { build as buildPayment } from "../../../payment/src/service";
+import { build as buildStock } from "../../../stock/src/service";
 import { TEST_INTERNAL_SECRET } from "./http";
 import { startRedis, type RedisServer } from "./redis-server";
 import { redisState, type RedisState } from "./redis-state";
-
-/** How long stop() lets the order service's sagas in flight finish (as main.ts does). */
-const SAGA_DRAIN_MS = 3_000;
 
 /** A service replica on a Redis: the service's log is written by the writer beside that Redis (redis-server.ts). */
 export type ServiceOptions = {
@@ -36,7 +27,7 @@ export type ServiceOptions = {
   redisPoolSize?: number;
   /** How stock and payment keep saga step records: the configured default if omitted. */
   retention?: StepRetention;
-  /** Whether the order service sweeps abandoned sagas and keeps its liveness key, as in main.ts. Default true. */
+  /** Whether the service starts its background work (the order service's sweeps and liveness key). Default true. */
   sweeps?: boolean;
 };
 
@@ -68,53 +59,33 @@ export function serviceConfig(service: ServiceName, opts: ServiceOptions): Servi
   };
 }
 
+const BUILDS: Record<ServiceName, (config: ServiceConfig, deps: ServiceDeps) => Service & { checkout?: Checkout }> = {
+  order: buildOrder,
+  stock: buildStock,
+  payment: buildPayment,
+};
+
 export async function startService(service: ServiceName, opts: ServiceOptions): Promise<RunningService> {
   const config = serviceConfig(service, opts);
-  const store = await Store.open(config);
-  const sweeps = opts.sweeps ?? true;
-  const retention = opts.retention ?? stepRetention(config);
-
-  let app: Hono;
-  let checkout: Checkout | undefined;
-  switch (service) {
-    case "stock":
-      app = stockApp(createStock(store, retention), config.internalSecret);
-      break;
-    case "payment":
-      app = paymentApp(createPayment(store, retention), config.internalSecret);
-      break;
-    case "order": {
-      const orders = createOrders(store, config.instanceId, TIMING.sagaLeaseMs);
-      const peers = createPeers(config.stockUrls, config.paymentUrls, config.internalSecret);
-      checkout = createCheckout(orders, peers);
-      app = orderApp(orders, checkout, peers, createStats(orders, peers, store.client), config.internalSecret);
-      break;
-    }
-  }
-
-  addServiceRoutes(app, service, store, config.internalSecret);
+  const deps: ServiceDeps = { store: await Store.open(config), retention: opts.retention };
+  const built = BUILDS[service](config, deps);
   const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: app.fetch,
+    hostname: config.bindAddress,
+    port: config.port,
+    fetch: built.app.fetch,
     idleTimeout: TIMING.serviceIdleTimeoutS,
   });
-  if (sweeps) await checkout?.start();
+  if (opts.sweeps ?? true) await built.start?.();
 
   return {
     url: `http://127.0.0.1:${server.port}`,
-    store,
+    store: deps.store,
     config,
-    checkout,
+    checkout: built.checkout,
     async stop() {
-      if (checkout) {
-        checkout.stopSweeping();
-        const until = Date.now() + SAGA_DRAIN_MS;
-        while (checkout.inFlight() > 0 && Date.now() < until) await Bun.sleep(20);
-        checkout.stop();
-      }
+      await built.stop?.();
       await server.stop(true);
-      await store.close();
+      await deps.store.close();
     },
   };
 }

@@ -1,5 +1,5 @@
 /** A compose project of compose.yaml (or another compose file): its command line, its containers and their health. */
-import { COMPOSE_SECRET_MAKER } from "../topology";
+import { COMPOSE_SECRET_MAKER } from "../../../deploy/deployments";
 import { mustRun, run } from "./commands";
 
 /** Everything needed to run compose.yaml here: the compose command and the environment it needs. */

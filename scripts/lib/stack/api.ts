@@ -3,7 +3,7 @@
  * interface, the options startStack takes, and the events and descriptions it gives back.
  */
 import type { Balancing, ServiceName } from "../../../common/src/config";
-import type { PortOverrides, Ports, ProcessRole, Replicas } from "../topology";
+import type { PortOverrides, Ports, ProcessRole, Replicas } from "../../../deploy/topology";
 import type { OutputSink } from "./output";
 
 export type StackEvent =

@@ -5,12 +5,13 @@
 import { isAbsolute, join } from "node:path";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { REPO_ROOT, SERVICES, type ServiceName } from "../../../common/src/config";
-import { PUBLIC_PREFIX, renderGatewayConfig } from "../../../gateway/render";
+import { PUBLIC_PREFIX } from "../../../gateway/paths";
+import { renderGatewayConfig } from "../../../gateway/render";
 import { httpOk, redisPing } from "../health";
 import { nginxCommand } from "../nginx";
 import { pathFor, type Programs } from "../prerequisites";
+import { gatewayOptions } from "../../../gateway/options";
 import {
-  gatewayOptions,
   processes as topologyProcesses,
   redisEnv,
   redisName,
@@ -22,7 +23,7 @@ import {
   SERVICE_ENV_NAMES,
   type ProcessRole,
   type Topology,
-} from "../topology";
+} from "../../../deploy/topology";
 import type { StackOptions } from "./api";
 
 /** Services, nginx: start-up takes well under a second; this much means something is wrong. */

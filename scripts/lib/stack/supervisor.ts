@@ -11,7 +11,7 @@ import type { ServiceName } from "../../../common/src/config";
 import { removeStackRecord, stopGroup, writeStackRecord, type RecordedProcess, type StackRecord } from "../pidfile";
 import type { Programs } from "../prerequisites";
 import { identify, isAlive, processGroupOf, signalGroup, signalProcess } from "../procfs";
-import { redisName, replicaUrls, LOOPBACK, type Ports, type Replicas, type Topology } from "../topology";
+import { redisName, replicaUrls, LOOPBACK, type Ports, type Replicas, type Topology } from "../../../deploy/topology";
 import type { ProcessInfo, Stack, StackOptions } from "./api";
 import { stdoutOutput } from "./output";
 import { ProcessSupervisor, type Managed } from "./process-supervisor";

@@ -8,7 +8,7 @@ import { SERVICES } from "../../../common/src/config";
 import { internalAuthorization } from "../../../common/src/internal";
 import { eventually } from "../../../common/test/support/eventually";
 import { call, errorBody, get, post } from "../../../common/test/support/http";
-import { metricsPort, replicaName, replicaPort, topology } from "../../lib/topology";
+import { metricsPort, replicaName, replicaPort, topology } from "../../../deploy/topology";
 import type { Stack } from "../../lib/stack";
 import { startLocalTestStack, TEST_REPLICAS, type TestStack } from "../support/test-stack";
 

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { SERVICES } from "../../../common/src/config";
 import { isInternal, OPENAPI_FILE, openApiText, serviceApps } from "../../../gateway/openapi";
-import { PUBLIC_PREFIX } from "../../../gateway/render";
+import { PUBLIC_PREFIX } from "../../../gateway/paths";
 import { startLocalTestStack, type TestStack } from "../support/test-stack";
 
 setDefaultTimeout(120_000);

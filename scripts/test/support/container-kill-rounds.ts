@@ -17,7 +17,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { SERVICES, type ServiceName } from "../../../common/src/config";
 import { isWorkload, podNames, readManifests } from "../../lib/kubernetes";
-import { GATEWAY_NAME, redisName } from "../../lib/topology";
+import { GATEWAY_NAME, redisName } from "../../../deploy/topology";
 import { decided, runLoad, type LoadResult } from "../../bench/load";
 import { CheckoutWorld } from "./checkout-world";
 import { CONTAINER_STACK_START_TIMEOUT_MS, startContainerStack, type ContainerStack } from "./container-stack";

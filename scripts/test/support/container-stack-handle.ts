@@ -14,7 +14,7 @@ import {
   type ComposeContext,
   type ContainerState,
 } from "../../lib/containers";
-import { LOOPBACK, redisName } from "../../lib/topology";
+import { LOOPBACK, redisName } from "../../../deploy/topology";
 
 /** A container that was killed is back and healthy well within this (a Redis replays its log first). */
 const HEALTHY_TIMEOUT_MS = 180_000;

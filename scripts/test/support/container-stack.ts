@@ -33,15 +33,8 @@ import {
 } from "../../lib/containers";
 import { claimName, composeOf, isWorkload, podNames, readManifests, writeGeneratedFiles } from "../../lib/kubernetes";
 import { findFreePortOffset } from "../../lib/ports";
-import {
-  COMPOSE_REPLICAS,
-  GATEWAY_NAME,
-  KUBERNETES_CLAIMS,
-  KUBERNETES_SECRET,
-  LOOPBACK,
-  redisName,
-  topology,
-} from "../../lib/topology";
+import { COMPOSE_REPLICAS, KUBERNETES_CLAIMS, KUBERNETES_SECRET } from "../../../deploy/deployments";
+import { GATEWAY_NAME, LOOPBACK, redisName, topology } from "../../../deploy/topology";
 import { Containers, IMAGE_TAG, type ContainerStack } from "./container-stack-handle";
 
 export type { ContainerStack, Restarted } from "./container-stack-handle";

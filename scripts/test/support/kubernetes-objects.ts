@@ -8,7 +8,7 @@ import {
   type KubeObject,
   type Workload,
 } from "../../lib/kubernetes";
-import { kubernetesTopology } from "../../lib/topology";
+import { kubernetesTopology } from "../../../deploy/deployments";
 
 export const { objects, missingFiles } = readManifests();
 export const t = kubernetesTopology();

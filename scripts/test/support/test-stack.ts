@@ -16,7 +16,7 @@ import { Redis } from "ioredis";
 import type { ServiceName } from "../../../common/src/config";
 import { findFreePortOffset } from "../../lib/ports";
 import { memoryOutput, startStack, type Stack } from "../../lib/stack";
-import { LOOPBACK } from "../../lib/topology";
+import { LOOPBACK } from "../../../deploy/topology";
 import { CONTAINER_STACK_START_TIMEOUT_MS, startContainerStack } from "./container-stack";
 
 /**
