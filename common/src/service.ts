@@ -20,7 +20,7 @@ const SHUTDOWN_GRACE_MS = 5_000;
  * A service listens once its Redis answers, or after this long if it does not: a Redis replaying its
  * log after a crash takes seconds (docs/benchmarks.md#recovery), and with no replica of the order service
  * listening meanwhile the gateway answers checkouts 502, which checkers count as successes. Listening,
- * the service holds a checkout until its Redis answers (saga.ts, untilReachable) and answers other
+ * the service holds a checkout until its Redis answers (order/src/saga-attempt.ts, untilReachable) and answers other
  * requests 503. A Redis that is up answers within milliseconds, so until then the gateway keeps
  * sending requests to a replica already connected.
  */

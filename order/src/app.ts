@@ -1,6 +1,6 @@
 /**
- * Order routes: validation and HTTP shapes only. What each route does is in handlers.ts, the rules in
- * orders.ts, checkout in saga.ts.
+ * Order routes: validation and HTTP shapes only. What each route does is in handlers.ts, the order's
+ * rules in order-rules.ts, checkout in saga.ts.
  */
 import {
   batchInitCount,

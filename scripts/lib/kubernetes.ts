@@ -13,7 +13,7 @@
  *
  * What it does not do: a Service's own balancing (a name resolves to every pod, ready or not, and a
  * client picks among them), readiness taking a pod out of a Service, node placement, NetworkPolicies,
- * resource limits. scripts/test/kubernetes-manifests.test.ts checks those parts of the manifests.
+ * resource limits. scripts/test/kubernetes-workloads.test.ts checks those parts of the manifests.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";

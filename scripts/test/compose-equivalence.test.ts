@@ -1,5 +1,5 @@
 /**
- * compose.yaml is held to the topology the local stack runs (scripts/lib/topology.ts): the same
+ * compose.yaml is held to the topology the local stack runs (deploy/topology.ts): the same
  * processes, the same environment, the same ports, the same gateway config; and its images to the
  * base images compose:up provides (scripts/lib/containers.ts). scripts/test/containers/ runs it.
  */

@@ -1,6 +1,6 @@
 /**
  * What deploy/k8s/ runs, checked without a cluster against the code: each service's pods, their
- * environment against common/src/config.ts and scripts/lib/topology.ts, probes against the routes,
+ * environment against common/src/config.ts and deploy/topology.ts, probes against the routes,
  * resources, disruption budgets and spreads, each Redis with its claims, and the gateway's
  * configuration against its renderer. kubernetes-manifests.test.ts checks the objects themselves.
  */
