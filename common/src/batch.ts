@@ -10,7 +10,12 @@
  * two when it is alone, instead of two per transaction.
  */
 import { formatLine, VERSION_FIELD, type Hash, type JsonWrite, type Writes } from "./log";
-import type { Decision, Snapshot } from "./store";
+
+/** What a transaction read: each watched key's fields, or null where the key does not exist. */
+export type Snapshot = ReadonlyMap<string, Hash | null>;
+
+/** What a pure decision returns: the answer, and the absolute new state of each key to write (if any). */
+export type Decision<R> = { result: R; writes?: Writes };
 
 export type BatchEntry = {
   op: string;

@@ -9,22 +9,19 @@ import type { Redis } from "ioredis";
 import type { ServiceConfig, ServiceName } from "./config";
 import { AppError } from "./errors";
 import { parseStored } from "./keyspace";
-import type { Hash, Writes } from "./log";
+import type { Hash } from "./log";
+import type { Decision, Snapshot } from "./batch";
 import { writeMany } from "./bulk-write";
 import { DurablePosition } from "./durability";
 import { GroupCommit } from "./group-commit";
 import { ServiceConnections } from "./redis";
 
 export { CONFLICT_BACKOFF } from "./group-commit";
-
-/** What a transaction read: each watched key's fields, or null where the key does not exist. */
-export type Snapshot = ReadonlyMap<string, Hash | null>;
+/** The shapes of a transaction's pure decision (batch.ts), for the services that write one. */
+export type { Decision, Snapshot };
 
 /** How an entity maps to its fields. */
 export type Codec<T> = { encode: (value: T) => Hash; decode: (hash: Hash) => T };
-
-/** What a pure decision returns: the answer, and the absolute new state of each key to write (if any). */
-export type Decision<R> = { result: R; writes?: Writes };
 
 export class Store {
   /** Shared, auto-pipelined: for plain reads and bookkeeping, never for WATCH. */
