@@ -15,6 +15,7 @@ import type { Redis } from "ioredis";
 import { TIMING } from "./config";
 import { AppError } from "./errors";
 import { keys } from "./keyspace";
+import { keepSubscribed } from "./redis";
 
 /** A stream entry id, `<milliseconds>-<sequence>`, as numbers: Redis hands them out increasing. */
 export type StreamId = readonly [ms: number, seq: number];
@@ -70,8 +71,8 @@ export class DurablePosition {
     private readonly losses: () => number,
   ) {
     subscriber.on("message", (_channel: string, id: string) => this.advance(parseStreamId(id)));
-    // ioredis subscribes again after each reconnection; the position is read again below.
-    subscriber.subscribe(keys.durableLog).catch(() => {});
+    // Subscribed again after each reconnection; the position is read again below.
+    void keepSubscribed(subscriber, keys.durableLog);
     // A message lost while the subscription was being made again is made up for by reading the key,
     // once a second and only while something waits: a cost per process, not per request.
     this.timer = setInterval(() => this.catchUp(), TIMING.durablePositionCheckMs);

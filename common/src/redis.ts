@@ -131,6 +131,21 @@ export class ServiceConnections {
   }
 }
 
+/**
+ * Subscribes `subscriber` to `channel`, now and each time the connection is ready again. ioredis
+ * subscribes again after a reconnection only to the channels it had subscribed to, and with
+ * maxRetriesPerRequest 0 a SUBSCRIBE sent before Redis first answers fails: a process that starts
+ * before its Redis (pods start in no set order) would otherwise never be subscribed.
+ * Resolves once subscribed, or once that first attempt failed.
+ */
+export function keepSubscribed(subscriber: Redis, channel: string): Promise<void> {
+  subscriber.on("ready", () => void subscriber.subscribe(channel).catch(() => {}));
+  return subscriber.subscribe(channel).then(
+    () => {},
+    () => {},
+  );
+}
+
 export function untilReady(client: Redis): Promise<void> {
   if (client.status === "ready") return Promise.resolve();
   return new Promise((resolve) => client.once("ready", () => resolve()));

@@ -10,7 +10,9 @@ import { logPath } from "@checkout/common/log";
 import { recover } from "@checkout/common/recover";
 import { parseLog } from "@checkout/common/replay";
 import { eventually } from "./support/eventually";
-import { storeOnItsOwnRedis } from "./support/service";
+import { Store } from "@checkout/common/store";
+import { startRedis } from "./support/redis-server";
+import { serviceConfig, storeOnItsOwnRedis } from "./support/service";
 
 /** Real servers on a shared machine: generous, so that load elsewhere never fails a test by time alone. */
 setDefaultTimeout(60_000);
@@ -64,5 +66,26 @@ test("a change built on one whose answer a lost connection made unknown is logge
   } finally {
     await redis.resumeWriter();
     admin.disconnect();
+  }
+});
+
+test("a process that starts before its Redis is subscribed to the durable position once Redis answers", async () => {
+  const redis = await startRedis({ logFor: { service: "stock" } });
+  await redis.kill();
+  // Its connections, and its first SUBSCRIBE, fail: nothing answers on the port yet.
+  const store = Store.connecting(serviceConfig("stock", { redisPort: redis.port }));
+  const admin = new Redis({ host: "127.0.0.1", port: redis.port, lazyConnect: true });
+  const subscribers = async () => Number(((await admin.pubsub("NUMSUB", keys.durableLog)) as [string, number])[1]);
+  try {
+    expect(await store.healthy()).toBe(false);
+    await redis.restart();
+    await store.connected();
+    expect(await eventually(async () => (await subscribers()) === 1)).toBe(true);
+    // A change is answered once the writer has published it durable.
+    await store.writeMany("stock.batch_init", [[keys.item("after-start"), { stock: "1", price: "1" }]]);
+  } finally {
+    admin.disconnect();
+    await store.close();
+    await redis.stop();
   }
 });

@@ -5,7 +5,7 @@
  */
 import { AppError, found } from "@checkout/common/errors";
 import { keys, parseStored } from "@checkout/common/keyspace";
-import { throwOnReplyError } from "@checkout/common/redis";
+import { keepSubscribed, throwOnReplyError } from "@checkout/common/redis";
 import type { Redis } from "ioredis";
 import type { Hash } from "@checkout/common/log";
 import type { Store } from "@checkout/common/store";
@@ -180,8 +180,9 @@ export function createOrders(store: Store, instanceId: string, leaseMs: number) 
      * Resolves once subscribed, or Redis did not answer (its sagas look gone meanwhile: others may drive them).
      */
     async announcePresence(): Promise<void> {
-      presence ??= store.client.duplicate({ enableAutoPipelining: false, enableOfflineQueue: true });
-      await presence.subscribe(driverAliveKey(instanceId)).catch(() => {});
+      if (presence) return;
+      presence = store.client.duplicate({ enableAutoPipelining: false, enableOfflineQueue: true });
+      await keepSubscribed(presence, driverAliveKey(instanceId));
     },
 
     withdrawPresence(): void {
