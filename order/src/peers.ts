@@ -16,7 +16,8 @@
  * step queued by then. A lone step leaves at once; under load, one HTTP round trip on each side
  * carries many sagas' steps.
  */
-import { DEFAULT_BALANCING, TIMING, type Balancing } from "@checkout/common/config";
+import { DEFAULT_BALANCING, type Balancing } from "@checkout/common/config";
+import { TIMING } from "@checkout/common/timing";
 import { AppError, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
 import { internalAuthorization, MAX_STEPS_PER_CALL, STEPS_PATH, type StepReply } from "@checkout/common/internal";
 import { Replica } from "./replica";

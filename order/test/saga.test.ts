@@ -4,7 +4,7 @@
  * arrives late. The saga must stay consistent whatever the network does.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { TIMING, type Timing } from "@checkout/common/config";
+import { TIMING, type Timing } from "@checkout/common/timing";
 import { keys } from "@checkout/common/keyspace";
 import { AppError } from "@checkout/common/errors";
 import { attemptStart } from "@checkout/common/retention";
@@ -507,7 +507,7 @@ describe("checkout saga", () => {
     expect(await eventually(async () => Date.now() > started + FORWARD_MS, SETTLE_TIMEOUT_MS)).toBe(true);
 
     // The deadline counts from the attempt's start, not from the takeover: the step records'
-    // retention rests on it (common/src/config.ts, minStepRecordRetentionMs).
+    // retention rests on it (common/src/timing.ts, minStepRecordRetentionMs).
     const sent: string[] = [];
     const counting = (peer: Peer) =>
       scripted(peer, (action, send) => {

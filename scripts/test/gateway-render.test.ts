@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TIMING } from "../../common/src/config";
+import { TIMING } from "../../common/src/timing";
 import { ACTIVE_BENCH_S, BATCH_INIT_READ_TIMEOUT_S, PROXY_CONNECT_TIMEOUT_MS } from "../../gateway/limits";
 import { renderGatewayConfig } from "../../gateway/render";
 import { httpOk } from "../lib/health";

@@ -38,7 +38,7 @@ export const SOAK = {
   unitsPerOrder: 2,
   roundOrders: 20_000,
   sampleEveryMs: 5_000,
-  /** The least retention allowed (config.ts, minStepRecordRetentionMs), rounded up. */
+  /** The least retention allowed (common/src/timing.ts, minStepRecordRetentionMs), rounded up. */
   defaultRetentionS: 70,
   /** Four retentions: the last half of the run starts well after the first records expired. */
   defaultSeconds: 300,
