@@ -3,7 +3,7 @@
  *
  * The local stack renders it into its state folder on every start; `gateway/nginx.compose.conf` is
  * the same function rendered for compose's host names and committed (regenerate it with
- * `bun gateway/render.ts`; scripts/test/compose-equivalence.test.ts fails if the two drift apart),
+ * `bun gateway/render.ts`; scripts/test/compose-images.test.ts fails if the two drift apart),
  * and so is deploy/k8s/gateway/nginx.conf for Kubernetes. The options of each deployment are in
  * options.ts, read off the topology (deploy/topology.ts); the paths in paths.ts; the bounds and
  * timeouts in limits.ts; each service's locations in locations.ts.
