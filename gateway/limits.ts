@@ -1,5 +1,5 @@
 /** The gateway's bounds and timeouts: nginx's connections, keep-alive, and how long it waits for whom. */
-import { TIMING } from "../common/src/config";
+import { TIMING } from "../common/src/timing";
 
 /** Idle connections to the replicas of one upstream that each nginx worker keeps open for reuse. */
 export const UPSTREAM_KEEPALIVE_CONNECTIONS = 128;

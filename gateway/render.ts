@@ -3,7 +3,7 @@
  *
  * The local stack renders it into its state folder on every start; `gateway/nginx.compose.conf` is
  * the same function rendered for compose's host names and committed (regenerate it with
- * `bun gateway/render.ts`; scripts/test/compose-equivalence.test.ts fails if the two drift apart),
+ * `bun gateway/render.ts`; scripts/test/compose-images.test.ts fails if the two drift apart),
  * and so is deploy/k8s/gateway/nginx.conf for Kubernetes. The options of each deployment are in
  * options.ts, read off the topology (deploy/topology.ts); the paths in paths.ts; the bounds and
  * timeouts in limits.ts; each service's locations in locations.ts.
@@ -116,7 +116,8 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     "    # drops the connection on a method it does not know, which nginx would take for a dead replica).",
     "    # (The gateway's own error pages are exempt: a refusal redirects to one with the method unchanged;",
     "    # `volatile` has the map looked at again after that redirect instead of its first value reused.)",
-    `    map "$request_method:$uri" $method_refused { volatile; "~^(${SERVED_METHODS.join("|")}):" 0; "~^[^:]*:${ERROR_PAGES}" 0; default 1; }`,
+    `    map "$request_method:$uri" $method_refused { volatile; "~^(${SERVED_METHODS.join("|")}):" 0; ` +
+      `"~^[^:]*:${ERROR_PAGES}" 0; default 1; }`,
     "    # HTTP/0.9 (a request line with no version) has no status line or headers: such a client reads",
     "    # the refusal's JSON body alone.",
     `    map "$server_protocol:$uri" $protocol_refused { volatile; "~^:${ERROR_PAGES}" 0; "~^:" 1; default 0; }`,
@@ -143,7 +144,11 @@ export function renderGatewayConfig(options: GatewayConfigOptions): string {
     ...renderPages(staticRoot),
     "",
     "        # Unknown paths.",
-    `        location / { return 404 '${errorJson("not_found", `no such path: the gateway serves /orders/, /stock/ and /payment/, and ${PAGES.dashboard}, ${PAGES.docs} and ${PAGES.openApi}`)}'; }`,
+    `        location / { return 404 '${errorJson(
+      "not_found",
+      "no such path: the gateway serves /orders/, /stock/ and /payment/, " +
+        `and ${PAGES.dashboard}, ${PAGES.docs} and ${PAGES.openApi}`,
+    )}'; }`,
     "",
     "        # No id or number holds a backslash; nginx does not take it for a separator, but a service",
     "        # behind it might (Bun's URL parser does), so a path holding one is refused here.",

@@ -12,7 +12,7 @@
  * outcome, as when EXEC's reply is lost: a saga step is sent again, and meets its first outcome.
  */
 import type { Redis } from "ioredis";
-import { TIMING } from "./config";
+import { TIMING } from "./timing";
 import { AppError } from "./errors";
 import { keys } from "./keyspace";
 import { keepSubscribed } from "./redis";

@@ -19,7 +19,7 @@
  */
 import type { Redis } from "ioredis";
 import { backoffMs, type Backoff } from "./backoff";
-import { TIMING } from "./config";
+import { TIMING } from "./timing";
 import { AppError } from "./errors";
 import { crashPoint, faultsArmed } from "./faults";
 import { addIndexUpdates, indexUpdates, keys, parseStored, storedValue } from "./keyspace";

@@ -62,7 +62,7 @@ export type DerivedIndex = { set: string; keyPrefix: string; contains: (hash: Ha
  * The derived sets of each service. They are declared here, and not in the service's folder, because
  * recovery rebuilds them in the Redis container, which holds common/ only. The order service's set of
  * unfinished sagas holds the orders whose `saga_status` is one of the statuses that
- * order/src/saga-record.ts calls unfinished (UNFINISHED_SAGA_STATUSES; order/test/rules.test.ts holds
+ * order/src/saga-record.ts calls unfinished (UNFINISHED_SAGA_STATUSES; order/test/saga-record.test.ts holds
  * the two together).
  */
 export const DERIVED_INDEXES: Record<ServiceName, readonly DerivedIndex[]> = {

@@ -23,13 +23,14 @@
  * the participant refuses. A record that expires between a batch's WATCH and its EXEC makes the EXEC
  * fail (Redis 6.0.9 and later), and the batch decides again, with its new `now`.
  *
- * Why a saga's own messages meet their records: config.ts, minStepRecordRetentionMs. A saga whose
+ * Why a saga's own messages meet their records: timing.ts, minStepRecordRetentionMs. A saga whose
  * participant stays unreachable past the window cannot finish: its compensation is refused rather
  * than guessed, the saga stays `compensating`, and says so in its log (README, Known limits).
  *
  * An operation id without a start (sent before retention existed) keeps its record for good, as then.
  */
-import { TIMING, type ServiceConfig } from "./config";
+import type { ServiceConfig } from "./config";
+import { TIMING } from "./timing";
 import { refused, type AppError } from "./errors";
 import type { Hash } from "./log";
 

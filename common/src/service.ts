@@ -5,7 +5,8 @@
  */
 import type { Hono } from "hono";
 import { z } from "zod";
-import { loadConfig, TIMING, type ServiceConfig, type ServiceName } from "./config";
+import { loadConfig, type ServiceConfig, type ServiceName } from "./config";
+import { TIMING } from "./timing";
 import { armFaults } from "./faults";
 import { createApp, documented } from "./http";
 import { internalOnly } from "./internal";

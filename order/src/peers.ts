@@ -3,31 +3,24 @@
  * by default: every call goes to the first one, and to the next only when the one before cannot be
  * reached (every saga call is idempotent, so sending it again elsewhere is safe). One busy process
  * per service batches more transactions per Redis round trip and per fsync than two half-busy ones
- * sharing two cores (docs/benchmarks.md#active-standby-against-round-robin). With PEER_BALANCING=round-robin every replica that
- * can be reached takes calls: each call goes to the one with the fewest calls in flight, in turns
- * among equals, and each replica gets its own STEP_CALLS_IN_FLIGHT. A single URL (a Kubernetes
- * Service, which spreads connections over its pods itself) is the same under either. The answer
- * says whether the outcome is known.
+ * sharing two cores (docs/benchmarks.md#active-standby-against-round-robin). With
+ * PEER_BALANCING=round-robin every replica that can be reached takes calls: each call goes to the one
+ * with the fewest calls in flight, in turns among equals, and each replica gets its own
+ * STEP_CALLS_IN_FLIGHT. A single URL (a Kubernetes Service, which spreads connections over its pods
+ * itself) is the same under either. The answer says whether the outcome is known.
  *
- * Failover assumes no refusal. A replica that a call could not reach (refused, reset, its name not
- * resolving, no connection in time) is marked down: calls pass it over, and it is tried again, by a
- * bare connection every TIMING.peerProbeIntervalMs, until connections have succeeded for
- * TIMING.peerRejoinAfterMs (a process just started is still cold; one that crash-loops gets no calls). A call that has had no answer
- * after TIMING.peerConnectTimeoutMs asks the same of its replica; if no connection can be made, the
- * call is abandoned there (its outcome unknown) and goes on to the next replica, instead of waiting
- * out its timeout on an address that leads nowhere (Docker gives no refusal for a stopped container).
- * Names are resolved anew on each connection: the service image keeps Bun's DNS cache to a second.
+ * A replica that cannot be reached is passed over until it takes connections again (replica.ts).
  *
  * Saga steps travel in batches (common/src/internal.ts): at most STEP_CALLS_IN_FLIGHT calls to a peer
  * are in flight at once; a step made meanwhile waits for the next call and leaves with every other
  * step queued by then. A lone step leaves at once; under load, one HTTP round trip on each side
  * carries many sagas' steps.
  */
-import { lookup } from "node:dns/promises";
-import { connect } from "node:net";
-import { DEFAULT_BALANCING, TIMING, type Balancing } from "@checkout/common/config";
+import { DEFAULT_BALANCING, type Balancing } from "@checkout/common/config";
+import { TIMING } from "@checkout/common/timing";
 import { AppError, type ErrorCode, type ErrorStatus } from "@checkout/common/errors";
 import { internalAuthorization, MAX_STEPS_PER_CALL, STEPS_PATH, type StepReply } from "@checkout/common/internal";
+import { Replica } from "./replica";
 
 export type PeerAnswer =
   | { kind: "ok"; body: Record<string, unknown> }
@@ -100,93 +93,6 @@ function answerOf(peer: string, status: number, json: Partial<StepReply> & Recor
 
 type Reply = { status: number; json: Record<string, unknown> } | { status: null; reason: string };
 
-/**
- * Whether a TCP connection to `url`'s host and port can be made within `timeoutMs`; it is closed at
- * once. The name is looked up first, outside the time allowed: what is timed is the connection, which
- * the peer's kernel accepts at once however busy the machine is, not a name server. And a timer that
- * fires late because this process was not scheduled (a loaded machine) lets the I/O already waiting
- * be read first (setImmediate runs after it), so that a connection made in time is not missed.
- */
-export async function canConnect(url: URL, timeoutMs: number): Promise<boolean> {
-  let address: string;
-  try {
-    address = (await lookup(url.hostname)).address;
-  } catch {
-    return false;
-  }
-  return new Promise((resolve) => {
-    const socket = connect({ host: address, port: Number(url.port) || 80 });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const done = (connected: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(connected);
-    };
-    timer = setTimeout(() => setImmediate(() => done(false)), timeoutMs);
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-  });
-}
-
-/** One replica of a peer, and whether calls go to it. */
-class Replica {
-  readonly url: URL;
-  /** Calls sent to it and not yet answered. */
-  inFlight = 0;
-  private down = false;
-  /** While down: since when connections to it have succeeded (undefined: the last one failed). */
-  private reachableSince: number | undefined;
-  private probe: Promise<boolean> | undefined;
-
-  constructor(
-    readonly baseUrl: string,
-    private readonly peer: string,
-    private readonly connectTimeoutMs: number,
-    private readonly probeIntervalMs: number,
-    private readonly rejoinAfterMs: number,
-  ) {
-    this.url = new URL(baseUrl);
-  }
-
-  get isDown(): boolean {
-    return this.down;
-  }
-
-  /** Down, but taking connections again: it rejoins once it has taken them for rejoinAfterMs. */
-  get isRejoining(): boolean {
-    return this.down && this.reachableSince !== undefined;
-  }
-
-  /** One connection attempt at a time per replica, shared by whoever asks meanwhile. */
-  reachable(): Promise<boolean> {
-    this.probe ??= canConnect(this.url, this.connectTimeoutMs).finally(() => (this.probe = undefined));
-    return this.probe;
-  }
-
-  /** Calls pass it over until connections to it have succeeded for rejoinAfterMs. */
-  markDown(why: string): void {
-    if (this.down) return;
-    this.down = true;
-    console.error(
-      `[peers] ${this.peer} at ${this.baseUrl} unreachable (${why}); calls go to its other replicas until it takes connections`,
-    );
-    void this.untilReachable();
-  }
-
-  private async untilReachable(): Promise<void> {
-    for (; ; await Bun.sleep(this.probeIntervalMs)) {
-      if (!(await this.reachable())) {
-        this.reachableSince = undefined;
-        continue;
-      }
-      this.reachableSince ??= Date.now();
-      if (Date.now() - this.reachableSince >= this.rejoinAfterMs) break;
-    }
-    this.down = false;
-    this.reachableSince = undefined;
-    console.error(`[peers] ${this.peer} at ${this.baseUrl} takes connections again`);
-  }
-}
 type QueuedStep = { step: Record<string, unknown>; answer: (answer: PeerAnswer) => void };
 
 export class Peer {

@@ -16,7 +16,7 @@
  * Crash points (FAULT_POINT, used by the kill tests): after_<step>, after_undo_<step>.
  */
 import { type Backoff, backoffMs } from "@checkout/common/backoff";
-import { TIMING, type Timing } from "@checkout/common/config";
+import { TIMING, type Timing } from "@checkout/common/timing";
 import { AppError } from "@checkout/common/errors";
 import { crashPoint } from "@checkout/common/faults";
 import { metrics } from "@checkout/common/metrics";
@@ -118,7 +118,7 @@ export async function driveAttempt(
   if (order.saga.status === "running") {
     // From the attempt's start, whoever drives it: a driver that takes the saga over sends no forward
     // step later than the first would have, which bounds how long a step record must be kept
-    // (config.ts, minStepRecordRetentionMs).
+    // (timing.ts, minStepRecordRetentionMs).
     const deadline = (attemptStart(opId) ?? Date.now()) + timing.forwardStepDeadlineMs;
     for (let k = 0; k < steps.length; k++) {
       const step = steps[k]!;

@@ -14,7 +14,7 @@
  * compensations then finish, whoever drives them).
  */
 import { type Backoff, backoffMs } from "@checkout/common/backoff";
-import { TIMING, type Timing } from "@checkout/common/config";
+import { TIMING, type Timing } from "@checkout/common/timing";
 import { AppError } from "@checkout/common/errors";
 import { metrics } from "@checkout/common/metrics";
 import type { OrderStore } from "./orders";

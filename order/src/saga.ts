@@ -21,7 +21,7 @@
  * engine (saga-engine.ts) send a step again, or let another process take the saga over, at any moment.
  * A new step: one entry below, and its participant's endpoint (docs/saga.md).
  */
-import { TIMING, type Timing } from "@checkout/common/config";
+import { TIMING, type Timing } from "@checkout/common/timing";
 import type { Order } from "./order-rules";
 import type { OrderStore } from "./orders";
 import type { PeerAnswer, Peers } from "./peers";

@@ -2,7 +2,8 @@
  * The order service, wired: its orders on its store, its peers, the checkout saga that drives them,
  * the dashboard's figures, and its routes (common/src/service.ts has the shape).
  */
-import { TIMING, type ServiceConfig } from "@checkout/common/config";
+import type { ServiceConfig } from "@checkout/common/config";
+import { TIMING } from "@checkout/common/timing";
 import { addServiceRoutes, type Service, type ServiceDeps } from "@checkout/common/service";
 import { orderApp } from "./app";
 import { createHandlers } from "./handlers";

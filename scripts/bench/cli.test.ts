@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { DEFAULT_REPLICAS } from "../lib/cli";
 import { ALL_SHAPES, DEFAULTS, parseCli, UsageError } from "./cli";
-import { minStepRecordRetentionMs } from "../../common/src/config";
+import { minStepRecordRetentionMs } from "../../common/src/timing";
 import { SOAK } from "./shapes/soak";
 
 describe("parseCli", () => {

@@ -1,24 +1,14 @@
 /**
  * compose.yaml is held to the topology the local stack runs (deploy/topology.ts): the same
- * processes, the same environment, the same ports, the same gateway config; and its images to the
- * base images compose:up provides (scripts/lib/containers.ts). scripts/test/containers/ runs it.
+ * processes, the same environment, the same ports; compose-images.test.ts holds its images and the
+ * gateway config. scripts/test/containers/ runs it.
  */
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DEFAULT_STEP_RECORD_RETENTION_S, loadConfig, SERVICES, type ServiceName } from "../../common/src/config";
 import {
-  DEFAULT_STEP_RECORD_RETENTION_S,
-  loadConfig,
-  REPO_ROOT,
-  SERVICES,
-  type ServiceName,
-} from "../../common/src/config";
-import { renderGatewayConfig } from "../../gateway/render";
-import { BASE_IMAGES } from "../lib/containers";
-import { composeGatewayOptions } from "../../gateway/options";
-import {
-  composeTopology,
   COMPOSE_LOG_DIR,
   COMPOSE_PLACEMENT,
   COMPOSE_SECRET_FILE,
@@ -38,22 +28,8 @@ import {
   SERVICE_ENV_NAMES,
   SHARED_SETTING_ENV_NAMES,
 } from "../../deploy/topology";
+import { compose, container, t, type ComposeService } from "./support/compose-file";
 
-type ComposeService = {
-  build?: string | { context: string; dockerfile?: string; args?: Record<string, string> };
-  image?: string;
-  command?: string[] | string;
-  environment?: Record<string, string | number | boolean | null> | string[];
-  volumes?: string[];
-  ports?: (string | number)[];
-  restart?: string;
-  healthcheck?: { test: string[] | string };
-  depends_on?: Record<string, { condition: string }> | string[];
-};
-type ComposeFile = { services: Record<string, ComposeService>; volumes?: Record<string, unknown> };
-
-const compose = Bun.YAML.parse(await Bun.file(join(REPO_ROOT, "compose.yaml")).text()) as ComposeFile;
-const t = composeTopology();
 const expected = processes(t);
 /** The one-shot container that makes the internal secret before any replica starts. */
 const SECRET_MAKER = COMPOSE_SECRET_MAKER;
@@ -65,12 +41,6 @@ const SECRET_MAKER = COMPOSE_SECRET_MAKER;
 const secretHere = join(mkdtempSync(join(tmpdir(), "compose-secret-")), "secret");
 writeFileSync(secretHere, "0".repeat(64));
 const withSecretHere = (env: Record<string, string>) => ({ ...env, INTERNAL_SECRET_FILE: secretHere });
-
-function container(name: string): ComposeService {
-  const service = compose.services[name];
-  if (!service) throw new Error(`compose.yaml has no service ${name}`);
-  return service;
-}
 
 /** compose accepts a map or a list of K=V; values may be YAML numbers. */
 function environment(service: ComposeService): Record<string, string> {
@@ -88,20 +58,6 @@ function command(service: ComposeService): string[] {
 
 /** Every container shares one log volume, mounted where the services write and Redis recovery reads. */
 const LOG_VOLUME = `\${CHECKOUT_LOG_DIR:-logs}:${COMPOSE_LOG_DIR}`;
-
-/** `FROM`'s base image argument of a Dockerfile, and that argument's default. */
-async function dockerfile(path: string): Promise<string> {
-  return Bun.file(join(REPO_ROOT, path)).text();
-}
-function argDefault(text: string, arg: string): string | undefined {
-  return new RegExp(`^ARG ${arg}=(\\S+)$`, "m").exec(text)?.[1];
-}
-/** compose.yaml's build argument `\${ARG:-default}`: the environment may name a stand-in, else the default. */
-function composeArg(service: ComposeService, arg: string): string | undefined {
-  const build = service.build;
-  const value = typeof build === "object" ? build.args?.[arg] : undefined;
-  return value === undefined ? undefined : /^\$\{(\w+):-(.+)\}$/.exec(value)?.slice(1).join("=");
-}
 
 function dependsOn(service: ComposeService): string[] {
   const d = service.depends_on ?? [];
@@ -133,7 +89,8 @@ describe("compose.yaml runs the local stack's topology", () => {
       );
       expect(redis.build).toMatchObject({ context: ".", dockerfile: "redis/Dockerfile" });
       const volumes = redis.volumes ?? [];
-      // Its data survives the container in a named volume; its log writer appends to and its recovery reads the service log in the log volume.
+      // Its data survives the container in a named volume; its log writer appends to and its recovery
+      // reads the service log in the log volume.
       const dataVolume = volumes.find((v) => v.endsWith(`:${COMPOSE_REDIS_DIR}`))?.split(":")[0];
       expect(dataVolume).toBeDefined();
       expect(Object.keys(compose.volumes ?? {})).toContain(dataVolume!);
@@ -252,51 +209,5 @@ describe("compose.yaml runs the local stack's topology", () => {
 
   test("the log volume is a named volume unless CHECKOUT_LOG_DIR names a host folder", () => {
     expect(Object.keys(compose.volumes ?? {})).toContain("logs");
-  });
-
-  test("the gateway publishes port 8000 on the host's loopback and runs the committed config", async () => {
-    const gateway = container("gateway");
-    expect(t.ports.gateway).toBe(8000);
-    expect((gateway.ports ?? []).map(String)).toEqual([
-      `127.0.0.1:\${CHECKOUT_GATEWAY_PORT:-${t.ports.gateway}}:${t.ports.gateway}`,
-    ]);
-    expect(gateway.build).toMatchObject({ context: "gateway" });
-    expect(await dockerfile("gateway/Dockerfile")).toMatch(/^COPY nginx\.compose\.conf \/etc\/nginx\/nginx\.conf$/m);
-  });
-
-  test("every Dockerfile's base image is a build argument whose default is the real image, as compose.yaml and compose:up have it", async () => {
-    const image = (arg: string) => BASE_IMAGES.find((b) => b.arg === arg)!.image;
-    const uses: Array<[path: string, service: string, args: string[]]> = [
-      ["Dockerfile", "stock-1", ["BUN_IMAGE"]],
-      ["redis/Dockerfile", "redis-stock", ["BUN_IMAGE", "REDIS_IMAGE"]],
-      ["gateway/Dockerfile", "gateway", ["NGINX_IMAGE"]],
-    ];
-    for (const [path, service, args] of uses) {
-      const text = await dockerfile(path);
-      for (const arg of args) {
-        expect({ path, arg, default: argDefault(text, arg) }).toEqual({ path, arg, default: image(arg) });
-        expect({ path, arg, compose: composeArg(container(service), arg) }).toEqual({
-          path,
-          arg,
-          compose: `${arg}=${image(arg)}`,
-        });
-      }
-      // Every stage starts from one of them; nothing else is pulled.
-      for (const from of text.matchAll(/^FROM (\S+)/gm))
-        expect({ path, from: from[1] }).toEqual({ path, from: expect.stringMatching(/^\$\{\w+_IMAGE\}$/) });
-    }
-  });
-
-  test("gateway/nginx.compose.conf is exactly the render for compose's replicas (regenerate: bun gateway/render.ts)", async () => {
-    const committed = await Bun.file(join(REPO_ROOT, "gateway", "nginx.compose.conf")).text();
-    expect(committed).toBe(renderGatewayConfig(composeGatewayOptions()));
-  });
-
-  test("the Redis image has redis-server, bun, common/, redis/ and the start script", async () => {
-    const text = await dockerfile("redis/Dockerfile");
-    expect(text).toMatch(/^FROM \$\{REDIS_IMAGE\}$/m);
-    expect(text).toMatch(/^COPY --from=\S+ \/usr\/local\/bin\/bun /m);
-    for (const path of ["common", "redis", "start_redis_with_recovery.sh"])
-      expect(text).toMatch(new RegExp(`^COPY ${path} `, "m"));
   });
 });

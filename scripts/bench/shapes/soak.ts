@@ -38,7 +38,7 @@ export const SOAK = {
   unitsPerOrder: 2,
   roundOrders: 20_000,
   sampleEveryMs: 5_000,
-  /** The least retention allowed (config.ts, minStepRecordRetentionMs), rounded up. */
+  /** The least retention allowed (common/src/timing.ts, minStepRecordRetentionMs), rounded up. */
   defaultRetentionS: 70,
   /** Four retentions: the last half of the run starts well after the first records expired. */
   defaultSeconds: 300,
@@ -108,7 +108,8 @@ const signed = (n: number, digits = 0) => `${n >= 0 ? "+" : ""}${n.toFixed(digit
 const direction = (t: Trend) => (t.flat ? "flat" : t.perMinute > 0 ? "rising" : "falling");
 
 function formatSample(s: Sample): string {
-  return `[soak] ${String(Math.round(s.at)).padStart(4)} s  ${String(s.checkouts).padStart(7)} checkouts  ${SERVICES.map((name) => `${name} ${mb(s.memory[name])} MB ${s.keys[name]} keys`).join("  ")}`;
+  const perService = SERVICES.map((name) => `${name} ${mb(s.memory[name])} MB ${s.keys[name]} keys`).join("  ");
+  return `[soak] ${String(Math.round(s.at)).padStart(4)} s  ${String(s.checkouts).padStart(7)} checkouts  ${perService}`;
 }
 
 /** Each Redis's trends over the last half; `bytesPerRecord`: what one step record takes in stock's and payment's. */
@@ -135,7 +136,8 @@ export function formatTrends(
     const share = (t: Trend, of: number | undefined) =>
       of ? `, ${Math.round((100 * Math.abs(t.perMinute)) / of)} % of what is written` : "";
     return (
-      `  ${name.padEnd(8)} memory ${signed(memory.perMinute / 1024, 1)} KB/min around ${mb(memory.mean)} MB (${direction(memory)}${share(memory, written && written * perRecord!)}), ` +
+      `  ${name.padEnd(8)} memory ${signed(memory.perMinute / 1024, 1)} KB/min around ${mb(memory.mean)} MB ` +
+      `(${direction(memory)}${share(memory, written && written * perRecord!)}), ` +
       `keys ${signed(keys.perMinute)}/min around ${Math.round(keys.mean)} (${direction(keys)}${share(keys, written)})`
     );
   });
@@ -181,7 +183,8 @@ export async function runSoak(ctx: ShapeContext, stack: SoakStack, retentionS: n
   try {
     const before = await readRedis(clients);
     ctx.log(
-      `[soak] step records kept ${retentionS} s; ${ctx.seconds} s of checkouts in rounds of ${SOAK.roundOrders} orders; a sample every ${SOAK.sampleEveryMs / 1000} s`,
+      `[soak] step records kept ${retentionS} s; ${ctx.seconds} s of checkouts in rounds of ${SOAK.roundOrders} orders; ` +
+        `a sample every ${SOAK.sampleEveryMs / 1000} s`,
     );
     if (ctx.seconds / 2 < retentionS)
       ctx.log(
@@ -190,7 +193,8 @@ export async function runSoak(ctx: ShapeContext, stack: SoakStack, retentionS: n
     const perEntity = (name: ServiceName, count: number) =>
       Math.round((before.memory[name] - empty.memory[name]) / count);
     ctx.log(
-      `[soak] live entities: ${SOAK.items} items, ${perEntity("stock", SOAK.items)} B each in stock's Redis; ${SOAK.users} users, ${perEntity("payment", SOAK.users)} B each in payment's`,
+      `[soak] live entities: ${SOAK.items} items, ${perEntity("stock", SOAK.items)} B each in stock's Redis; ` +
+        `${SOAK.users} users, ${perEntity("payment", SOAK.users)} B each in payment's`,
     );
     const started = performance.now();
     const elapsedS = () => (performance.now() - started) / 1000;

@@ -3,7 +3,7 @@
  * killed (`docker kill`), its address taken by another container, and started again at a new one;
  * then their standbys, order-2 and stock-2, are killed. Checkouts still succeed, which only order-1
  * and stock-1 at their new addresses can do: the gateway found order-1 there (gateway/run.sh), and
- * the order service found stock-1 (order/src/peers.ts, Bun's DNS cache kept to a second).
+ * the order service found stock-1 (order/src/replica.ts, Bun's DNS cache kept to a second).
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { CheckoutWorld } from "../support/checkout-world";
