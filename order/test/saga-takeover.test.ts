@@ -7,7 +7,6 @@ import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { TIMING } from "@checkout/common/timing";
 import { attemptStart } from "@checkout/common/retention";
 import { createOrders } from "../src/orders";
-import type { Peer } from "../src/peers";
 import { createCheckout } from "../src/saga";
 import { driverAliveKey } from "../src/keys";
 import { eventually } from "../../common/test/support/eventually";
@@ -52,17 +51,8 @@ describe("checkout saga", () => {
       expect(await stockOf(a)).toBe(8);
 
       expect(await leaseRanOut(first, id)).toBe(true);
-      const sent: string[] = [];
-      const counting = (peer: Peer) =>
-        scripted(peer, (action, send) => {
-          sent.push(action);
-          return send();
-        });
-      const takeover = createCheckout(
-        createOrders(orderStore, "driver-that-takes-over", LEASE_MS),
-        { stock: counting(real.stock), payment: counting(real.payment) },
-        timing,
-      );
+      const { peers, sent } = countingPeers();
+      const takeover = createCheckout(createOrders(orderStore, "driver-that-takes-over", LEASE_MS), peers, timing);
       expect(await takeover.checkout(id)).toEqual({ paid: true });
       expect(sent).toEqual(["take", "charge"]);
       expect([await stockOf(a), await creditOf(user)]).toEqual([8, 90]);
@@ -264,17 +254,8 @@ describe("checkout saga", () => {
 
       // The deadline counts from the attempt's start, not from the takeover: the step records'
       // retention rests on it (common/src/timing.ts, minStepRecordRetentionMs).
-      const sent: string[] = [];
-      const counting = (peer: Peer) =>
-        scripted(peer, (action, send) => {
-          sent.push(action);
-          return send();
-        });
-      const takeover = createCheckout(
-        createOrders(orderStore, "driver-that-takes-over", LEASE_MS),
-        { stock: counting(real.stock), payment: counting(real.payment) },
-        timing,
-      );
+      const { peers, sent } = countingPeers();
+      const takeover = createCheckout(createOrders(orderStore, "driver-that-takes-over", LEASE_MS), peers, timing);
       expect(await takeover.checkout(id)).toMatchObject({ paid: false, error: { code: "peer_unavailable" } });
       expect(await sagaFinished(id)).toBe(true);
       expect(sent).toEqual(["refund", "restore"]);

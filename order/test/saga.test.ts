@@ -9,7 +9,7 @@ import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { TIMING } from "@checkout/common/timing";
 import { AppError } from "@checkout/common/errors";
 import { createOrders } from "../src/orders";
-import type { Peer, PeerAnswer } from "../src/peers";
+import type { PeerAnswer } from "../src/peers";
 import { createCheckout } from "../src/saga";
 import { post } from "../../common/test/support/http";
 import { eventually } from "../../common/test/support/eventually";
@@ -42,13 +42,8 @@ describe("checkout saga", () => {
     const orders = createOrders(orderStore, INSTANCE, TIMING.sagaLeaseMs);
     const { id } = await newOrder(orders, 1, 100);
 
-    const sent: string[] = [];
-    const counting = (peer: Peer) =>
-      scripted(peer, (action, send) => {
-        sent.push(action);
-        return send();
-      });
-    const checkout = createCheckout(orders, { stock: counting(real.stock), payment: counting(real.payment) });
+    const { peers, sent } = countingPeers();
+    const checkout = createCheckout(orders, peers);
 
     const outcomes = await Promise.all([checkout.checkout(id), checkout.checkout(id)]);
     expect(outcomes).toEqual([{ paid: true }, { paid: true }]);
