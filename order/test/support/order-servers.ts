@@ -4,9 +4,9 @@
  */
 import { afterAll, beforeAll, expect } from "bun:test";
 import { get, post } from "../../../common/test/support/http";
-import { startRedis, type RedisServer } from "../../../common/test/support/redis-server";
 import { eventually } from "../../../common/test/support/eventually";
 import { startService, type RunningService } from "../../../common/test/support/service";
+import { type Participants, startParticipants } from "./participants";
 
 export let stock: RunningService;
 export let payment: RunningService;
@@ -17,18 +17,12 @@ export let order: RunningService;
  * them after: call it once, at the top of a test file.
  */
 export function orderServers(): void {
-  const redises: RedisServer[] = [];
+  let participants: Participants | undefined;
   beforeAll(async () => {
-    const [forStock, forPayment, forOrder] = await Promise.all([
-      startRedis({ logFor: { service: "stock" } }),
-      startRedis({ logFor: { service: "payment" } }),
-      startRedis({ logFor: { service: "order" } }),
-    ]);
-    redises.push(forStock, forPayment, forOrder);
-    stock = await startService("stock", { redisPort: forStock.port });
-    payment = await startService("payment", { redisPort: forPayment.port });
+    participants = await startParticipants();
+    ({ stock, payment } = participants);
     order = await startService("order", {
-      redisPort: forOrder.port,
+      redisPort: participants.orderRedis.port,
       stockUrls: [stock.url],
       paymentUrls: [payment.url],
     });
@@ -36,9 +30,7 @@ export function orderServers(): void {
 
   afterAll(async () => {
     await order?.stop();
-    await stock?.stop();
-    await payment?.stop();
-    for (const redis of redises) await redis.stop();
+    await participants?.stop();
   });
 }
 

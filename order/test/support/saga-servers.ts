@@ -11,9 +11,10 @@ import type { OrderStore } from "../../src/orders";
 import { createPeers, type Peer, type PeerAnswer, type Peers } from "../../src/peers";
 import { createCheckout, type Checkout } from "../../src/saga";
 import { get, post, TEST_INTERNAL_SECRET } from "../../../common/test/support/http";
-import { startRedis, type RedisServer } from "../../../common/test/support/redis-server";
+import type { RedisServer } from "../../../common/test/support/redis-server";
 import { eventually } from "../../../common/test/support/eventually";
-import { serviceConfig, startService, type RunningService } from "../../../common/test/support/service";
+import { serviceConfig, type RunningService } from "../../../common/test/support/service";
+import { type Participants, startParticipants } from "./participants";
 
 export let stock: RunningService;
 export let payment: RunningService;
@@ -26,26 +27,17 @@ export let real: Peers;
  * them after: call it once, at the top of a test file.
  */
 export function sagaServers(): void {
-  const redises: RedisServer[] = [];
+  let participants: Participants | undefined;
   beforeAll(async () => {
-    const [forStock, forPayment, forOrder] = await Promise.all([
-      startRedis({ logFor: { service: "stock" } }),
-      startRedis({ logFor: { service: "payment" } }),
-      startRedis({ logFor: { service: "order" } }),
-    ]);
-    redises.push(forStock, forPayment, forOrder);
-    orderRedis = forOrder;
-    stock = await startService("stock", { redisPort: forStock.port });
-    payment = await startService("payment", { redisPort: forPayment.port });
-    orderStore = await Store.open(serviceConfig("order", { redisPort: forOrder.port, instanceId: INSTANCE }));
+    participants = await startParticipants();
+    ({ stock, payment, orderRedis } = participants);
+    orderStore = await Store.open(serviceConfig("order", { redisPort: orderRedis.port, instanceId: INSTANCE }));
     real = createPeers([stock.url], [payment.url], TEST_INTERNAL_SECRET);
   });
 
   afterAll(async () => {
     await orderStore?.close();
-    await stock?.stop();
-    await payment?.stop();
-    for (const redis of redises) await redis.stop();
+    await participants?.stop();
   });
 }
 
