@@ -11,7 +11,7 @@
  *
  * Its parts, in scripts/lib/containers/: commands.ts (running commands, apt-get), engine.ts (the
  * engine and the compose command), base-images.ts (the base images and their stand-ins), compose.ts
- * (a compose project's command line, containers and health).
+ * (a compose project's command line, containers and health), events.ts (their events).
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -19,6 +19,7 @@ import { REPO_ROOT } from "../../common/src/config";
 import { ensureBaseImages } from "./containers/base-images";
 import { sayOnStderr, type Say } from "./containers/commands";
 import type { ComposeContext } from "./containers/compose";
+export { containerEvents, type ContainerEvent, type ContainerEvents } from "./containers/events";
 import { ensureEngine, findCompose } from "./containers/engine";
 
 export { BASE_IMAGES } from "./containers/base-images";

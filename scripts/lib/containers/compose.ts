@@ -1,6 +1,7 @@
 /** A compose project of compose.yaml (or another compose file): its command line, its containers and their health. */
 import { COMPOSE_SECRET_MAKER } from "../../../deploy/deployments";
 import { mustRun, run } from "./commands";
+import { containerEvents } from "./events";
 
 /** Everything needed to run compose.yaml here: the compose command and the environment it needs. */
 export type ComposeContext = { command: string[]; env: Record<string, string> };
@@ -67,38 +68,44 @@ export async function projectContainers(project: string): Promise<ContainerState
  * Resolves once every one of `services` has a running container whose health check passes; fails
  * after `timeoutMs`, naming the containers that are not healthy and showing their last output.
  */
-export async function waitForHealthy(
-  project: string,
-  services: readonly string[],
-  timeoutMs: number,
-  pollMs = 250,
-): Promise<void> {
+export async function waitForHealthy(project: string, services: readonly string[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const containers = await projectContainers(project);
-    const healthy = new Set(
-      containers.filter((c) => c.status === "running" && c.health === "healthy").map((c) => c.service),
-    );
-    const waiting = services.filter((s) => !healthy.has(s));
-    if (waiting.length === 0) return;
-    if (Date.now() > deadline) {
-      const details = await Promise.all(
-        waiting.map(async (service) => {
-          const c = containers.find((x) => x.service === service);
-          if (!c) return `${service}: no container`;
-          const logs = await run(["docker", "logs", "--tail", "15", c.id]);
-          const lines = `${logs.stdout}${logs.stderr}`
-            .trim()
-            .split("\n")
-            .map((l) => `  | ${l}`)
-            .join("\n");
-          return `${service}: ${c.status}${c.health ? `, ${c.health}` : ""}\n${lines}`;
-        }),
+  // Opened before the first look: whatever changes after it is announced.
+  const events = containerEvents(project);
+  try {
+    for (;;) {
+      const containers = await projectContainers(project);
+      const healthy = new Set(
+        containers.filter((c) => c.status === "running" && c.health === "healthy").map((c) => c.service),
       );
-      throw new Error(`not healthy within ${timeoutMs / 1000} s:\n${details.join("\n")}`);
+      const waiting = services.filter((s) => !healthy.has(s));
+      if (waiting.length === 0) return;
+      if (Date.now() > deadline)
+        throw new Error(`not healthy within ${timeoutMs / 1000} s:\n${await describe(containers, waiting)}`);
+      // A container that starts, dies or changes health announces it; nothing else changes the answer.
+      await events.next(() => true, deadline - Date.now());
     }
-    await Bun.sleep(pollMs);
+  } finally {
+    events.close();
   }
+}
+
+/** How each container named is, with the last lines it printed. */
+async function describe(containers: ContainerState[], services: readonly string[]): Promise<string> {
+  const details = await Promise.all(
+    services.map(async (service) => {
+      const c = containers.find((x) => x.service === service);
+      if (!c) return `${service}: no container`;
+      const logs = await run(["docker", "logs", "--tail", "15", c.id]);
+      const lines = `${logs.stdout}${logs.stderr}`
+        .trim()
+        .split("\n")
+        .map((l) => `  | ${l}`)
+        .join("\n");
+      return `${service}: ${c.status}${c.health ? `, ${c.health}` : ""}\n${lines}`;
+    }),
+  );
+  return details.join("\n");
 }
 
 /** compose.yaml's long-running services, each with a health check (the one-shot secret maker left out). */

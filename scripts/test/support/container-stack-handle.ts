@@ -7,6 +7,7 @@ import { rmSync } from "node:fs";
 import { REPO_ROOT, type ServiceName } from "../../../common/src/config";
 import {
   composeArgs,
+  containerEvents,
   mustRun,
   projectContainers,
   run,
@@ -18,7 +19,6 @@ import { LOOPBACK, redisName } from "../../../deploy/topology";
 
 /** A container that was killed is back and healthy well within this (a Redis replays its log first). */
 const HEALTHY_TIMEOUT_MS = 180_000;
-const POLL_MS = 100;
 /**
  * The tag of the images a test builds (compose.yaml's CHECKOUT_IMAGE_TAG): one per checkout of the
  * repository, so that tests of two checkouts running at once never run each other's images.
@@ -109,11 +109,7 @@ export class Containers implements ContainerStack {
   async crash(service: string): Promise<Restarted> {
     const before = await this.container(service);
     if (before.status !== "running") throw new Error(`${service} is ${before.status}, not running`);
-    process.kill(before.pid, "SIGKILL");
-    await this.until(`${service} restarted by Docker`, async () => {
-      const now = await this.container(service);
-      return now.startedAt !== before.startedAt && now.status === "running";
-    });
+    await this.killAndAwait(service, "start", async () => process.kill(before.pid, "SIGKILL"));
     const runningAgainAt = performance.now();
     await this.waitHealthy([service]);
     return { runningAgainAt };
@@ -136,11 +132,10 @@ export class Containers implements ContainerStack {
     if (how === "crash") {
       // Its restart policy would bring it back before the volume could go.
       await mustRun(["docker", "update", "--restart", "no", id]);
-      process.kill(pid, "SIGKILL");
+      await this.killAndAwait(name, "die", async () => process.kill(pid, "SIGKILL"));
     } else {
-      await mustRun(["docker", "kill", id]);
+      await this.killAndAwait(name, "die", () => mustRun(["docker", "kill", id]));
     }
-    await this.until(`${name} stopped`, async () => (await this.container(name)).status !== "running");
     const volumes = (
       await mustRun([
         "docker",
@@ -211,14 +206,18 @@ export class Containers implements ContainerStack {
   }
 
   async waitHealthy(services: readonly string[] = this.services): Promise<void> {
-    await waitForHealthy(this.project, services, HEALTHY_TIMEOUT_MS, POLL_MS);
+    await waitForHealthy(this.project, services, HEALTHY_TIMEOUT_MS);
   }
 
-  private async until(what: string, check: () => Promise<boolean>): Promise<void> {
-    const deadline = Date.now() + HEALTHY_TIMEOUT_MS;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${HEALTHY_TIMEOUT_MS / 1000} s`);
-      await Bun.sleep(POLL_MS);
+  /** Kills `service` and resolves once the engine announces that it did `action` (`die`, `start`). */
+  private async killAndAwait(service: string, action: string, kill: () => Promise<unknown>): Promise<void> {
+    const events = containerEvents(this.project);
+    try {
+      await kill();
+      const seen = await events.next((e) => e.service === service && e.action === action, HEALTHY_TIMEOUT_MS);
+      if (!seen) throw new Error(`${service}: no ${action} within ${HEALTHY_TIMEOUT_MS / 1000} s of its kill`);
+    } finally {
+      events.close();
     }
   }
 
