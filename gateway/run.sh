@@ -23,15 +23,30 @@ lookup_interval_s=1
 names=$(sed -n 's/^ *server \([A-Za-z0-9._-]*\):[0-9]* .*/\1/p' "$source_conf" | sort -u)
 declare -A address
 
-# Every address of a name, sorted, space-separated: one in compose (a container), one per ready pod in
-# Kubernetes (a headless Service).
-lookup() { getent ahostsv4 "$1" | awk '{ print $1 }' | sort -u | paste -sd ' ' -; }
+# Every address of a name, sorted, space-separated, into $found: one in compose (a container), one
+# per ready pod in Kubernetes (a headless Service). Bash builtins but for getent, and no subshell for
+# the answer: this runs every second for every name, and each process started takes the CPU the
+# replicas beside the gateway need.
+lookup() {
+  local address _ i sorted=()
+  while read -r address _; do
+    for i in "${!sorted[@]}"; do
+      [[ ${sorted[i]} == "$address" ]] && continue 2
+      if [[ ${sorted[i]} > "$address" ]]; then
+        sorted=("${sorted[@]:0:i}" "$address" "${sorted[@]:i}")
+        continue 2
+      fi
+    done
+    sorted+=("$address")
+  done < <(getent ahostsv4 "$1")
+  found="${sorted[*]}"
+}
 
 # Looks every name up; returns 0 if an address changed (or was first found).
 refresh() {
   local changed=1 name found
   for name in $names; do
-    found=$(lookup "$name")
+    lookup "$name"
     if [ -z "${address[$name]:-}" ]; then
       address[$name]=${found:-127.0.0.1}
       changed=0
