@@ -54,7 +54,11 @@ export function containerEvents(project: string): ContainerEvents {
     { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
   );
   const seen: ContainerEvent[] = [];
-  let wake: (() => void) | undefined;
+  /** The next() calls waiting for an event to arrive. */
+  const waiting = new Set<() => void>();
+  const wakeAll = () => {
+    for (const wake of waiting) wake();
+  };
   let ended: string | undefined;
 
   void (async () => {
@@ -76,10 +80,10 @@ export function containerEvents(project: string): ContainerEvents {
           service: parsed.Actor.Attributes["com.docker.compose.service"] ?? "",
         });
       }
-      wake?.();
+      wakeAll();
     }
     ended = `\`docker events\` ended (exit ${await child.exited}): ${(await new Response(child.stderr).text()).trim()}`;
-    wake?.();
+    wakeAll();
   })();
 
   return {
@@ -92,10 +96,11 @@ export function containerEvents(project: string): ContainerEvents {
         const left = deadline - Date.now();
         if (left <= 0) return undefined;
         const arrived = Promise.withResolvers<void>();
-        wake = arrived.resolve;
+        waiting.add(arrived.resolve);
         const timer = setTimeout(arrived.resolve, left);
         await arrived.promise;
         clearTimeout(timer);
+        waiting.delete(arrived.resolve);
       }
     },
     close() {
