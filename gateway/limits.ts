@@ -1,6 +1,8 @@
 /** The gateway's bounds and timeouts: nginx's connections, keep-alive, and how long it waits for whom. */
 import { TIMING } from "../common/src/timing";
 
+/** The shared memory of one upstream's state (its servers and their failures); a few kilobytes suffice. */
+export const UPSTREAM_ZONE_SIZE = "64k";
 /** Idle connections to the replicas of one upstream that each nginx worker keeps open for reuse. */
 export const UPSTREAM_KEEPALIVE_CONNECTIONS = 128;
 /**
@@ -14,9 +16,12 @@ export const KEEPALIVE_REQUESTS = 100_000;
 /**
  * Connecting to a replica. Its kernel accepts the connection, so a live replica accepts within a
  * millisecond however busy it is; no connection by then means its address leads nowhere (a container
- * that stopped), and the request goes on to the next replica.
+ * that stopped), and the request goes on to the next replica. Every request that reaches the dead
+ * replica before the first failure benches it waits this long, so it stays short. nginx handles the
+ * events it has read before the timers that expired meanwhile: a gateway that was not scheduled in
+ * time still sees the connection that was made.
  */
-export const PROXY_CONNECT_TIMEOUT_MS = 300;
+export const PROXY_CONNECT_TIMEOUT_MS = 100;
 /**
  * How long the active replica is passed over after it failed a request: one request in each such
  * period finds out whether it is back. A crashed replica is running again within about two seconds;

@@ -42,6 +42,7 @@ import {
   PROXY_CONNECT_TIMEOUT_MS,
   PROXY_READ_TIMEOUT_S,
   UPSTREAM_KEEPALIVE_CONNECTIONS,
+  UPSTREAM_ZONE_SIZE,
   UPSTREAM_KEEPALIVE_TIMEOUT_S,
   WORKER_CONNECTIONS,
 } from "./limits";
@@ -203,6 +204,9 @@ function renderUpstream(service: ServiceName, servers: readonly string[], balanc
         );
   return [
     `    upstream ${service} {`,
+    // Shared by the workers: the first request to find a replica dead benches it for all of them,
+    // instead of one request per worker waiting out the connect timeout.
+    `        zone ${service} ${UPSTREAM_ZONE_SIZE};`,
     ...lines.map((line) => `        ${line}`),
     `        keepalive ${UPSTREAM_KEEPALIVE_CONNECTIONS};`,
     `        keepalive_timeout ${UPSTREAM_KEEPALIVE_TIMEOUT_S}s;`,

@@ -13,8 +13,9 @@ export const TIMING = {
   /**
    * Connecting to a peer's replica. Its kernel accepts a connection within a millisecond however busy
    * the replica is; no connection by then means its address leads nowhere (a container that stopped).
+   * Every step waiting on a call to a dead replica waits this long twice (replica.ts), so it stays short.
    */
-  peerConnectTimeoutMs: 300,
+  peerConnectTimeoutMs: 100,
   /** How often a peer's replica that could not be reached is tried again (a connection, not a call). */
   peerProbeIntervalMs: 250,
   /**
