@@ -24,7 +24,8 @@ const ACTIONS = ["start", "die", "health_status"];
 
 export type ContainerEvents = {
   /**
-   * The first event since the stream opened that `matches` and that no earlier next() took; undefined
+   * The first event that `matches` after the one the last next() returned (or since the stream
+   * opened): the stream is read in order, and what comes before the match is passed over. Undefined
    * if there is none within `timeoutMs`.
    */
   next(matches: (event: ContainerEvent) => boolean, timeoutMs: number): Promise<ContainerEvent | undefined>;
@@ -91,7 +92,7 @@ export function containerEvents(project: string): ContainerEvents {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const at = seen.findIndex(matches);
-        if (at >= 0) return seen.splice(at, 1)[0];
+        if (at >= 0) return seen.splice(0, at + 1).at(-1);
         if (ended !== undefined) throw new ContainerSetupError(ended);
         const left = deadline - Date.now();
         if (left <= 0) return undefined;

@@ -136,19 +136,28 @@ export function killRounds(mode: KillMode, wiped: ServiceName, kubernetes?: { re
     for (const line of measured) console.log(`[containers] ${line}`);
   });
 
-  /** The fault for a target in this mode; resolves once the container is back and healthy. */
-  const faultOf = (target: Target) => async (): Promise<number> => {
-    tally.kills++;
-    if (target.kind === "wiped redis") {
-      await shop.wipeRedis(target.service!, mode);
-      return performance.now();
-    }
-    if (target.kind === "recreated redis" || target.kind === "recreated replica")
-      return (await shop.recreate(target.container)).runningAgainAt;
-    if (mode === "crash") return (await shop.crash(target.container)).runningAgainAt;
-    await shop.dockerKill(target.container);
-    await Bun.sleep(DOCKER_START_AFTER_MS);
-    return (await shop.dockerStart(target.container)).runningAgainAt;
+  /**
+   * The fault for a target in this mode, readied before the load; it resolves once the container is
+   * back and healthy, with the moment it ran again.
+   */
+  const faultOf = async (target: Target): Promise<() => Promise<number>> => {
+    const crash =
+      mode === "crash" && (target.kind === "redis" || target.kind === "replica" || target.kind === "gateway")
+        ? await shop.readyCrash(target.container)
+        : undefined;
+    return async () => {
+      tally.kills++;
+      if (crash) return (await crash()).runningAgainAt;
+      if (target.kind === "wiped redis") {
+        await shop.wipeRedis(target.service!, mode);
+        return performance.now();
+      }
+      if (target.kind === "recreated redis" || target.kind === "recreated replica")
+        return (await shop.recreate(target.container)).runningAgainAt;
+      await shop.dockerKill(target.container);
+      await Bun.sleep(DOCKER_START_AFTER_MS);
+      return (await shop.dockerStart(target.container)).runningAgainAt;
+    };
   };
 
   describe(`${mode}, under a stream of checkouts`, () => {
@@ -156,7 +165,7 @@ export function killRounds(mode: KillMode, wiped: ServiceName, kubernetes?: { re
       const size = target.kind === "replica" || target.kind === "recreated replica" ? "replica" : "other";
       test(`${mode} of ${target.name}: ${describeOutcome(target)}`, async () => {
         const orders = await world.addOrders(ORDERS[size]);
-        const fault = faultOf(target);
+        const fault = await faultOf(target);
         let faultAt = 0;
         let runningAgainAt = 0;
         const { load, answers } = await timedCheckOut(world, orders, {

@@ -10,7 +10,8 @@
  * folder, the Redis data claims in volumes.
  *
  *   const shop = await startContainerStack();
- *   await shop.crash("stock-1");                  // SIGKILL of its main process; `restart: always` brings it back
+ *   const crash = await shop.readyCrash("stock-1"); // then, under load:
+ *   await crash();                                // SIGKILL of its main process; `restart: always` brings it back
  *   await shop.dockerKill("stock-1");             // `docker kill`: stays down until...
  *   await shop.dockerStart("stock-1");            // ...`docker start`
  *   await shop.stop();                            // compose down -v, the log folder removed
